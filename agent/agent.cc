@@ -1,0 +1,195 @@
+#include "agent/agent.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+
+#include "agent/log.h"
+
+namespace meshgate::agent {
+namespace {
+
+// bpf_fib_lookup() refuses to route for an interface with forwarding off
+// (BPF_FIB_LKUP_RET_FWD_DISABLED), so a balancer interface must forward.
+void enableForwarding(const std::string& ifname) {
+  for (const char* family : {"ipv4", "ipv6"}) {
+    const std::string path = std::string("/proc/sys/net/") + family + "/conf/" + ifname +
+                             "/forwarding";
+    std::ifstream in(path);
+    std::string cur;
+    in >> cur;
+    if (cur == "1") {
+      continue;
+    }
+    std::ofstream out(path);
+    out << "1\n";
+    out.flush();
+    if (out) {
+      logInfo("interface '" + ifname + "': enabled " + family + " forwarding (" + path + ")");
+    } else {
+      logWarn("interface '" + ifname + "': cannot enable " + family + " forwarding at " + path +
+              "; packets to backends will be dropped as fib_fwd_disabled");
+    }
+  }
+}
+
+std::vector<std::string> names(const std::vector<InterfaceConfig>& ifs) {
+  std::vector<std::string> out;
+  for (const auto& i : ifs) {
+    out.push_back(i.name);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string describe(const ApplyStats& s) {
+  return "vips +" + std::to_string(s.vips_added) + " ~" + std::to_string(s.vips_changed) + " -" +
+         std::to_string(s.vips_removed) + " =" + std::to_string(s.vips_unchanged) +
+         ", backends +" + std::to_string(s.backends_added) + " -" +
+         std::to_string(s.backends_removed) + ", table slots written " +
+         std::to_string(s.ring_slots_written);
+}
+
+Result<Agent> Agent::start(ConfigPtr cfg) {
+  Agent agent;
+  agent.cfg_ = std::move(cfg);
+  const AgentConfig& c = *agent.cfg_;
+  if (auto dir = ensureBpffsDir(c.pin_root); !dir) {
+    return std::unexpected(dir.error());
+  }
+
+  auto lb = LoadedProgram::load(XdpProgram::kLoadBalancer, {c.pin_root, c.conntrack_size});
+  if (!lb) {
+    return std::unexpected(lb.error());
+  }
+  agent.lb_.emplace(std::move(*lb));
+  auto state = LbState::adopt(c.pin_root);
+  if (!state) {
+    return std::unexpected(state.error());
+  }
+  agent.state_.emplace(std::move(*state));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto applied = agent.state_->apply(c);
+  if (!applied) {
+    return std::unexpected(applied.error());
+  }
+  const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
+  logInfo(c.source + ": applied in " + std::to_string(ms.count()) + " ms: " + describe(*applied));
+
+  if (!c.decap_interfaces.empty()) {
+    auto decap = LoadedProgram::load(XdpProgram::kDecap, {c.pin_root, 0});
+    if (!decap) {
+      return std::unexpected(decap.error());
+    }
+    agent.decap_.emplace(std::move(*decap));
+  }
+  if (auto r = agent.attachAll(); !r) {
+    return std::unexpected(r.error());
+  }
+  if (c.metrics_listen) {
+    auto m = MetricsServer::listen(*c.metrics_listen, c.pin_root);
+    if (!m) {
+      return std::unexpected(m.error());
+    }
+    agent.metrics_.emplace(std::move(*m));
+    logInfo("metrics on http://" + *c.metrics_listen + "/metrics");
+  }
+  return agent;
+}
+
+Result<void> Agent::attachAll() {
+  const AgentConfig& c = *cfg_;
+  for (const auto& ifc : c.interfaces) {
+    enableForwarding(ifc.name);
+    auto r = lb_->attach(ifc.name, ifc.generic);
+    if (!r) {
+      return std::unexpected(r.error());
+    }
+    logInfo(*r);
+  }
+  if (auto r = detachOtherLinks(c.pin_root, XdpProgram::kLoadBalancer, names(c.interfaces)); !r) {
+    return r;
+  }
+  for (const auto& ifc : c.decap_interfaces) {
+    auto r = decap_->attach(ifc.name, ifc.generic);
+    if (!r) {
+      return std::unexpected(r.error());
+    }
+    logInfo(*r);
+  }
+  return detachOtherLinks(c.pin_root, XdpProgram::kDecap, names(c.decap_interfaces));
+}
+
+Result<ApplyStats> Agent::reload(ConfigPtr next) {
+  if (auto ok = checkReloadable(*cfg_, *next); !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto applied = state_->apply(*next);
+  if (!applied) {
+    return std::unexpected(applied.error());
+  }
+  cfg_ = std::move(next);
+  return applied;
+}
+
+int Agent::serve(const std::string& config_path) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
+    logError(std::string("sigprocmask: ") + std::strerror(errno));
+    return 1;
+  }
+  UniqueFd sfd(signalfd(-1, &mask, SFD_CLOEXEC));
+  if (!sfd.valid()) {
+    logError(std::string("signalfd: ") + std::strerror(errno));
+    return 1;
+  }
+  logInfo("serving; SIGHUP reloads " + config_path + ", SIGTERM exits (XDP stays attached)");
+  for (;;) {
+    pollfd fds[2] = {{sfd.get(), POLLIN, 0}, {metrics_ ? metrics_->fd() : -1, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      logError(std::string("poll: ") + std::strerror(errno));
+      return 1;
+    }
+    if (fds[1].revents & POLLIN) {
+      metrics_->serveOne();
+    }
+    if (!(fds[0].revents & POLLIN)) {
+      continue;
+    }
+    signalfd_siginfo si{};
+    if (::read(sfd.get(), &si, sizeof(si)) != sizeof(si)) {
+      continue;
+    }
+    if (si.ssi_signo != SIGHUP) {
+      logInfo("exiting on signal " + std::to_string(si.ssi_signo) +
+              "; the data path stays attached (meshgate-agent --detach removes it)");
+      return 0;
+    }
+    auto next = loadConfigFile(config_path);
+    if (!next) {
+      logError("config rejected, keeping the running one: " + next.error().message);
+      continue;
+    }
+    auto applied = reload(*next);
+    if (!applied) {
+      logError("config rejected, keeping the running one: " + applied.error().message);
+      continue;
+    }
+    logInfo(config_path + ": reloaded: " + describe(*applied));
+  }
+}
+
+}  // namespace meshgate::agent

@@ -1,0 +1,45 @@
+// The agent's lifecycle: open, configure, load, attach, serve, detach. start() loads the
+// programs (reusing pinned maps), adopts what a previous agent installed, writes the
+// config into the maps and then attaches, so a program never runs on half a config.
+// serve() applies the config file again on SIGHUP and returns on SIGTERM/SIGINT, leaving
+// everything attached: traffic keeps flowing while no agent runs.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "agent/config.h"
+#include "agent/datapath.h"
+#include "agent/lb_state.h"
+#include "agent/metrics.h"
+#include "meshgate/result.h"
+
+namespace meshgate::agent {
+
+class Agent {
+ public:
+  static Result<Agent> start(ConfigPtr cfg);
+
+  // Validates `next` against the running config and writes what changed. On error the
+  // running config stays (and is what the maps still hold for everything not yet written).
+  Result<ApplyStats> reload(ConfigPtr next);
+
+  // Waits for signals (and serves metrics when configured). Returns the exit code.
+  int serve(const std::string& config_path);
+
+  const AgentConfig& config() const { return *cfg_; }
+
+ private:
+  Agent() = default;
+  Result<void> attachAll();
+
+  ConfigPtr cfg_;
+  std::optional<LoadedProgram> lb_;
+  std::optional<LoadedProgram> decap_;
+  std::optional<LbState> state_;
+  std::optional<MetricsServer> metrics_;
+};
+
+std::string describe(const ApplyStats& s);
+
+}  // namespace meshgate::agent

@@ -1,0 +1,382 @@
+#include "agent/lb_state.h"
+
+#include <bpf/bpf.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "agent/maglev.h"
+
+namespace meshgate::agent {
+namespace {
+
+constexpr uint32_t kNoRing = 0;
+
+template <class T>
+std::array<uint8_t, sizeof(T)> bytesOf(const T& v) {
+  std::array<uint8_t, sizeof(T)> out;
+  std::memcpy(out.data(), &v, sizeof(T));
+  return out;
+}
+
+Result<std::vector<uint32_t>> readWholeArray(int fd, uint32_t entries, const std::string& what) {
+  std::vector<uint32_t> keys(entries), values(entries);
+  uint32_t out_batch = 0, count = entries;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (bpf_map_lookup_batch(fd, nullptr, &out_batch, keys.data(), values.data(), &count, &opts) !=
+          0 &&
+      errno != ENOENT) {
+    return failErrno(what + ": batch lookup", errno);
+  }
+  values.resize(count);
+  return values;
+}
+
+// Zeroes a per-CPU mg_traffic entry so a reused id starts from nothing.
+Result<void> resetTraffic(int fd, uint32_t id, const char* map) {
+  std::vector<mg_traffic> zeros(possibleCpus());
+  return mapUpdate(fd, &id, zeros.data(), map);
+}
+
+}  // namespace
+
+mg_vip_key vipKeyOf(const VipConfig& vip) {
+  mg_vip_key key{};
+  std::memcpy(key.addr, vip.address.words.data(), sizeof(key.addr));
+  key.port = htons(vip.port);
+  key.proto = vip.protocol;
+  key.family = vip.address.family;
+  return key;
+}
+
+std::string LbState::ringPin(uint32_t vip_id, int which) const {
+  return pin_root_ + "/" MG_PIN_RINGS_DIR "/vip" + std::to_string(vip_id) + "_" +
+         std::to_string(which);
+}
+
+Result<LbState> LbState::adopt(const std::string& pin_root) {
+  auto maps = LbMaps::openPinned(pin_root);
+  if (!maps) {
+    return std::unexpected(maps.error());
+  }
+  if (auto dir = ensureBpffsDir(pin_root + "/" MG_PIN_RINGS_DIR); !dir) {
+    return std::unexpected(dir.error());
+  }
+  LbState state(pin_root, std::move(*maps));
+
+  auto backends = readLiveBackends(state.maps_.backends.get());
+  if (!backends) {
+    return std::unexpected(backends.error());
+  }
+  for (const auto& b : *backends) {
+    IpAddr addr;
+    addr.family = b.backend.family;
+    std::memcpy(addr.words.data(), b.backend.addr, sizeof(b.backend.addr));
+    state.backend_ids_[{b.backend.vip_id, addr}] = b.id;
+    state.used_backend_ids_.insert(b.id);
+    state.next_backend_id_ = std::max(state.next_backend_id_, b.id + 1);
+  }
+
+  auto vips = readVips(state.maps_.vips.get());
+  if (!vips) {
+    return std::unexpected(vips.error());
+  }
+  for (const auto& v : *vips) {
+    state.vip_ids_[bytesOf(v.key)] = v.info.vip_id;
+    RingPair& pair = state.rings_[v.info.vip_id];
+    if (auto opened = state.openRingPair(v.info.vip_id, pair); !opened) {
+      return std::unexpected(opened.error());
+    }
+  }
+  return state;
+}
+
+Result<void> LbState::openRingPair(uint32_t vip_id, RingPair& pair) {
+  uint32_t active_id = 0;
+  if (bpf_map_lookup_elem(maps_.rings.get(), &vip_id, &active_id) != 0) {
+    active_id = kNoRing;
+  }
+  for (int i = 0; i < 2; i++) {
+    auto fd = openPinned(ringPin(vip_id, i));
+    if (!fd) {
+      continue;  // never written
+    }
+    uint32_t zero = 0, size = 0;
+    bpf_map_lookup_elem(fd->get(), &zero, &size);
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    bpf_obj_get_info_by_fd(fd->get(), &info, &len);
+    auto content = readWholeArray(fd->get(), info.max_entries, ringPin(vip_id, i));
+    if (!content) {
+      return std::unexpected(content.error());
+    }
+    pair.shadow[i] = std::move(*content);
+    if (info.id == active_id) {
+      pair.active = i;
+    }
+    pair.fd[i] = std::move(*fd);
+  }
+  return {};
+}
+
+std::optional<uint32_t> LbState::backendId(uint32_t vip_id, const IpAddr& addr) const {
+  auto it = backend_ids_.find({vip_id, addr});
+  return it == backend_ids_.end() ? std::nullopt : std::optional(it->second);
+}
+
+std::optional<uint32_t> LbState::vipId(const VipConfig& vip) const {
+  auto it = vip_ids_.find(bytesOf(vipKeyOf(vip)));
+  return it == vip_ids_.end() ? std::nullopt : std::optional(it->second);
+}
+
+Result<void> LbState::writeGlobals(const AgentConfig& cfg) {
+  mg_lb_globals g{};
+  g.encap_src4 = cfg.encap_source_v4.addr.words[0];
+  g.encap_src4_mask = cfg.encap_source_v4.hostMask().words[0];
+  std::memcpy(g.encap_src6, cfg.encap_source_v6.addr.words.data(), sizeof(g.encap_src6));
+  g.encap_src6_mask = cfg.encap_source_v6.hostMask().words[3];
+  g.hash_seed = cfg.hash_seed;
+  g.udp_idle_ns = static_cast<uint64_t>(cfg.udp_idle_seconds) * 1000000000ull;
+  g.max_conn_rate = cfg.max_conn_rate;
+  g.outer_ttl = cfg.encap_ttl;
+  const uint32_t zero = 0;
+  return mapUpdate(maps_.globals.get(), &zero, &g, MG_MAP_GLOBALS);
+}
+
+Result<uint32_t> LbState::ensureBackend(uint32_t vip_id, const IpAddr& addr,
+                                       ApplyStats& stats) {
+  if (auto id = backendId(vip_id, addr)) {
+    return *id;
+  }
+  // Ids advance round-robin so a freed id is reused as late as possible: conntrack
+  // entries that named the removed backend must not land on a new one.
+  uint32_t id = next_backend_id_;
+  for (uint32_t tries = 0; used_backend_ids_.contains(id) || id == 0; tries++) {
+    if (tries >= MG_MAX_BACKENDS) {
+      return fail("backends: all " + std::to_string(MG_MAX_BACKENDS) + " ids in use");
+    }
+    id = (id + 1) % MG_MAX_BACKENDS;
+  }
+  next_backend_id_ = (id + 1) % MG_MAX_BACKENDS;
+  if (auto r = resetTraffic(maps_.backend_stats.get(), id, MG_MAP_BACKEND_STATS); !r) {
+    return std::unexpected(r.error());
+  }
+  mg_backend be{};
+  std::memcpy(be.addr, addr.words.data(), sizeof(be.addr));
+  be.vip_id = vip_id;
+  be.family = addr.family;
+  be.flags = MG_BACKEND_F_LIVE;
+  if (auto r = mapUpdate(maps_.backends.get(), &id, &be, MG_MAP_BACKENDS); !r) {
+    return std::unexpected(r.error());
+  }
+  backend_ids_[{vip_id, addr}] = id;
+  used_backend_ids_.insert(id);
+  stats.backends_added++;
+  return id;
+}
+
+Result<void> LbState::removeBackend(uint32_t vip_id, const IpAddr& addr) {
+  auto it = backend_ids_.find({vip_id, addr});
+  if (it == backend_ids_.end()) {
+    return {};
+  }
+  const uint32_t id = it->second;
+  mg_backend none{};
+  if (auto r = mapUpdate(maps_.backends.get(), &id, &none, MG_MAP_BACKENDS); !r) {
+    return std::unexpected(r.error());
+  }
+  backend_ids_.erase(it);
+  used_backend_ids_.erase(id);
+  return {};
+}
+
+Result<uint32_t> LbState::allocVipId() {
+  for (uint32_t id = 0; id < MG_MAX_VIPS; id++) {
+    if (!rings_.contains(id)) {
+      rings_[id];  // reserve
+      if (auto r = resetTraffic(maps_.vip_stats.get(), id, MG_MAP_VIP_STATS); !r) {
+        return std::unexpected(r.error());
+      }
+      return id;
+    }
+  }
+  return fail("vips: all " + std::to_string(MG_MAX_VIPS) + " ids in use");
+}
+
+Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>& table) {
+  RingPair& pair = rings_[vip_id];
+  if (table.empty()) {
+    if (bpf_map_delete_elem(maps_.rings.get(), &vip_id) != 0 && errno != ENOENT) {
+      return failErrno("map 'mg_rings': remove table of vip " + std::to_string(vip_id), errno);
+    }
+    pair.active = -1;
+    return 0;
+  }
+  const int target = pair.active == 0 ? 1 : 0;
+  std::vector<uint32_t> want;
+  want.reserve(table.size() + MG_RING_HEADER_SLOTS);
+  want.push_back(static_cast<uint32_t>(table.size()));
+  want.insert(want.end(), table.begin(), table.end());
+
+  if (!pair.fd[target].valid() || pair.shadow[target].size() != want.size()) {
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+    const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "mg_ring", sizeof(uint32_t),
+                                  sizeof(uint32_t), want.size(), &opts);
+    if (fd < 0) {
+      return failErrno("ring of vip " + std::to_string(vip_id) + ": create table of " +
+                           std::to_string(table.size()) + " slots",
+                       errno);
+    }
+    pair.fd[target].reset(fd);
+    pair.shadow[target].assign(want.size(), 0);
+    const std::string pin = ringPin(vip_id, target);
+    ::unlink(pin.c_str());
+    if (bpf_obj_pin(fd, pin.c_str()) != 0) {
+      return failErrno("ring of vip " + std::to_string(vip_id) + ": pin at '" + pin + "'", errno);
+    }
+  }
+
+  std::vector<uint32_t> keys, values;
+  for (uint32_t i = 0; i < want.size(); i++) {
+    if (pair.shadow[target][i] != want[i]) {
+      keys.push_back(i);
+      values.push_back(want[i]);
+    }
+  }
+  if (!keys.empty()) {
+    uint32_t count = keys.size();
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    if (bpf_map_update_batch(pair.fd[target].get(), keys.data(), values.data(), &count, &opts) !=
+        0) {
+      return failErrno("ring of vip " + std::to_string(vip_id) + ": batch write", errno);
+    }
+  }
+  pair.shadow[target] = std::move(want);
+  const int fd = pair.fd[target].get();
+  if (auto r = mapUpdate(maps_.rings.get(), &vip_id, &fd, MG_MAP_RINGS); !r) {
+    return std::unexpected(r.error());
+  }
+  pair.active = target;
+  return keys.size();
+}
+
+Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
+  if (bpf_map_delete_elem(maps_.vips.get(), key.data()) != 0 && errno != ENOENT) {
+    return failErrno("map 'mg_vips': delete vip " + std::to_string(vip_id), errno);
+  }
+  if (bpf_map_delete_elem(maps_.rings.get(), &vip_id) != 0 && errno != ENOENT) {
+    return failErrno("map 'mg_rings': delete vip " + std::to_string(vip_id), errno);
+  }
+  for (int i = 0; i < 2; i++) {
+    ::unlink(ringPin(vip_id, i).c_str());
+  }
+  std::vector<IpAddr> backends;
+  for (auto it = backend_ids_.lower_bound({vip_id, IpAddr{}});
+       it != backend_ids_.end() && it->first.first == vip_id; ++it) {
+    backends.push_back(it->first.second);
+  }
+  for (const auto& addr : backends) {
+    if (auto r = removeBackend(vip_id, addr); !r) {
+      return r;
+    }
+  }
+  rings_.erase(vip_id);
+  vip_ids_.erase(key);
+  applied_.erase(key);
+  return {};
+}
+
+Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
+  ApplyStats stats;
+  if (auto r = writeGlobals(cfg); !r) {
+    return std::unexpected(r.error());
+  }
+
+  std::set<VipKeyBytes> wanted_vips;
+  for (const auto& vip : cfg.vips) {
+    const mg_vip_key key = vipKeyOf(vip);
+    const VipKeyBytes kb = bytesOf(key);
+    wanted_vips.insert(kb);
+    auto known = vip_ids_.find(kb);
+    auto applied = applied_.find(kb);
+    if (known != vip_ids_.end() && applied != applied_.end() && applied->second == vip) {
+      stats.vips_unchanged++;
+      continue;
+    }
+    uint32_t vip_id;
+    if (known != vip_ids_.end()) {
+      vip_id = known->second;
+      stats.vips_changed++;
+    } else {
+      auto id = allocVipId();
+      if (!id) {
+        return std::unexpected(id.error());
+      }
+      vip_id = *id;
+      stats.vips_added++;
+    }
+
+    // Backends exist before the table names them; the table exists before the VIP entry.
+    std::vector<MaglevBackend> input;
+    input.reserve(vip.backends.size());
+    std::set<IpAddr> wanted;
+    for (const auto& b : vip.backends) {
+      auto id = ensureBackend(vip_id, b.address, stats);
+      if (!id) {
+        return std::unexpected(id.error());
+      }
+      input.push_back({b.address.toString(), *id, b.weight});
+      wanted.insert(b.address);
+    }
+    auto table = buildMaglevTable(input, vip.ring_size);
+    if (!table) {
+      return fail("vip '" + vip.name + "': " + table.error().message);
+    }
+    auto written = writeRing(vip_id, *table);
+    if (!written) {
+      return std::unexpected(written.error());
+    }
+    stats.ring_slots_written += *written;
+    mg_vip_info info{vip_id, vip.port == 0 ? MG_VIP_F_PORTLESS : 0u};
+    if (auto r = mapUpdate(maps_.vips.get(), &key, &info, MG_MAP_VIPS); !r) {
+      return std::unexpected(r.error());
+    }
+    vip_ids_[kb] = vip_id;
+    applied_[kb] = vip;
+
+    // Backends this VIP no longer names: no table points at them now, and clearing LIVE
+    // makes their tracked flows choose again.
+    std::vector<IpAddr> stale;
+    for (auto it = backend_ids_.lower_bound({vip_id, IpAddr{}});
+         it != backend_ids_.end() && it->first.first == vip_id; ++it) {
+      if (!wanted.contains(it->first.second)) {
+        stale.push_back(it->first.second);
+      }
+    }
+    for (const auto& addr : stale) {
+      if (auto r = removeBackend(vip_id, addr); !r) {
+        return std::unexpected(r.error());
+      }
+      stats.backends_removed++;
+    }
+  }
+
+  std::vector<std::pair<VipKeyBytes, uint32_t>> gone;
+  for (const auto& [kb, id] : vip_ids_) {
+    if (!wanted_vips.contains(kb)) {
+      gone.emplace_back(kb, id);
+    }
+  }
+  for (const auto& [kb, id] : gone) {
+    if (auto r = removeVip(kb, id); !r) {
+      return std::unexpected(r.error());
+    }
+    stats.vips_removed++;
+  }
+  return stats;
+}
+
+}  // namespace meshgate::agent

@@ -1,0 +1,79 @@
+// Turns an AgentConfig into xdp_lb map entries and keeps them in sync, writing only what
+// changed. It owns the id spaces (VIP ids index mg_rings and mg_vip_stats; backend ids
+// index mg_backends and mg_backend_stats, one per VIP and address) and the double-buffered Maglev tables:
+// every VIP has two inner tables pinned at <pin_root>/rings/vip<id>_<0|1>; an update
+// writes the changed slots into the spare one (batched), then swaps the mg_rings entry,
+// so a packet never sees half of an old table and half of a new one.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/bpf_util.h"
+#include "agent/config.h"
+#include "agent/lb_maps.h"
+#include "meshgate/result.h"
+
+namespace meshgate::agent {
+
+struct ApplyStats {
+  uint32_t vips_added = 0, vips_changed = 0, vips_removed = 0, vips_unchanged = 0;
+  uint32_t backends_added = 0, backends_removed = 0;
+  uint64_t ring_slots_written = 0;  // table slots written into the kernel
+};
+
+class LbState {
+ public:
+  // Adopts what is installed under pin_root (after the maps were loaded and pinned):
+  // VIP and backend ids, and both tables of every VIP, so a restarted agent continues
+  // exactly where the previous one stopped.
+  static Result<LbState> adopt(const std::string& pin_root);
+
+  // Writes `cfg` into the maps. On error the maps may hold part of the new config; the
+  // agent reports it and the next apply converges.
+  Result<ApplyStats> apply(const AgentConfig& cfg);
+
+  const LbMaps& maps() const { return maps_; }
+  // Backend id of an address behind a VIP, if installed.
+  std::optional<uint32_t> backendId(uint32_t vip_id, const IpAddr& addr) const;
+  // VIP id of a configured VIP, if installed.
+  std::optional<uint32_t> vipId(const VipConfig& vip) const;
+
+ private:
+  struct RingPair {
+    std::array<UniqueFd, 2> fd;
+    std::array<std::vector<uint32_t>, 2> shadow;  // kernel content, header slot included
+    int active = -1;                              // which one mg_rings points at
+  };
+  using VipKeyBytes = std::array<uint8_t, sizeof(mg_vip_key)>;
+
+  explicit LbState(std::string pin_root, LbMaps maps)
+      : pin_root_(std::move(pin_root)), maps_(std::move(maps)) {}
+
+  Result<void> writeGlobals(const AgentConfig& cfg);
+  Result<uint32_t> ensureBackend(uint32_t vip_id, const IpAddr& addr, ApplyStats& stats);
+  Result<void> removeBackend(uint32_t vip_id, const IpAddr& addr);
+  Result<uint32_t> allocVipId();
+  Result<uint64_t> writeRing(uint32_t vip_id, const std::vector<uint32_t>& table);
+  Result<void> removeVip(const VipKeyBytes& key, uint32_t vip_id);
+  Result<void> openRingPair(uint32_t vip_id, RingPair& pair);
+  std::string ringPin(uint32_t vip_id, int which) const;
+
+  std::string pin_root_;
+  LbMaps maps_;
+  std::map<VipKeyBytes, uint32_t> vip_ids_;
+  std::map<VipKeyBytes, VipConfig> applied_;  // last VIP config written per key
+  std::map<std::pair<uint32_t, IpAddr>, uint32_t> backend_ids_;  // (vip id, address)
+  std::set<uint32_t> used_backend_ids_;
+  uint32_t next_backend_id_ = 1;  // id 0 is never used: an unset slot must not route
+  std::map<uint32_t, RingPair> rings_;
+};
+
+// The ABI key of a configured VIP.
+mg_vip_key vipKeyOf(const VipConfig& vip);
+
+}  // namespace meshgate::agent

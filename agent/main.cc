@@ -1,0 +1,84 @@
+// meshgate-agent: loads and attaches meshgate's XDP programs, writes the config into the
+// pinned maps and keeps them in sync (SIGHUP reloads). See docs/CONFIG.md.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "agent/agent.h"
+#include "agent/log.h"
+#include "meshgate/abi/common.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: meshgate-agent --config FILE        run: load, attach, serve (SIGHUP reloads)\n"
+    "       meshgate-agent --check --config FILE validate the config and exit\n"
+    "       meshgate-agent --detach [--pin-root DIR]\n"
+    "                                             remove every program, link and map meshgate\n"
+    "                                             installed (default pin root " MG_PIN_ROOT ")\n";
+
+int usage(const char* why) {
+  std::fprintf(stderr, "meshgate-agent: %s\n%s", why, kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace meshgate::agent;
+  std::string config_path, pin_root;
+  bool detach = false, check = false;
+  for (int i = 1; i < argc; i++) {
+    const std::string arg = argv[i];
+    if ((arg == "--config" || arg == "--pin-root") && i + 1 < argc) {
+      (arg == "--config" ? config_path : pin_root) = argv[++i];
+    } else if (arg == "--detach") {
+      detach = true;
+    } else if (arg == "--check") {
+      check = true;
+    } else if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      return usage(("unknown or incomplete argument '" + arg + "'").c_str());
+    }
+  }
+
+  if (detach) {
+    if (pin_root.empty() && !config_path.empty()) {
+      auto cfg = loadConfigFile(config_path);
+      if (!cfg) {
+        logError(cfg.error().message);
+        return 1;
+      }
+      pin_root = (*cfg)->pin_root;
+    }
+    if (pin_root.empty()) {
+      pin_root = MG_PIN_ROOT;
+    }
+    if (auto r = detachEverything(pin_root); !r) {
+      logError(r.error().message);
+      return 1;
+    }
+    logInfo("detached: removed every link and map under " + pin_root);
+    return 0;
+  }
+  if (config_path.empty()) {
+    return usage("--config FILE is required");
+  }
+  auto cfg = loadConfigFile(config_path);
+  if (!cfg) {
+    logError(cfg.error().message);
+    return 1;
+  }
+  if (check) {
+    std::printf("%s: ok (%zu vips)\n", config_path.c_str(), (*cfg)->vips.size());
+    return 0;
+  }
+  auto agent = Agent::start(*cfg);
+  if (!agent) {
+    logError(agent.error().message);
+    return 1;
+  }
+  return agent->serve(config_path);
+}

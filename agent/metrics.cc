@@ -1,0 +1,158 @@
+#include "agent/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "agent/lb_maps.h"
+#include "meshgate/abi/decap.h"
+
+namespace meshgate::agent {
+namespace {
+
+void line(std::string& out, const std::string& metric, const std::string& labels, uint64_t v) {
+  out += metric + "{" + labels + "} " + std::to_string(v) + "\n";
+}
+
+std::string lower(const char* s) {
+  std::string out(s);
+  for (auto& c : out) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> renderPrometheus(const std::string& pin_root) {
+  auto maps = LbMaps::openPinned(pin_root);
+  if (!maps) {
+    return std::unexpected(maps.error());
+  }
+  std::string out;
+  auto counters = readLbCounters(maps->lb_stats.get());
+  auto drops = readLbDrops(maps->lb_drops.get());
+  auto vips = readVips(maps->vips.get());
+  auto backends = readLiveBackends(maps->backends.get());
+  if (!counters || !drops || !vips || !backends) {
+    return fail("metrics: cannot read the pinned maps under '" + pin_root + "'");
+  }
+  out += "# HELP meshgate_lb_events_total xdp_lb events (mg_lb_stats)\n";
+  out += "# TYPE meshgate_lb_events_total counter\n";
+  for (const auto& c : *counters) {
+    line(out, "meshgate_lb_events_total", "event=\"" + c.name + "\"", c.value);
+  }
+  out += "# HELP meshgate_lb_drops_total xdp_lb drops by reason (mg_lb_drops)\n";
+  out += "# TYPE meshgate_lb_drops_total counter\n";
+  for (const auto& d : *drops) {
+    line(out, "meshgate_lb_drops_total", "reason=\"" + d.name + "\"", d.value);
+  }
+  out += "# TYPE meshgate_vip_packets_total counter\n# TYPE meshgate_vip_bytes_total counter\n";
+  std::vector<std::string> vip_names(MG_MAX_VIPS);
+  for (const auto& v : *vips) {
+    vip_names[v.info.vip_id] = vipKeyName(v.key);
+    auto t = readTraffic(maps->vip_stats.get(), v.info.vip_id, MG_MAP_VIP_STATS);
+    if (t) {
+      const std::string l = "vip=\"" + vip_names[v.info.vip_id] + "\"";
+      line(out, "meshgate_vip_packets_total", l, t->packets);
+      line(out, "meshgate_vip_bytes_total", l, t->bytes);
+    }
+  }
+  out += "# TYPE meshgate_backend_packets_total counter\n";
+  out += "# TYPE meshgate_backend_bytes_total counter\n";
+  for (const auto& b : *backends) {
+    auto t = readTraffic(maps->backend_stats.get(), b.id, MG_MAP_BACKEND_STATS);
+    if (t) {
+      const std::string vip = b.backend.vip_id < MG_MAX_VIPS ? vip_names[b.backend.vip_id] : "";
+      const std::string l = "vip=\"" + vip + "\",backend=\"" +
+                            addressText(b.backend.addr, b.backend.family) + "\"";
+      line(out, "meshgate_backend_packets_total", l, t->packets);
+      line(out, "meshgate_backend_bytes_total", l, t->bytes);
+    }
+  }
+  if (auto decap = openPinned(pin_root + "/" MG_MAP_DECAP_STATS)) {
+    out += "# TYPE meshgate_decap_events_total counter\n";
+    uint32_t i = 0;
+#define MG_X_LINE(name, help)                                                        \
+  if (auto v = sumPerCpuU64(decap->get(), i++, MG_MAP_DECAP_STATS)) {                \
+    line(out, "meshgate_decap_events_total", "event=\"" + lower(#name) + "\"", *v); \
+  }
+    MG_DECAP_COUNTERS(MG_X_LINE)
+#undef MG_X_LINE
+  }
+  return out;
+}
+
+Result<MetricsServer> MetricsServer::listen(const std::string& address,
+                                            const std::string& pin_root) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return fail("metrics.listen: '" + address + "' is not host:port");
+  }
+  std::string host = address.substr(0, colon);
+  const int port = std::atoi(address.c_str() + colon + 1);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.size() - 2);
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(port);
+    if (inet_pton(AF_INET6, host.c_str(), &s6->sin6_addr) != 1) {
+      return fail("metrics.listen: bad address '" + address + "'");
+    }
+    len = sizeof(*s6);
+  } else {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(port);
+    if (inet_pton(AF_INET, host.c_str(), &s4->sin_addr) != 1) {
+      return fail("metrics.listen: bad address '" + address + "'");
+    }
+    len = sizeof(*s4);
+  }
+  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      ::listen(fd.get(), 16) != 0) {
+    return failErrno("metrics.listen: " + address, errno);
+  }
+  return MetricsServer(std::move(fd), pin_root);
+}
+
+void MetricsServer::serveOne() {
+  UniqueFd conn(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!conn.valid()) {
+    return;
+  }
+  timeval tv{1, 0};
+  ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  char req[1024];
+  const ssize_t n = ::recv(conn.get(), req, sizeof(req) - 1, 0);
+  if (n <= 0) {
+    return;
+  }
+  req[n] = 0;
+  std::string status = "200 OK", body;
+  if (std::strncmp(req, "GET /metrics", 12) != 0) {
+    status = "404 Not Found";
+    body = "try /metrics\n";
+  } else if (auto text = renderPrometheus(pin_root_)) {
+    body = std::move(*text);
+  } else {
+    status = "503 Service Unavailable";
+    body = text.error().message + "\n";
+  }
+  const std::string resp = "HTTP/1.1 " + status +
+                           "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  ::send(conn.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
+}
+
+}  // namespace meshgate::agent

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * IPIP encapsulation for direct server return: IPv4-in-IPv4, IPv4-in-IPv6 and
+ * IPv6-in-IPv6. The inner packet is not modified. The outer header carries the inner
+ * DSCP and ECN bits, the configured TTL, DF copied from the inner IPv4 header, and a
+ * source address whose host bits come from the flow hash, so that the backend's NIC
+ * spreads flows over its receive queues.
+ */
+#ifndef MESHGATE_BPF_LIB_ENCAP_H
+#define MESHGATE_BPF_LIB_ENCAP_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <meshgate/abi/lb.h>
+
+#include "lib/csum.h"
+#include "lib/parse.h"
+
+static __always_inline int mg_encap(struct xdp_md *ctx, const struct mg_pkt *p,
+				    const struct mg_backend *be, const struct mg_lb_globals *g,
+				    __u32 hash)
+{
+	struct ethhdr eth_copy, *eth;
+	void *data, *data_end;
+	int outer_len;
+
+	if (be->family == MG_AF_INET && p->flow.family == MG_AF_INET6)
+		return MG_DROP(MG_LB_DROP_ENCAP_UNSUPPORTED);
+
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return MG_DROP(MG_LB_DROP_TRUNC_ETH);
+	__builtin_memcpy(&eth_copy, eth, sizeof(eth_copy));
+
+	outer_len = be->family == MG_AF_INET ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	if (bpf_xdp_adjust_head(ctx, -outer_len))
+		return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+
+	if (be->family == MG_AF_INET) {
+		struct iphdr *oh = (void *)(eth + 1);
+
+		if ((void *)(oh + 1) > data_end)
+			return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+		__builtin_memcpy(eth, &eth_copy, sizeof(*eth));
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		oh->version = 4;
+		oh->ihl = 5;
+		oh->tos = p->tos;
+		oh->tot_len = bpf_htons(p->ip_len + sizeof(*oh));
+		oh->id = 0;
+		oh->frag_off = p->df ? bpf_htons(MG_IP_DF) : 0;
+		oh->ttl = g->outer_ttl;
+		oh->protocol = IPPROTO_IPIP;
+		oh->check = 0;
+		oh->saddr = g->encap_src4 | (bpf_htonl(hash) & g->encap_src4_mask);
+		oh->daddr = be->addr[0];
+		oh->check = mg_ipv4_csum(oh);
+	} else {
+		struct ipv6hdr *oh = (void *)(eth + 1);
+		__u32 vtc_flow;
+
+		if ((void *)(oh + 1) > data_end)
+			return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+		__builtin_memcpy(eth, &eth_copy, sizeof(*eth));
+		eth->h_proto = bpf_htons(ETH_P_IPV6);
+		vtc_flow = (6u << 28) | ((__u32)p->tos << 20) | (hash & 0xfffff);
+		*(__be32 *)oh = bpf_htonl(vtc_flow);
+		oh->payload_len = bpf_htons(p->ip_len);
+		oh->nexthdr = p->flow.family == MG_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
+		oh->hop_limit = g->outer_ttl;
+		__builtin_memcpy(&oh->saddr, g->encap_src6, 12);
+		oh->saddr.in6_u.u6_addr32[3] =
+			g->encap_src6[3] | (bpf_htonl(hash) & g->encap_src6_mask);
+		__builtin_memcpy(&oh->daddr, be->addr, 16);
+	}
+	return MG_CONTINUE;
+}
+
+/*
+ * Sends the encapsulated frame towards the backend: the kernel FIB gives the egress
+ * interface and next-hop MAC. Same interface -> XDP_TX; another -> XDP_REDIRECT;
+ * next hop not resolved yet -> XDP_PASS, so the stack resolves it and forwards this one.
+ */
+static __always_inline int mg_forward(struct xdp_md *ctx, const struct mg_backend *be,
+				      const struct mg_lb_globals *g, __u32 hash, __u32 *counter)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = {};
+	struct ethhdr *eth = data;
+	int rc;
+
+	if ((void *)(eth + 1) > data_end)
+		return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.tot_len = data_end - data - sizeof(*eth);
+	if (be->family == MG_AF_INET) {
+		struct iphdr *oh = (void *)(eth + 1);
+
+		if ((void *)(oh + 1) > data_end)
+			return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+		fib.family = MG_AF_INET;
+		fib.tos = oh->tos;
+		fib.l4_protocol = IPPROTO_IPIP;
+		fib.ipv4_src = oh->saddr;
+		fib.ipv4_dst = oh->daddr;
+	} else {
+		struct ipv6hdr *oh = (void *)(eth + 1);
+
+		if ((void *)(oh + 1) > data_end)
+			return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+		fib.family = MG_AF_INET6;
+		fib.flowinfo = *(__be32 *)oh & bpf_htonl(0x0fffffff);
+		fib.l4_protocol = oh->nexthdr;
+		__builtin_memcpy(fib.ipv6_src, &oh->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &oh->daddr, 16);
+	}
+
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		break;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		*counter = MG_LB_PASS_NO_NEIGH;
+		return XDP_PASS;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return MG_DROP(MG_LB_DROP_MTU_EXCEEDED);
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return MG_DROP(MG_LB_DROP_FIB_FWD_DISABLED);
+	default:
+		return MG_DROP(MG_LB_DROP_FIB_FAILED);
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	if (fib.ifindex == ctx->ingress_ifindex) {
+		*counter = MG_LB_TX;
+		return XDP_TX;
+	}
+	*counter = MG_LB_REDIRECT;
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+#endif /* MESHGATE_BPF_LIB_ENCAP_H */

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The load-balancing decision: VIP lookup, connection tracking, weighted Maglev table,
+ * IPv4 fragment tracking, ICMP error steering, then encapsulation and forwarding.
+ * mg_lb_process() is the whole program; the SEC("xdp") entry in xdp_lb.bpf.c calls it,
+ * and so does the benchmark harness.
+ */
+#ifndef MESHGATE_BPF_LIB_LB_H
+#define MESHGATE_BPF_LIB_LB_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <meshgate/abi/hash.h>
+#include <meshgate/abi/lb.h>
+
+#include "lib/encap.h"
+#include "lib/maps.h"
+#include "lib/parse.h"
+
+#define MG_NSEC_PER_SEC 1000000000ull
+
+static __always_inline void mg_count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&mg_lb_stats, &counter);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int mg_drop(int rc)
+{
+	__u32 reason = MG_DROP_REASON(rc);
+	__u64 *v = bpf_map_lookup_elem(&mg_lb_drops, &reason);
+
+	if (v)
+		*v += 1;
+	mg_count(MG_LB_DROP);
+	return XDP_DROP;
+}
+
+static __always_inline void mg_account(void *map, __u32 id, __u32 bytes)
+{
+	struct mg_traffic *t = bpf_map_lookup_elem(map, &id);
+
+	if (t) {
+		t->packets += 1;
+		t->bytes += bytes;
+	}
+}
+
+/* Looks the flow up in the VIP's Maglev table. Returns the backend id or a drop. */
+static __always_inline int mg_ring_pick(__u32 vip_id, __u32 hash, __u32 *backend_id)
+{
+	__u32 zero = 0, slot, *size, *id;
+	void *ring;
+
+	ring = bpf_map_lookup_elem(&mg_rings, &vip_id);
+	if (!ring)
+		return MG_DROP(MG_LB_DROP_NO_RING);
+	size = bpf_map_lookup_elem(ring, &zero);
+	if (!size || *size == 0)
+		return MG_DROP(MG_LB_DROP_NO_RING);
+	slot = MG_RING_HEADER_SLOTS + hash % *size;
+	id = bpf_map_lookup_elem(ring, &slot);
+	if (!id)
+		return MG_DROP(MG_LB_DROP_NO_BACKEND);
+	*backend_id = *id;
+	return MG_CONTINUE;
+}
+
+/* The flood guard: at most max_conn_rate conntrack inserts per CPU per second. */
+static __always_inline bool mg_insert_allowed(const struct mg_lb_globals *g, __u64 now)
+{
+	__u32 zero = 0;
+	struct mg_conn_rate *r;
+
+	if (!g->max_conn_rate)
+		return true;
+	r = bpf_map_lookup_elem(&mg_conn_rate, &zero);
+	if (!r)
+		return true;
+	if (now - r->window_start_ns >= MG_NSEC_PER_SEC) {
+		r->window_start_ns = now;
+		r->inserts = 0;
+	}
+	if (r->inserts >= g->max_conn_rate)
+		return false;
+	r->inserts += 1;
+	return true;
+}
+
+static __always_inline struct mg_backend *mg_live_backend(__u32 id)
+{
+	struct mg_backend *be = bpf_map_lookup_elem(&mg_backends, &id);
+
+	if (!be || !(be->flags & MG_BACKEND_F_LIVE))
+		return NULL;
+	return be;
+}
+
+/*
+ * Chooses the backend of a flow: a conntrack hit keeps its backend while that backend
+ * lives; a TCP SYN, a miss, an idle UDP entry or a removed backend chooses from the
+ * Maglev table and records the choice (an ICMP error only reads).
+ */
+static __always_inline int mg_choose(struct mg_pkt *p, __u32 vip_id, __u32 hash,
+				     const struct mg_lb_globals *g, __u32 *backend_id)
+{
+	bool is_syn = p->flow.proto == IPPROTO_TCP &&
+		      (p->tcp_flags & (MG_TCP_FLAG_SYN | MG_TCP_FLAG_ACK)) == MG_TCP_FLAG_SYN;
+	bool is_udp = p->flow.proto == IPPROTO_UDP;
+	struct mg_flow_state *st = NULL, fresh = {};
+	__u64 now = 0;
+	int rc;
+
+	if (is_syn) {
+		mg_count(MG_LB_TCP_SYN);
+	} else {
+		st = bpf_map_lookup_elem(&mg_conntrack, &p->flow);
+		if (st) {
+			if (is_udp) {
+				now = bpf_ktime_get_ns();
+				if (now - st->atime_ns > g->udp_idle_ns) {
+					mg_count(MG_LB_CT_UDP_EXPIRED);
+					goto pick;
+				}
+				st->atime_ns = now;
+			}
+			if (mg_live_backend(st->backend_id)) {
+				mg_count(MG_LB_CT_HIT);
+				*backend_id = st->backend_id;
+				return MG_CONTINUE;
+			}
+			mg_count(MG_LB_CT_BACKEND_GONE);
+		} else {
+			mg_count(MG_LB_CT_MISS);
+		}
+	}
+pick:
+	rc = mg_ring_pick(vip_id, hash, backend_id);
+	if (rc)
+		return rc;
+	if (p->kind == MG_PKT_ICMP_ERROR ||
+	    (p->flow.proto == IPPROTO_TCP && (p->tcp_flags & MG_TCP_FLAG_RST)))
+		return MG_CONTINUE;
+	if (!now)
+		now = bpf_ktime_get_ns();
+	if (!mg_insert_allowed(g, now)) {
+		mg_count(MG_LB_CT_INSERT_SKIPPED);
+		return MG_CONTINUE;
+	}
+	fresh.backend_id = *backend_id;
+	fresh.vip_id = vip_id;
+	fresh.atime_ns = now;
+	bpf_map_update_elem(&mg_conntrack, &p->flow, &fresh, BPF_ANY);
+	mg_count(MG_LB_CT_INSERT);
+	return MG_CONTINUE;
+}
+
+static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id)
+{
+	struct mg_vip_key key = {};
+	struct mg_vip_info *vip;
+
+	__builtin_memcpy(key.addr, p->flow.dst, sizeof(key.addr));
+	key.port = p->flow.dport;
+	key.proto = p->flow.proto;
+	key.family = p->flow.family;
+	vip = bpf_map_lookup_elem(&mg_vips, &key);
+	if (!vip) {
+		key.port = 0;
+		vip = bpf_map_lookup_elem(&mg_vips, &key);
+		if (!vip)
+			return p->kind == MG_PKT_ICMP_ERROR ? MG_PASS(MG_LB_PASS_ICMP)
+							    : MG_PASS(MG_LB_PASS_NOT_VIP);
+	}
+	*vip_id = vip->vip_id;
+	return MG_CONTINUE;
+}
+
+/* A later IPv4 fragment follows its first fragment's backend, if that one was seen. */
+static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip_id,
+					      __u32 *backend_id)
+{
+	struct mg_frag_key key = {
+		.src = p->flow.src[0],
+		.dst = p->flow.dst[0],
+		.id = p->frag_id,
+		.proto = p->flow.proto,
+	};
+	struct mg_frag_state *st = bpf_map_lookup_elem(&mg_frags, &key);
+
+	if (!st)
+		return MG_PASS(MG_LB_PASS_FRAG_UNTRACKED);
+	*vip_id = st->vip_id;
+	*backend_id = st->backend_id;
+	mg_count(MG_LB_FRAG_FOLLOWED);
+	return MG_CONTINUE;
+}
+
+static __always_inline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_id,
+					      __u32 backend_id)
+{
+	struct mg_frag_key key = {
+		.src = p->flow.src[0],
+		.dst = p->flow.dst[0],
+		.id = p->frag_id,
+		.proto = p->flow.proto,
+	};
+	struct mg_frag_state st = {.backend_id = backend_id, .vip_id = vip_id};
+
+	bpf_map_update_elem(&mg_frags, &key, &st, BPF_ANY);
+	mg_count(MG_LB_FRAG_FIRST);
+}
+
+static __always_inline int mg_lb_process(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0, vip_id = 0, backend_id = 0, hash, counter = 0;
+	struct mg_lb_globals *g;
+	struct mg_backend *be;
+	struct mg_pkt p = {};
+	int rc;
+
+	mg_count(MG_LB_RX);
+	rc = mg_parse(data, data_end, &p);
+	if (rc > 0)
+		goto pass;
+	if (rc < 0)
+		return mg_drop(rc);
+
+	g = bpf_map_lookup_elem(&mg_globals, &zero);
+	if (!g)
+		return mg_drop(MG_DROP(MG_LB_DROP_NO_GLOBALS));
+
+	if (p.kind == MG_PKT_FRAG_LATER) {
+		rc = mg_follow_fragment(&p, &vip_id, &backend_id);
+		if (rc > 0)
+			goto pass;
+		hash = mg_flow_hash(&p.flow, g->hash_seed);
+	} else {
+		rc = mg_lookup_vip(&p, &vip_id);
+		if (rc > 0)
+			goto pass;
+		hash = mg_flow_hash(&p.flow, g->hash_seed);
+		rc = mg_choose(&p, vip_id, hash, g, &backend_id);
+		if (rc < 0)
+			return mg_drop(rc);
+		if (p.first_frag)
+			mg_track_fragment(&p, vip_id, backend_id);
+	}
+
+	be = mg_live_backend(backend_id);
+	if (!be)
+		return mg_drop(MG_DROP(MG_LB_DROP_NO_BACKEND));
+	mg_account(&mg_vip_stats, vip_id, p.ip_len);
+	mg_account(&mg_backend_stats, backend_id, p.ip_len);
+	if (p.kind == MG_PKT_ICMP_ERROR)
+		mg_count(MG_LB_ICMP_STEERED);
+
+	rc = mg_encap(ctx, &p, be, g, hash);
+	if (rc < 0)
+		return mg_drop(rc);
+	rc = mg_forward(ctx, be, g, hash, &counter);
+	if (rc < 0)
+		return mg_drop(rc);
+	mg_count(counter);
+	return rc;
+
+pass:
+	mg_count(rc);
+	return XDP_PASS;
+}
+
+#endif /* MESHGATE_BPF_LIB_LB_H */

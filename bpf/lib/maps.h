@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of xdp_lb, declared once, each with its purpose. Key and value types come
+ * from the ABI header; the agent pins each map at MG_PIN_ROOT/<name>.
+ */
+#ifndef MESHGATE_BPF_LIB_MAPS_H
+#define MESHGATE_BPF_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <meshgate/abi/lb.h>
+
+/* VIP (address, port, protocol) -> vip id; port 0 = port-less VIP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_MAX_VIPS);
+	__type(key, struct mg_vip_key);
+	__type(value, struct mg_vip_info);
+} mg_vips SEC(".maps");
+
+/*
+ * vip id -> that VIP's Maglev table, an inner ARRAY of __u32: slot 0 holds the table
+ * size M, slots 1..M the backend ids. The agent fills a spare table and swaps this
+ * entry, so a packet sees one whole table, never half of two.
+ */
+struct mg_ring_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP); /* inner tables differ in size */
+	__uint(max_entries, MG_DEFAULT_RING_SIZE + MG_RING_HEADER_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MG_MAX_VIPS);
+	__type(key, __u32);
+	__array(values, struct mg_ring_inner);
+} mg_rings SEC(".maps");
+
+/* backend id -> address; an entry without MG_BACKEND_F_LIVE is free. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct mg_backend);
+} mg_backends SEC(".maps");
+
+/*
+ * Connection tracking: client 5-tuple -> backend. LRU with per-CPU LRU lists (RSS keeps
+ * a flow on one CPU, so lists need no cross-CPU locking); the agent sizes it before load.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(max_entries, 262144);
+	__type(key, struct mg_flow_key);
+	__type(value, struct mg_flow_state);
+} mg_conntrack SEC(".maps");
+
+/* IPv4 fragment id -> the backend its first fragment went to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct mg_frag_key);
+	__type(value, struct mg_frag_state);
+} mg_frags SEC(".maps");
+
+/* Runtime settings (key 0), written by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_lb_globals);
+} mg_globals SEC(".maps");
+
+/* Per-CPU window of the conntrack insert guard (key 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_conn_rate);
+} mg_conn_rate SEC(".maps");
+
+/* Global counters, indexed by enum mg_lb_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_LB_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} mg_lb_stats SEC(".maps");
+
+/* Drops, indexed by enum mg_lb_drop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_LB_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} mg_lb_drops SEC(".maps");
+
+/* Traffic per VIP (by vip id), as received. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct mg_traffic);
+} mg_vip_stats SEC(".maps");
+
+/* Traffic per backend (by backend id), as received, before encapsulation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct mg_traffic);
+} mg_backend_stats SEC(".maps");
+
+#endif /* MESHGATE_BPF_LIB_MAPS_H */

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * xdp_decap: runs on backends. Removes the outer IPv4 or IPv6 header that xdp_lb added
+ * (IPv4-in-IPv4, IPv4-in-IPv6, IPv6-in-IPv6), applies RFC 6040 ECN decapsulation, and
+ * passes the client's original packet to the stack, which answers the client directly
+ * from the VIP (bound on the backend's loopback). Everything else passes untouched.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <meshgate/abi/decap.h>
+
+#include "lib/csum.h"
+
+#define MG_ECN_MASK 0x3
+#define MG_ECN_CE 0x3
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_DECAP_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} mg_decap_stats SEC(".maps");
+
+static __always_inline void count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&mg_decap_stats, &counter);
+
+	if (v)
+		*v += 1;
+}
+
+/*
+ * RFC 6040 normal mode: an outer CE mark survives into an ECN-capable inner packet; a CE
+ * mark on a not-ECT inner packet means the packet must be dropped. Returns 0 or -1 (drop).
+ */
+static __always_inline int propagate_ecn(__u8 outer_tos, void *inner, void *data_end,
+					 __u16 inner_proto)
+{
+	if ((outer_tos & MG_ECN_MASK) != MG_ECN_CE)
+		return 0;
+	if (inner_proto == ETH_P_IP) {
+		struct iphdr *ih = inner;
+		__u16 old, new;
+
+		if ((void *)(ih + 1) > data_end)
+			return -1;
+		if ((ih->tos & MG_ECN_MASK) == 0)
+			return -1;
+		if ((ih->tos & MG_ECN_MASK) == MG_ECN_CE)
+			return 0;
+		old = *(__u16 *)ih;
+		ih->tos |= MG_ECN_CE;
+		new = *(__u16 *)ih;
+		ih->check = mg_csum_replace16(ih->check, old, new);
+	} else {
+		__u8 *w = inner; /* traffic class: low nibble of byte 0, high nibble of byte 1 */
+
+		if ((void *)(w + 2) > data_end)
+			return -1;
+		if (((w[1] >> 4) & MG_ECN_MASK) == 0)
+			return -1;
+		w[1] |= MG_ECN_CE << 4;
+	}
+	count(MG_DECAP_ECN_CE_COPIED);
+	return 0;
+}
+
+SEC("xdp")
+int xdp_decap(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data, eth_copy;
+	__u32 outer_len, counter;
+	__u16 inner_proto;
+	__u8 outer_tos;
+	void *inner;
+
+	count(MG_DECAP_RX);
+	if ((void *)(eth + 1) > data_end)
+		goto pass;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *oh = (void *)(eth + 1);
+
+		if ((void *)(oh + 1) > data_end || oh->protocol != IPPROTO_IPIP || oh->ihl < 5)
+			goto pass;
+		outer_len = oh->ihl * 4;
+		outer_tos = oh->tos;
+		inner_proto = ETH_P_IP;
+		counter = MG_DECAP_DECAP_4IN4;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *oh = (void *)(eth + 1);
+
+		if ((void *)(oh + 1) > data_end)
+			goto pass;
+		if (oh->nexthdr == IPPROTO_IPIP) {
+			inner_proto = ETH_P_IP;
+			counter = MG_DECAP_DECAP_4IN6;
+		} else if (oh->nexthdr == IPPROTO_IPV6) {
+			inner_proto = ETH_P_IPV6;
+			counter = MG_DECAP_DECAP_6IN6;
+		} else {
+			goto pass;
+		}
+		outer_len = sizeof(*oh);
+		outer_tos = (bpf_ntohs(*(__be16 *)oh) >> 4) & 0xff;
+	} else {
+		goto pass;
+	}
+
+	inner = (void *)(eth + 1) + outer_len;
+	if (inner + (inner_proto == ETH_P_IP ? sizeof(struct iphdr) : sizeof(struct ipv6hdr)) >
+	    data_end) {
+		count(MG_DECAP_DROP_TRUNC);
+		return XDP_DROP;
+	}
+	if (propagate_ecn(outer_tos, inner, data_end, inner_proto)) {
+		count(MG_DECAP_DROP_ECN);
+		return XDP_DROP;
+	}
+
+	__builtin_memcpy(&eth_copy, eth, sizeof(eth_copy));
+	eth_copy.h_proto = bpf_htons(inner_proto);
+	if (bpf_xdp_adjust_head(ctx, outer_len)) {
+		count(MG_DECAP_DROP_ADJUST);
+		return XDP_DROP;
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end) {
+		count(MG_DECAP_DROP_ADJUST);
+		return XDP_DROP;
+	}
+	__builtin_memcpy(eth, &eth_copy, sizeof(*eth));
+	count(counter);
+	return XDP_PASS;
+
+pass:
+	count(MG_DECAP_PASS_NOT_IPIP);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

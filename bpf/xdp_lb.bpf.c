@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* xdp_lb: the XDP L4 load balancer. All logic lives in lib/lb.h. */
+#include "lib/lb.h"
+
+SEC("xdp")
+int xdp_lb(struct xdp_md *ctx)
+{
+	return mg_lb_process(ctx);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Shared ABI basics for meshgate: included verbatim by BPF C (clang -target bpf)
+ * and by C++ (g++ -std=c++2b). Only fixed-width kernel types, explicit padding.
+ */
+#ifndef MESHGATE_ABI_COMMON_H
+#define MESHGATE_ABI_COMMON_H
+
+#include <linux/types.h>
+
+/* g++ 12 rejects _Static_assert; C and BPF C reject static_assert without <assert.h>. */
+#ifdef __cplusplus
+#define MG_ABI_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define MG_ABI_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* Root of everything the agent pins in bpffs. */
+#define MG_PIN_ROOT "/sys/fs/bpf/meshgate"
+/* Sub-directory of the pin root that holds the per-VIP Maglev ring pairs. */
+#define MG_PIN_RINGS_DIR "rings"
+/* Sub-directory of the pin root that holds XDP links, one per interface. */
+#define MG_PIN_LINKS_DIR "links"
+
+/* Address families as stored in map keys (values of AF_INET / AF_INET6). */
+#define MG_AF_INET 2
+#define MG_AF_INET6 10
+
+#endif /* MESHGATE_ABI_COMMON_H */

@@ -1,0 +1,576 @@
+// Proves xdp_lb's verdicts and byte-exact output through BPF_PROG_TEST_RUN with a real FIB:
+// VIP matching, IPIP encapsulation of every family pair, conntrack across backend changes,
+// UDP expiry, the flood guard, ICMP steering, fragments, and every malformed-header drop.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include <optional>
+
+#include "agent/datapath.h"
+#include "agent/lb_maps.h"
+#include "meshgate/abi/hash.h"
+#include "tests/lib/bpf_run.h"
+#include "tests/lib/lb_testbed.h"
+#include "tests/lib/packet_builder.h"
+
+namespace meshgate::test {
+namespace {
+
+constexpr uint32_t kSeed = 7;
+constexpr char kConfig[] = R"({
+  "hash_seed": 7,
+  "conntrack": {"size": 65536, "udp_idle_seconds": 30, "max_inserts_per_cpu_per_second": 0},
+  "encap": {"source_v4": "198.18.255.0/24", "source_v6": "fd00:ffff::/96", "ttl": 64},
+  "vips": [
+    {"name": "web", "address": "198.18.100.1", "port": 80, "protocol": "tcp", "ring_size": 1009,
+     "backends": [{"address": "198.18.1.10"}]},
+    {"name": "dns", "address": "198.18.100.1", "port": 53, "protocol": "udp", "ring_size": 1009,
+     "backends": [{"address": "198.18.1.11"}]},
+    {"name": "any-port", "address": "198.18.100.2", "protocol": "tcp", "ring_size": 1009,
+     "backends": [{"address": "198.18.1.12"}]},
+    {"name": "web6", "address": "fd00:100::1", "port": 80, "protocol": "tcp", "ring_size": 1009,
+     "backends": [{"address": "fd00:1::13"}]},
+    {"name": "v4-over-v6", "address": "198.18.100.3", "port": 80, "protocol": "tcp",
+     "ring_size": 1009, "backends": [{"address": "fd00:1::14"}]},
+    {"name": "same-side", "address": "198.18.100.4", "port": 80, "protocol": "tcp",
+     "ring_size": 1009, "backends": [{"address": "198.18.0.20"}]},
+    {"name": "no-neigh", "address": "198.18.100.5", "port": 80, "protocol": "tcp",
+     "ring_size": 1009, "backends": [{"address": "198.18.1.99"}]},
+    {"name": "drained", "address": "198.18.100.6", "port": 80, "protocol": "tcp",
+     "ring_size": 1009, "backends": [{"address": "198.18.1.15", "weight": 0}]}
+  ]
+})";
+
+const MacAddr kClientMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
+
+mg_flow_key flowKey(const std::string& src, const std::string& dst, uint16_t sport,
+                    uint16_t dport, uint8_t proto) {
+  mg_flow_key k{};
+  const bool v6 = src.find(':') != std::string::npos;
+  k.family = v6 ? MG_AF_INET6 : MG_AF_INET;
+  inet_pton(v6 ? AF_INET6 : AF_INET, src.c_str(), k.src);
+  inet_pton(v6 ? AF_INET6 : AF_INET, dst.c_str(), k.dst);
+  k.sport = htons(sport);
+  k.dport = htons(dport);
+  k.proto = proto;
+  return k;
+}
+
+// The outer source the data path must choose for a flow: prefix | hash host bits.
+std::string outerSource(const mg_flow_key& k) {
+  const uint32_t h = mg_flow_hash(&k, kSeed);
+  if (k.family == MG_AF_INET && true) {
+    return "198.18.255." + std::to_string(h & 0xff);
+  }
+  return "";
+}
+
+std::string outerSource6(const mg_flow_key& k) {
+  const uint32_t h = mg_flow_hash(&k, kSeed);
+  uint8_t a[16] = {0xfd, 0x00, 0xff, 0xff};
+  a[12] = h >> 24;
+  a[13] = h >> 16;
+  a[14] = h >> 8;
+  a[15] = h;
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, a, buf, sizeof(buf));
+  return buf;
+}
+
+std::vector<uint8_t> innerOf(const std::vector<uint8_t>& frame) {
+  return {frame.begin() + 14, frame.end()};
+}
+
+class XdpLbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root: BPF programs and network namespaces";
+    }
+    auto bed = LbTestBed::create("xlb");
+    ASSERT_TRUE(bed) << bed.error().message;
+    bed_ = std::move(*bed);
+    auto prog = agent::LoadedProgram::load(agent::XdpProgram::kLoadBalancer,
+                                           {bed_->pinRoot(), 65536});
+    ASSERT_TRUE(prog) << prog.error().message;
+    prog_.emplace(std::move(*prog));
+    auto maps = agent::LbMaps::openPinned(bed_->pinRoot());
+    ASSERT_TRUE(maps) << maps.error().message;
+    maps_.emplace(std::move(*maps));
+    auto applied = bed_->apply(kConfig);
+    ASSERT_TRUE(applied) << applied.error().message;
+    auto enter = bed_->lbNs().enter();
+    ASSERT_TRUE(enter) << enter.error().message;
+    enter_.emplace(std::move(*enter));
+  }
+
+  XdpRunResult run(const std::vector<uint8_t>& pkt) {
+    auto r = runXdp(prog_->progFd(), pkt, {.ingress_ifindex = bed_->ingressIfindex()});
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : XdpRunResult{};
+  }
+  uint64_t counter(mg_lb_counter c) {
+    auto v = agent::sumPerCpuU64(maps_->lb_stats.get(), c, MG_MAP_LB_STATS);
+    return v ? *v : ~0ull;
+  }
+  uint64_t drops(mg_lb_drop d) {
+    auto v = agent::sumPerCpuU64(maps_->lb_drops.get(), d, MG_MAP_LB_DROPS);
+    return v ? *v : ~0ull;
+  }
+  std::vector<uint8_t> tcp4(const std::string& src, const std::string& dst, uint16_t sport,
+                            uint16_t dport, uint8_t flags, Ipv4Opts ip = {}) {
+    return PacketBuilder()
+        .eth(kClientMac, bed_->ingressMac())
+        .ipv4(src, dst, ip)
+        .tcp(sport, dport, {.flags = flags, .seq = 1000})
+        .payload("hello")
+        .build();
+  }
+  // eth(lb veth1 -> backend n) + IPv4 outer + the frame's IP packet.
+  std::vector<uint8_t> encap4(const std::vector<uint8_t>& in, const mg_flow_key& k,
+                              const std::string& backend, int n, uint8_t tos = 0,
+                              bool df = false) {
+    return PacketBuilder()
+        .eth(bed_->backendSideMac(), LbTestBed::backendMac(n))
+        .ipv4(outerSource(k), backend,
+              {.ttl = 64, .tos = tos, .dont_fragment = df, .protocol = kIpProtoIpip})
+        .payload(innerOf(in))
+        .build();
+  }
+  std::vector<uint8_t> encap6(const std::vector<uint8_t>& in, const mg_flow_key& k,
+                              const std::string& backend, int n, uint8_t next_header,
+                              uint8_t tclass = 0) {
+    return PacketBuilder()
+        .eth(bed_->backendSideMac(), LbTestBed::backendMac(n))
+        .ipv6(outerSource6(k), backend,
+              {.hop_limit = 64,
+               .traffic_class = tclass,
+               .flow_label = mg_flow_hash(&k, kSeed) & 0xfffff,
+               .next_header = next_header})
+        .payload(innerOf(in))
+        .build();
+  }
+  // Rewrites the config with a different backend set for the "web" VIP.
+  void setWebBackends(const std::string& backends_json) {
+    std::string cfg = kConfig;
+    const std::string from = R"([{"address": "198.18.1.10"}])";
+    cfg.replace(cfg.find(from), from.size(), backends_json);
+    auto applied = bed_->apply(cfg);
+    ASSERT_TRUE(applied) << applied.error().message;
+  }
+  // The backend the installed table gives a flow of the "web" VIP (slot = hash % M).
+  uint32_t tableBackend(const mg_flow_key& k) {
+    auto vip_id = bed_->state().vipId(bed_->config()->vips[0]);
+    auto ring = agent::readRing(maps_->rings.get(), *vip_id);
+    EXPECT_TRUE(ring && !ring->empty());
+    return (*ring)[mg_flow_hash(&k, kSeed) % ring->size()];
+  }
+  uint32_t backendId(const std::string& addr) {
+    auto vip_id = bed_->state().vipId(bed_->config()->vips[0]);
+    return *bed_->state().backendId(*vip_id, *agent::IpAddr::parse(addr));
+  }
+
+  std::unique_ptr<LbTestBed> bed_;
+  std::optional<agent::LoadedProgram> prog_;
+  std::optional<agent::LbMaps> maps_;
+  std::optional<ScopedNetnsEnter> enter_;
+};
+
+TEST_F(XdpLbTest, EncapsulatesTcpSynToIpv4VipAndRedirectsToBackendInterface) {
+  const auto in = tcp4("198.18.0.2", "198.18.100.1", 40000, 80, kTcpSyn);
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 40000, 80, kIpProtoTcp);
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "verdict";
+  const auto want = encap4(in, k, "198.18.1.10", 10);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_TCP_SYN), 1u) << "syn counted";
+  EXPECT_EQ(counter(MG_LB_CT_INSERT), 1u) << "flow tracked";
+  EXPECT_EQ(counter(MG_LB_REDIRECT), 1u) << "redirect counted";
+}
+
+TEST_F(XdpLbTest, EncapsulatesUdpToUdpVip) {
+  const auto in = PacketBuilder()
+                      .eth(kClientMac, bed_->ingressMac())
+                      .ipv4("198.18.0.2", "198.18.100.1")
+                      .udp(5353, 53)
+                      .payload("query")
+                      .build();
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 5353, 53, kIpProtoUdp);
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
+  const auto want = encap4(in, k, "198.18.1.11", 11);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+}
+
+TEST_F(XdpLbTest, PortlessVipMatchesAnyDestinationPort) {
+  for (uint16_t port : {1, 443, 8080}) {
+    const auto in = tcp4("198.18.0.2", "198.18.100.2", 40001, port, kTcpSyn);
+    const auto k = flowKey("198.18.0.2", "198.18.100.2", 40001, port, kIpProtoTcp);
+    const auto r = run(in);
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "port " << port;
+    const auto want = encap4(in, k, "198.18.1.12", 12);
+    EXPECT_EQ(r.out, want) << "port " << port << describeDiff(want, r.out);
+  }
+}
+
+TEST_F(XdpLbTest, EncapsulatesIpv6InIpv6) {
+  const auto in = PacketBuilder()
+                      .eth(kClientMac, bed_->ingressMac())
+                      .ipv6("fd00::2", "fd00:100::1", {.traffic_class = 0x28})
+                      .tcp(40000, 80, {.flags = kTcpSyn})
+                      .build();
+  const auto k = flowKey("fd00::2", "fd00:100::1", 40000, 80, kIpProtoTcp);
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
+  const auto want = encap6(in, k, "fd00:1::13", 13, kIpProtoIpv6, 0x28);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+}
+
+TEST_F(XdpLbTest, EncapsulatesIpv4InIpv6ForIpv6Backend) {
+  const auto in = tcp4("198.18.0.2", "198.18.100.3", 40000, 80, kTcpSyn);
+  const auto k = flowKey("198.18.0.2", "198.18.100.3", 40000, 80, kIpProtoTcp);
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
+  const auto want = encap6(in, k, "fd00:1::14", 14, kIpProtoIpip);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+}
+
+TEST_F(XdpLbTest, CopiesDscpEcnAndDfToOuterHeaderAndLeavesInnerTtl) {
+  const auto in = tcp4("198.18.0.2", "198.18.100.1", 40002, 80, kTcpSyn,
+                       {.ttl = 9, .tos = 0xb9, .dont_fragment = true});
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 40002, 80, kIpProtoTcp);
+  const auto r = run(in);
+  const auto want = encap4(in, k, "198.18.1.10", 10, 0xb9, true);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+}
+
+TEST_F(XdpLbTest, UsesXdpTxWhenBackendIsBehindIngressInterface) {
+  const auto in = tcp4("198.18.0.2", "198.18.100.4", 40000, 80, kTcpSyn);
+  const auto k = flowKey("198.18.0.2", "198.18.100.4", 40000, 80, kIpProtoTcp);
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_TX");
+  const auto want = PacketBuilder()
+                        .eth(bed_->ingressMac(), LbTestBed::backendMac(20))
+                        .ipv4(outerSource(k), "198.18.0.20", {.ttl = 64, .protocol = kIpProtoIpip})
+                        .payload(innerOf(in))
+                        .build();
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_TX), 1u);
+}
+
+TEST_F(XdpLbTest, PassesEncapsulatedPacketToStackWhenNeighbourUnresolved) {
+  const auto in = tcp4("198.18.0.2", "198.18.100.5", 40000, 80, kTcpSyn);
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS");
+  EXPECT_EQ(r.out.size(), in.size() + 20) << "passed encapsulated";
+  EXPECT_EQ(counter(MG_LB_PASS_NO_NEIGH), 1u);
+}
+
+TEST_F(XdpLbTest, PassesNonVipTrafficUntouched) {
+  const std::vector<std::vector<uint8_t>> packets = {
+      tcp4("198.18.0.2", "198.18.0.1", 40000, 22, kTcpSyn),          // the host itself
+      tcp4("198.18.0.2", "198.18.100.1", 40000, 81, kTcpSyn),        // VIP address, other port
+      PacketBuilder().eth(kClientMac, bed_->ingressMac()).ipv4("198.18.0.2", "198.18.100.1")
+          .udp(1, 80).build(),                                        // TCP VIP, UDP packet
+      PacketBuilder().eth(kClientMac, bed_->ingressMac(), 0x0806).payload(std::string(28, 'a'))
+          .build(),                                                   // ARP
+  };
+  for (size_t i = 0; i < packets.size(); i++) {
+    const auto r = run(packets[i]);
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "packet " << i;
+    EXPECT_EQ(r.out, packets[i]) << "packet " << i << " untouched";
+  }
+  EXPECT_EQ(counter(MG_LB_PASS_NOT_VIP), 3u);
+  EXPECT_EQ(counter(MG_LB_PASS_NOT_IP), 1u);
+}
+
+TEST_F(XdpLbTest, DoesNotAnswerIcmpEcho) {
+  for (const char* dst : {"198.18.100.1", "198.18.0.1", "198.18.200.200"}) {
+    const auto in = PacketBuilder().eth(kClientMac, bed_->ingressMac()).ipv4("198.18.0.2", dst)
+                        .icmp(8, 0, 0x00010001).payload("ping").build();
+    const auto r = run(in);
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << dst;
+    EXPECT_EQ(r.out, in) << dst << ": echo left to the stack, untouched";
+  }
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 3u);
+}
+
+TEST_F(XdpLbTest, EstablishedFlowKeepsBackendWhenBackendsAreAdded) {
+  // Find a flow that the bigger table sends elsewhere, so the test can fail.
+  setWebBackends(R"([{"address": "198.18.1.10"}, {"address": "198.18.1.11"}])");
+  std::optional<uint16_t> port;
+  for (uint16_t p = 40000; p < 40100 && !port; p++) {
+    const auto k = flowKey("198.18.0.2", "198.18.100.1", p, 80, kIpProtoTcp);
+    if (tableBackend(k) == backendId("198.18.1.10")) {
+      port = p;
+    }
+  }
+  ASSERT_TRUE(port) << "a flow on backend .10";
+  run(tcp4("198.18.0.2", "198.18.100.1", *port, 80, kTcpSyn));
+  // Add two backends; make sure the table now sends this flow elsewhere.
+  setWebBackends(R"([{"address": "198.18.1.10"}, {"address": "198.18.1.11"},
+                     {"address": "198.18.1.12", "weight": 1000}])");
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", *port, 80, kIpProtoTcp);
+  ASSERT_NE(tableBackend(k), backendId("198.18.1.10")) << "weight 1000 takes most slots";
+
+  const auto ack = tcp4("198.18.0.2", "198.18.100.1", *port, 80, kTcpAck);
+  const auto r = run(ack);
+  const auto want = encap4(ack, k, "198.18.1.10", 10);
+  EXPECT_EQ(r.out, want) << "established flow stays" << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 1u);
+
+  // A new SYN on the same 5-tuple chooses afresh.
+  const auto syn = tcp4("198.18.0.2", "198.18.100.1", *port, 80, kTcpSyn);
+  const auto r2 = run(syn);
+  const auto want2 = encap4(syn, k, "198.18.1.12", 12);
+  EXPECT_EQ(r2.out, want2) << "SYN re-chooses" << describeDiff(want2, r2.out);
+}
+
+TEST_F(XdpLbTest, FlowsOfRemovedBackendMoveAndOthersStay) {
+  setWebBackends(R"([{"address": "198.18.1.10"}, {"address": "198.18.1.11"}])");
+  std::optional<uint16_t> on10, on11;
+  for (uint16_t p = 41000; p < 41100; p++) {
+    const auto k = flowKey("198.18.0.2", "198.18.100.1", p, 80, kIpProtoTcp);
+    (tableBackend(k) == backendId("198.18.1.10") ? on10 : on11) = p;
+  }
+  ASSERT_TRUE(on10 && on11);
+  run(tcp4("198.18.0.2", "198.18.100.1", *on10, 80, kTcpSyn));
+  run(tcp4("198.18.0.2", "198.18.100.1", *on11, 80, kTcpSyn));
+  setWebBackends(R"([{"address": "198.18.1.11"}, {"address": "198.18.1.12"}])");
+
+  const auto ack11 = tcp4("198.18.0.2", "198.18.100.1", *on11, 80, kTcpAck);
+  const auto k11 = flowKey("198.18.0.2", "198.18.100.1", *on11, 80, kIpProtoTcp);
+  EXPECT_EQ(run(ack11).out, encap4(ack11, k11, "198.18.1.11", 11)) << "survivor's flow stays";
+
+  const auto ack10 = tcp4("198.18.0.2", "198.18.100.1", *on10, 80, kTcpAck);
+  const auto k10 = flowKey("198.18.0.2", "198.18.100.1", *on10, 80, kIpProtoTcp);
+  const uint32_t now_id = tableBackend(k10);
+  const std::string now = now_id == backendId("198.18.1.11") ? "198.18.1.11" : "198.18.1.12";
+  const auto r = run(ack10);
+  EXPECT_EQ(r.out, encap4(ack10, k10, now, now == "198.18.1.11" ? 11 : 12))
+      << "removed backend's flow follows the table";
+  EXPECT_EQ(counter(MG_LB_CT_BACKEND_GONE), 1u);
+}
+
+TEST_F(XdpLbTest, DrainedBackendKeepsFlowsButVipWithNoWeightDrops) {
+  const auto r = run(tcp4("198.18.0.2", "198.18.100.6", 40000, 80, kTcpSyn));
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP");
+  EXPECT_EQ(drops(MG_LB_DROP_NO_RING), 1u) << "no slot for a weight-0 backend";
+}
+
+TEST_F(XdpLbTest, UdpEntryIdlePastTimeoutChoosesAgain) {
+  const auto in = PacketBuilder().eth(kClientMac, bed_->ingressMac())
+                      .ipv4("198.18.0.2", "198.18.100.1").udp(6000, 53).payload("q").build();
+  run(in);
+  ASSERT_EQ(counter(MG_LB_CT_INSERT), 1u);
+  run(in);
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 1u) << "fresh entry hits";
+  // Age the entry past udp_idle (30 s) instead of waiting.
+  auto key = flowKey("198.18.0.2", "198.18.100.1", 6000, 53, kIpProtoUdp);
+  mg_flow_state st{};
+  ASSERT_EQ(bpf_map_lookup_elem(maps_->conntrack.get(), &key, &st), 0);
+  st.atime_ns -= 31ull * 1000000000ull;
+  ASSERT_EQ(bpf_map_update_elem(maps_->conntrack.get(), &key, &st, BPF_EXIST), 0);
+  run(in);
+  EXPECT_EQ(counter(MG_LB_CT_UDP_EXPIRED), 1u) << "idle entry expired";
+  EXPECT_EQ(counter(MG_LB_CT_INSERT), 2u) << "and re-recorded";
+}
+
+TEST_F(XdpLbTest, FloodGuardCapsConntrackInsertsButStillForwards) {
+  std::string cfg = kConfig;
+  const std::string from = R"("max_inserts_per_cpu_per_second": 0)";
+  cfg.replace(cfg.find(from), from.size(), R"("max_inserts_per_cpu_per_second": 2)");
+  ASSERT_TRUE(bed_->apply(cfg));
+  for (uint16_t p = 0; p < 5; p++) {
+    const auto r = run(tcp4("198.18.0.2", "198.18.100.1", 42000 + p, 80, kTcpSyn));
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "syn " << p << " forwarded";
+  }
+  EXPECT_EQ(counter(MG_LB_CT_INSERT), 2u) << "two inserts allowed this second";
+  EXPECT_EQ(counter(MG_LB_CT_INSERT_SKIPPED), 3u) << "the rest skipped";
+}
+
+TEST_F(XdpLbTest, IcmpFragNeededReachesTheBackendOfItsFlow) {
+  setWebBackends(R"([{"address": "198.18.1.10"}, {"address": "198.18.1.11"},
+                     {"address": "198.18.1.12"}])");
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 43000, 80, kIpProtoTcp);
+  run(tcp4("198.18.0.2", "198.18.100.1", 43000, 80, kTcpSyn));
+  const uint32_t chosen = tableBackend(k);
+  // Re-weight so the table would send the flow elsewhere: the ICMP must follow conntrack.
+  setWebBackends(R"([{"address": "198.18.1.10", "weight": 5}, {"address": "198.18.1.11", "weight": 7},
+                     {"address": "198.18.1.12", "weight": 11}])");
+  // A router tells the VIP that its reply to the client needs fragmenting.
+  const auto icmp = PacketBuilder()
+                        .eth(kClientMac, bed_->ingressMac())
+                        .ipv4("198.18.0.254", "198.18.100.1")
+                        .icmp(3, 4, 1400)
+                        .ipv4("198.18.100.1", "198.18.0.2")
+                        .tcp(80, 43000, {.flags = kTcpAck})
+                        .payload(std::string(64, 'x'))
+                        .icmpQuoteLimit(28)
+                        .build();
+  const auto r = run(icmp);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
+  std::string addr;
+  int n = 0;
+  for (int i = 10; i <= 12; i++) {
+    if (backendId("198.18.1." + std::to_string(i)) == chosen) {
+      addr = "198.18.1." + std::to_string(i);
+      n = i;
+    }
+  }
+  const auto want = encap4(icmp, k, addr, n);
+  EXPECT_EQ(r.out, want) << "ICMP goes where the flow went" << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 1u);
+}
+
+TEST_F(XdpLbTest, Icmpv6PacketTooBigReachesTheBackendOfItsFlow) {
+  const auto k = flowKey("fd00::2", "fd00:100::1", 43001, 80, kIpProtoTcp);
+  const auto icmp = PacketBuilder()
+                        .eth(kClientMac, bed_->ingressMac())
+                        .ipv6("fd00::fe", "fd00:100::1")
+                        .icmp6(2, 0, 1280)
+                        .ipv6("fd00:100::1", "fd00::2")
+                        .tcp(80, 43001, {.flags = kTcpAck})
+                        .build();
+  const auto r = run(icmp);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
+  const auto want = encap6(icmp, k, "fd00:1::13", 13, kIpProtoIpv6);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+}
+
+TEST_F(XdpLbTest, LaterFragmentsFollowTheirFirstFragment) {
+  const auto first = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv4("198.18.0.2", "198.18.100.1", {.id = 777, .more_fragments = true})
+                         .tcp(44000, 80, {.flags = kTcpAck})
+                         .payload(std::string(16, 'a'))
+                         .build();
+  const auto second = PacketBuilder()
+                          .eth(kClientMac, bed_->ingressMac())
+                          .ipv4("198.18.0.2", "198.18.100.1",
+                                {.id = 777, .frag_offset_bytes = 40, .protocol = kIpProtoTcp})
+                          .payload(std::string(24, 'b'))
+                          .build();
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 44000, 80, kIpProtoTcp);
+  EXPECT_EQ(run(first).out, encap4(first, k, "198.18.1.10", 10));
+  // The later fragment has no ports: it is hashed on addresses only but must follow.
+  mg_flow_key kf = k;
+  kf.sport = kf.dport = 0;
+  const auto r = run(second);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
+  const auto want = encap4(second, kf, "198.18.1.10", 10);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u);
+  EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 1u);
+
+  const auto orphan = PacketBuilder()
+                          .eth(kClientMac, bed_->ingressMac())
+                          .ipv4("198.18.0.2", "198.18.100.1",
+                                {.id = 778, .frag_offset_bytes = 40, .protocol = kIpProtoTcp})
+                          .payload(std::string(24, 'c'))
+                          .build();
+  const auto ro = run(orphan);
+  EXPECT_STREQ(xdpActionName(ro.retval), "XDP_PASS") << "untracked later fragment";
+  EXPECT_EQ(counter(MG_LB_PASS_FRAG_UNTRACKED), 1u);
+}
+
+TEST_F(XdpLbTest, ForwardsIpv4OptionsIntact) {
+  const auto in = tcp4("198.18.0.2", "198.18.100.1", 45000, 80, kTcpSyn,
+                       {.options = {0x94, 0x04, 0x00, 0x00}});  // router alert
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 45000, 80, kIpProtoTcp);
+  const auto r = run(in);
+  const auto want = encap4(in, k, "198.18.1.10", 10);
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+}
+
+TEST_F(XdpLbTest, DropsEncapsulatedPacketsLargerThanEgressMtu) {
+  const auto in = PacketBuilder()
+                      .eth(kClientMac, bed_->ingressMac())
+                      .ipv4("198.18.0.2", "198.18.100.1")
+                      .tcp(46000, 80, {.flags = kTcpAck})
+                      .payload(std::string(1460, 'm'))
+                      .build();
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "1500 + 20 > MTU 1500";
+  EXPECT_EQ(drops(MG_LB_DROP_MTU_EXCEEDED), 1u);
+}
+
+struct MalformedRow {
+  const char* name;
+  std::vector<uint8_t> packet;
+  uint32_t verdict;
+  int drop;  // mg_lb_drop, or -1 when passed
+};
+
+TEST_F(XdpLbTest, MalformedHeadersGetDefinedCountedVerdicts) {
+  const auto syn = tcp4("198.18.0.2", "198.18.100.1", 47000, 80, kTcpSyn);
+  auto bad_ihl = syn;
+  bad_ihl[14] = 0x44;  // IHL 4
+  auto bad_version = syn;
+  bad_version[14] = 0x55;
+  auto long_tot_len = syn;
+  long_tot_len[16] = 0x05;  // tot_len 0x05xx > frame
+  auto bad_doff = syn;
+  bad_doff[14 + 20 + 12] = 0x40;  // TCP data offset 4
+  const auto v6 = PacketBuilder()
+                      .eth(kClientMac, bed_->ingressMac())
+                      .ipv6("fd00::2", "fd00:100::1")
+                      .tcp(47000, 80, {.flags = kTcpSyn})
+                      .build();
+  auto v6_long = v6;
+  v6_long[14 + 4] = 0x10;  // payload_len 4096
+  const auto v6_frag = PacketBuilder()
+                           .eth(kClientMac, bed_->ingressMac())
+                           .ipv6("fd00::2", "fd00:100::1")
+                           .ipv6Frag(0, true, 99)
+                           .tcp(47000, 80, {.flags = kTcpSyn})
+                           .build();
+  const auto v6_ext = PacketBuilder()
+                          .eth(kClientMac, bed_->ingressMac())
+                          .ipv6("fd00::2", "fd00:100::1")
+                          .ipv6Ext(kIpv6ExtHopByHop, std::vector<uint8_t>(6, 0))
+                          .ipv6Ext(kIpv6ExtDestOpts, std::vector<uint8_t>(6, 0))
+                          .tcp(47000, 80, {.flags = kTcpSyn})
+                          .build();
+  const std::vector<MalformedRow> rows = {
+      // (Frames shorter than Ethernet never reach XDP: drivers and BPF_PROG_TEST_RUN refuse
+      // them, so MG_LB_DROP_TRUNC_ETH is defensive only.)
+      {"ipv4 header cut", truncated(syn, 14 + 12), 1, MG_LB_DROP_TRUNC_IP},
+      {"ipv4 ihl below 5", bad_ihl, 1, MG_LB_DROP_BAD_IP},
+      {"ipv4 version not 4", bad_version, 1, MG_LB_DROP_BAD_IP},
+      {"ipv4 total length beyond frame", long_tot_len, 1, MG_LB_DROP_BAD_IP},
+      {"tcp header cut", truncated(syn, 14 + 20 + 10), 1, MG_LB_DROP_BAD_IP},
+      {"tcp data offset below 5", bad_doff, 1, MG_LB_DROP_BAD_L4},
+      {"ipv6 header cut", truncated(v6, 14 + 30), 1, MG_LB_DROP_TRUNC_IP},
+      {"ipv6 payload length beyond frame", v6_long, 1, MG_LB_DROP_BAD_IP},
+      {"ipv6 fragment", v6_frag, 2, -1},
+      {"ipv6 extension headers skipped", v6_ext, 4, -1},
+  };
+  for (const auto& row : rows) {
+    const uint64_t before = row.drop >= 0 ? drops(static_cast<mg_lb_drop>(row.drop)) : 0;
+    const auto r = run(row.packet);
+    EXPECT_EQ(r.retval, row.verdict) << row.name << ": got " << xdpActionName(r.retval);
+    if (row.drop >= 0) {
+      EXPECT_EQ(drops(static_cast<mg_lb_drop>(row.drop)), before + 1) << row.name << " counted";
+    }
+  }
+  EXPECT_EQ(counter(MG_LB_PASS_IPV6_FRAG), 1u) << "ipv6 fragment passed and counted";
+}
+
+TEST_F(XdpLbTest, CutTcpHeaderWithinValidIpPacketIsTruncL4) {
+  // IP total length says 30 bytes: 20 of IP and 10 of a TCP header that needs 20.
+  auto in = PacketBuilder()
+                .eth(kClientMac, bed_->ingressMac())
+                .ipv4("198.18.0.2", "198.18.100.1", {.protocol = kIpProtoTcp})
+                .payload(std::string(10, '\0'))
+                .build();
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP");
+  EXPECT_EQ(drops(MG_LB_DROP_TRUNC_L4), 1u);
+}
+
+}  // namespace
+}  // namespace meshgate::test

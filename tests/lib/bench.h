@@ -1,0 +1,41 @@
+// Benchmark reporting shared by every tests/bench/*_bench.cc: each case is a figure of
+// ours against a baseline measured in the same run, written as
+// <out>/<name>.json and printed as a table.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace meshgate::test {
+
+struct BenchCase {
+  std::string name;    // "tcp_syn_to_vip"
+  std::string metric;  // "ns_per_packet"
+  std::string unit;    // "ns"
+  double ours = 0;
+  double baseline = 0;
+  std::string baseline_name;  // "xdp_pass floor"
+  bool lower_is_better = true;
+  std::string note;  // optional: spread, target, how it was measured
+};
+
+class BenchReport {
+ public:
+  explicit BenchReport(std::string name) : name_(std::move(name)) {}
+  void add(BenchCase c) { cases_.push_back(std::move(c)); }
+  // Writes <dir>/<name>.json (dir from "--out DIR", default "build/bench") and prints the
+  // table. Returns the process exit code.
+  int finish(int argc, char** argv) const;
+
+ private:
+  std::string name_;
+  std::vector<BenchCase> cases_;
+};
+
+// Median of a sample (copies and partially sorts it). Empty input gives 0.
+double median(std::vector<double> v);
+// Smallest and largest value of a sample.
+double minOf(const std::vector<double>& v);
+double maxOf(const std::vector<double>& v);
+
+}  // namespace meshgate::test
