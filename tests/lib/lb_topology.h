@@ -1,0 +1,96 @@
+// The end-to-end topology of the load balancer, used by the namespace tests and the demo:
+//
+//   [client] 198.18.0.2 --- 198.18.0.1 [lb: xdp_lb + meshgate-agent] 198.18.1N.1 --- 198.18.1N.2 [bN]
+//                                                                       (N = 1..backends)
+//   VIP 198.18.100.1:port. Each backend holds the VIP on lo, runs xdp_decap (through its own
+//   meshgate-agent) and answers the client directly (DSR); replies are routed back via lb.
+//
+// Every agent is a real meshgate-agent process started in its namespace with setns() (not
+// `ip netns exec`, which would hide /sys/fs/bpf), pinning under a test-owned bpffs dir.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "meshgate/result.h"
+#include "tests/lib/netns.h"
+#include "tests/lib/tcp_peer.h"
+
+namespace meshgate::test {
+
+// A meshgate-agent process in a network namespace, logging to a file.
+class AgentProcess {
+ public:
+  static Result<AgentProcess> start(const NetNs& ns, const std::string& config_path,
+                                    const std::string& log_path);
+  AgentProcess(AgentProcess&& o) noexcept : pid_(std::exchange(o.pid_, -1)), log_(o.log_) {}
+  AgentProcess& operator=(AgentProcess&&) = delete;
+  ~AgentProcess();  // SIGTERM (the data path stays), then reap
+  pid_t pid() const { return pid_; }
+  // SIGKILL, as a crash would; waits for the process to be gone.
+  Result<void> kill9();
+  Result<void> sighup();
+  // Blocks until the log holds `count` lines containing `needle`, or errors on deadline
+  // or if the process died.
+  Result<void> waitForLog(const std::string& needle, size_t count = 1);
+
+ private:
+  AgentProcess(pid_t pid, std::string log) : pid_(pid), log_(std::move(log)) {}
+  pid_t pid_ = -1;
+  std::string log_;
+};
+
+// Path of a binary built next to the tests (build/bin/NAME).
+std::string builtBinary(const std::string& name);
+
+struct BackendSpec {
+  std::string address;
+  uint32_t weight = 1;
+};
+
+class LbTopology {
+ public:
+  static constexpr const char* kVip = "198.18.100.1";
+
+  static Result<std::unique_ptr<LbTopology>> create(int backends, uint16_t port);
+  ~LbTopology();
+
+  // Writes the balancer's config with these backends (addresses from backendAddress()).
+  Result<void> writeConfig(const std::vector<BackendSpec>& backends);
+  Result<void> startAgent();   // writes nothing; uses the last config
+  Result<void> reloadAgent();  // SIGHUP and wait for the "reloaded" log line
+  AgentProcess& agent() { return *agent_; }
+  void forgetAgent() { agent_.reset(); }
+
+  const NetNs& client() const { return *client_; }
+  const NetNs& lb() const { return *lb_; }
+  std::string backendAddress(int i) const { return "198.18." + std::to_string(10 + i) + ".2"; }
+  std::string backendName(int i) const { return "b" + std::to_string(i); }
+  int backends() const { return static_cast<int>(backend_ns_.size()); }
+  uint16_t port() const { return port_; }
+  const std::string& pinRoot() const { return lb_pins_->path(); }
+  const std::string& logPath() const { return log_path_; }
+
+ private:
+  LbTopology() = default;
+  Result<void> build(int backends, uint16_t port);
+
+  uint16_t port_ = 0;
+  std::string dir_;  // configs and logs
+  std::string config_path_, log_path_;
+  std::optional<BpffsDir> lb_pins_;
+  std::vector<BpffsDir> backend_pins_;
+  std::optional<NetNs> client_, lb_;
+  std::vector<NetNs> backend_ns_;
+  std::vector<VethPair> veths_;
+  std::string lb_client_if_;
+  std::vector<std::unique_ptr<BackendServer>> servers_;
+  std::vector<AgentProcess> decap_agents_;
+  std::optional<AgentProcess> agent_;
+};
+
+}  // namespace meshgate::test
