@@ -1,0 +1,185 @@
+// Benchmarks xdp_lb per packet through BPF_PROG_TEST_RUN with a restore harness (the
+// kernel does not reset the packet between `repeat` iterations), against a trivial
+// XDP_PASS floor measured in the same run, interleaved; and the control plane's cost of
+// pushing a one-backend change into the maps against a full-table push.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <chrono>
+#include <optional>
+#include <cstdio>
+#include <string>
+
+#include "agent/lb_maps.h"
+#include "tests/lib/bench.h"
+#include "tests/lib/bpf_run.h"
+#include "tests/lib/lb_testbed.h"
+#include "tests/lib/packet_builder.h"
+#include "xdp_lb_bench.skel.h"
+
+namespace mt = meshgate::test;
+
+namespace {
+
+constexpr int kReps = 9;
+constexpr uint32_t kRepeat = 200000;
+
+std::string bigVip(int backends, int skip) {
+  std::string list;
+  for (int i = 0; i < backends; i++) {
+    if (i == skip) {
+      continue;
+    }
+    list += std::string(list.empty() ? "" : ",") + "{\"address\": \"198.18." +
+            std::to_string(2 + i / 250) + "." + std::to_string(1 + i % 250) +
+            "\", \"weight\": " + std::to_string(1 + (i * 37) % 100) + "}";
+  }
+  return "{\"name\": \"big\", \"address\": \"198.18.100.9\", \"port\": 443, \"protocol\": "
+         "\"tcp\", \"ring_size\": 65537, \"backends\": [" + list + "]}";
+}
+
+std::string config(int skip) {
+  std::string small;
+  for (int i = 10; i < 20; i++) {
+    small += std::string(small.empty() ? "" : ",") + "{\"address\": \"198.18.1." +
+             std::to_string(i) + "\"}";
+  }
+  return R"({"hash_seed": 7, "conntrack": {"size": 1048576, "max_inserts_per_cpu_per_second": 0},
+  "vips": [
+    {"name": "web", "address": "198.18.100.1", "port": 80, "protocol": "tcp", "backends": [)" +
+         small + R"(]},
+    {"name": "dns", "address": "198.18.100.1", "port": 53, "protocol": "udp", "backends": [)" +
+         small + "]}, " + bigVip(1000, skip) + "]}";
+}
+
+double runNs(int prog_fd, const std::vector<uint8_t>& pkt, uint32_t ifindex,
+             uint32_t expect) {
+  auto r = mt::runXdp(prog_fd, pkt, {.repeat = kRepeat, .ingress_ifindex = ifindex});
+  if (!r) {
+    std::fprintf(stderr, "bench: %s\n", r.error().message.c_str());
+    std::exit(1);
+  }
+  if (r->retval != expect) {
+    std::fprintf(stderr, "bench: verdict %s, expected %s\n", mt::xdpActionName(r->retval),
+                 mt::xdpActionName(expect));
+    std::exit(1);
+  }
+  return r->duration_ns;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto bed = mt::LbTestBed::create("bench");
+  if (!bed) {
+    std::fprintf(stderr, "bench: %s\n", bed.error().message.c_str());
+    return 1;
+  }
+  xdp_lb_bench_bpf* skel = xdp_lb_bench_bpf__open();
+  bpf_map* map;
+  bpf_object__for_each_map(map, skel->obj) {
+    if (!bpf_map__is_internal(map)) {
+      bpf_map__set_pin_path(map, ((*bed)->pinRoot() + "/" + bpf_map__name(map)).c_str());
+    }
+  }
+  bpf_map__set_max_entries(skel->maps.mg_conntrack, 1048576);
+  if (int err = xdp_lb_bench_bpf__load(skel)) {
+    std::fprintf(stderr, "bench: load: %d\n", err);
+    return 1;
+  }
+  if (auto r = (*bed)->apply(config(-1)); !r) {
+    std::fprintf(stderr, "bench: %s\n", r.error().message.c_str());
+    return 1;
+  }
+  std::optional<mt::ScopedNetnsEnter> entered;
+  if (auto e = (*bed)->lbNs().enter()) {
+    entered.emplace(std::move(*e));
+  }
+  const uint32_t ifx = (*bed)->ingressIfindex();
+  const mt::MacAddr client = {2, 0, 0, 0, 0, 2};
+  const std::string pad(100, 'p');
+  auto tcp = [&](const char* dst, uint16_t dport, uint8_t flags) {
+    return mt::PacketBuilder().eth(client, (*bed)->ingressMac()).ipv4("198.18.0.2", dst)
+        .tcp(40000, dport, {.flags = flags}).payload(pad).build();
+  };
+  const auto syn = tcp("198.18.100.1", 80, mt::kTcpSyn);
+  const auto ack = tcp("198.18.100.1", 80, mt::kTcpAck);
+  const auto non_vip = tcp("198.18.0.1", 22, mt::kTcpAck);
+  const auto udp = mt::PacketBuilder().eth(client, (*bed)->ingressMac())
+                       .ipv4("198.18.0.2", "198.18.100.1").udp(40000, 53).payload(pad).build();
+  const int lb = bpf_program__fd(skel->progs.bench_lb);
+  const int restore = bpf_program__fd(skel->progs.bench_restore_only);
+  const int restore_adj = bpf_program__fd(skel->progs.bench_restore_adjust);
+  const int pass = bpf_program__fd(skel->progs.bench_pass);
+  // Establish the flows once so that ACK and UDP hit conntrack.
+  mt::runXdp(lb, syn, {.ingress_ifindex = ifx});
+  mt::runXdp(lb, udp, {.ingress_ifindex = ifx});
+
+  std::vector<double> floor, h_plain, h_adj, t_syn, t_ack, t_udp, t_non;
+  for (int rep = 0; rep < kReps; rep++) {  // interleaved: every series once per round
+    floor.push_back(runNs(pass, syn, ifx, XDP_PASS));
+    h_plain.push_back(runNs(restore, syn, ifx, XDP_PASS));
+    h_adj.push_back(runNs(restore_adj, syn, ifx, XDP_TX));
+    t_syn.push_back(runNs(lb, syn, ifx, XDP_REDIRECT));
+    t_ack.push_back(runNs(lb, ack, ifx, XDP_REDIRECT));
+    t_udp.push_back(runNs(lb, udp, ifx, XDP_REDIRECT));
+    t_non.push_back(runNs(lb, non_vip, ifx, XDP_PASS));
+  }
+  const double f = mt::median(floor);
+  const double restore_plain = mt::median(h_plain) - f;
+  const double restore_adjust = mt::median(h_adj) - f;
+  mt::BenchReport report("xdp_lb");
+  auto add = [&](const char* name, const std::vector<double>& s, double harness,
+                 double target) {
+    const double ours = mt::median(s) - harness;
+    char note[256];
+    std::snprintf(note, sizeof(note),
+                  "raw %.0f [%.0f-%.0f] minus restore %.0f; net of floor %.0f; target <= %.0fx",
+                  mt::median(s), mt::minOf(s), mt::maxOf(s), harness, ours - f, target);
+    report.add({name, "ns_per_packet", "ns", ours, f, "xdp_pass floor", true, note});
+  };
+  add("tcp_syn_to_vip", t_syn, restore_adjust, 11);
+  add("tcp_established", t_ack, restore_adjust, 5);
+  add("udp_established", t_udp, restore_adjust, 5);
+  add("non_vip_pass", t_non, restore_plain, 2);
+
+  // Control plane: one backend of 1000 removed and re-added, each apply timed, against
+  // pushing the whole table in one batch.
+  entered.reset();
+  std::vector<double> change_ms, full_ms, slots;
+  std::vector<uint32_t> keys(65538), values(65538);
+  for (uint32_t i = 0; i < keys.size(); i++) {
+    keys[i] = i;
+    values[i] = i % 1000;
+  }
+  LIBBPF_OPTS(bpf_map_create_opts, mopts, .map_flags = BPF_F_INNER_MAP);
+  const int scratch = bpf_map_create(BPF_MAP_TYPE_ARRAY, "bench_ring", 4, 4, 65538, &mopts);
+  for (int rep = 0; rep < kReps; rep++) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto st = (*bed)->apply(config(rep % 2 == 0 ? 500 : -1));
+    auto t1 = std::chrono::steady_clock::now();
+    if (!st) {
+      std::fprintf(stderr, "bench: %s\n", st.error().message.c_str());
+      return 1;
+    }
+    change_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    slots.push_back(static_cast<double>(st->ring_slots_written));
+    uint32_t count = keys.size();
+    LIBBPF_OPTS(bpf_map_batch_opts, bopts);
+    t0 = std::chrono::steady_clock::now();
+    bpf_map_update_batch(scratch, keys.data(), values.data(), &count, &bopts);
+    t1 = std::chrono::steady_clock::now();
+    full_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  char note[256];
+  std::snprintf(note, sizeof(note),
+                "apply = Maglev build of 1000 weighted backends + diff + batch write + swap; "
+                "[%.2f-%.2f] ms; %.0f slots written (median)",
+                mt::minOf(change_ms), mt::maxOf(change_ms), mt::median(slots));
+  report.add({"one_backend_change_apply", "ms", "ms", mt::median(change_ms), mt::median(full_ms),
+              "full 65537-slot batch push (no build)", true, note});
+  report.add({"one_backend_change_slots", "slots_written", "slots", mt::median(slots), 65538,
+              "full table", true, "slots written into the kernel per change"});
+  xdp_lb_bench_bpf__destroy(skel);
+  return report.finish(argc, argv);
+}
