@@ -62,7 +62,7 @@ BINS := $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshga
 # Debian 12 packages for build, tests, demo and benchmarks.
 DEB_PACKAGES := make g++ cmake clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
 	linux-libc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev liburing-dev \
-	libssl-dev libnghttp2-dev iproute2 ethtool curl python3
+	libssl-dev libnghttp2-dev iproute2 ethtool iputils-ping procps curl python3 python3-scapy
 
 .PHONY: all deps test demo bench install clean fmt
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS)
