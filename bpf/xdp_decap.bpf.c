@@ -17,7 +17,10 @@
 #include "lib/csum.h"
 
 #define MG_ECN_MASK 0x3
+#define MG_ECN_ECT0 0x2
+#define MG_ECN_ECT1 0x1
 #define MG_ECN_CE 0x3
+#define MG_IP_MF_OFFSET 0x3fff
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -35,13 +38,16 @@ static __always_inline void count(__u32 counter)
 }
 
 /*
- * RFC 6040 normal mode: an outer CE mark survives into an ECN-capable inner packet; a CE
- * mark on a not-ECT inner packet means the packet must be dropped. Returns 0 or -1 (drop).
+ * RFC 6040 decapsulation (figure 4): outer CE marks an ECN-capable inner packet CE and
+ * drops a not-ECT one; outer ECT(1) turns an inner ECT(0) into ECT(1); every other
+ * combination leaves the inner field alone. Returns 0, or -1 to drop.
  */
 static __always_inline int propagate_ecn(__u8 outer_tos, void *inner, void *data_end,
 					 __u16 inner_proto)
 {
-	if ((outer_tos & MG_ECN_MASK) != MG_ECN_CE)
+	__u8 outer = outer_tos & MG_ECN_MASK, in, want;
+
+	if (outer != MG_ECN_CE && outer != MG_ECN_ECT1)
 		return 0;
 	if (inner_proto == ETH_P_IP) {
 		struct iphdr *ih = inner;
@@ -49,12 +55,14 @@ static __always_inline int propagate_ecn(__u8 outer_tos, void *inner, void *data
 
 		if ((void *)(ih + 1) > data_end)
 			return -1;
-		if ((ih->tos & MG_ECN_MASK) == 0)
+		in = ih->tos & MG_ECN_MASK;
+		if (outer == MG_ECN_CE && in == 0)
 			return -1;
-		if ((ih->tos & MG_ECN_MASK) == MG_ECN_CE)
+		want = outer == MG_ECN_CE ? MG_ECN_CE : (in == MG_ECN_ECT0 ? MG_ECN_ECT1 : in);
+		if (want == in)
 			return 0;
 		old = *(__u16 *)ih;
-		ih->tos |= MG_ECN_CE;
+		ih->tos = (ih->tos & ~MG_ECN_MASK) | want;
 		new = *(__u16 *)ih;
 		ih->check = mg_csum_replace16(ih->check, old, new);
 	} else {
@@ -62,11 +70,15 @@ static __always_inline int propagate_ecn(__u8 outer_tos, void *inner, void *data
 
 		if ((void *)(w + 2) > data_end)
 			return -1;
-		if (((w[1] >> 4) & MG_ECN_MASK) == 0)
+		in = (w[1] >> 4) & MG_ECN_MASK;
+		if (outer == MG_ECN_CE && in == 0)
 			return -1;
-		w[1] |= MG_ECN_CE << 4;
+		want = outer == MG_ECN_CE ? MG_ECN_CE : (in == MG_ECN_ECT0 ? MG_ECN_ECT1 : in);
+		if (want == in)
+			return 0;
+		w[1] = (w[1] & ~(MG_ECN_MASK << 4)) | (want << 4);
 	}
-	count(MG_DECAP_ECN_CE_COPIED);
+	count(want == MG_ECN_CE ? MG_DECAP_ECN_CE_COPIED : MG_DECAP_ECN_ECT1_COPIED);
 	return 0;
 }
 
@@ -87,16 +99,27 @@ int xdp_decap(struct xdp_md *ctx)
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *oh = (void *)(eth + 1);
 
-		if ((void *)(oh + 1) > data_end || oh->protocol != IPPROTO_IPIP || oh->ihl < 5)
+		if ((void *)(oh + 1) > data_end || oh->protocol != IPPROTO_IPIP ||
+		    oh->version != 4 || oh->ihl < 5)
 			goto pass;
 		outer_len = oh->ihl * 4;
+		if ((void *)(eth + 1) + bpf_ntohs(oh->tot_len) > data_end ||
+		    bpf_ntohs(oh->tot_len) < outer_len) {
+			count(MG_DECAP_DROP_TRUNC);
+			return XDP_DROP;
+		}
+		/* A fragment holds part of an inner packet: the stack reassembles it. */
+		if (oh->frag_off & bpf_htons(MG_IP_MF_OFFSET)) {
+			count(MG_DECAP_PASS_OUTER_FRAGMENT);
+			return XDP_PASS;
+		}
 		outer_tos = oh->tos;
 		inner_proto = ETH_P_IP;
 		counter = MG_DECAP_DECAP_4IN4;
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *oh = (void *)(eth + 1);
 
-		if ((void *)(oh + 1) > data_end)
+		if ((void *)(oh + 1) > data_end || oh->version != 6)
 			goto pass;
 		if (oh->nexthdr == IPPROTO_IPIP) {
 			inner_proto = ETH_P_IP;
@@ -106,6 +129,10 @@ int xdp_decap(struct xdp_md *ctx)
 			counter = MG_DECAP_DECAP_6IN6;
 		} else {
 			goto pass;
+		}
+		if ((void *)(oh + 1) + bpf_ntohs(oh->payload_len) > data_end) {
+			count(MG_DECAP_DROP_TRUNC);
+			return XDP_DROP;
 		}
 		outer_len = sizeof(*oh);
 		outer_tos = (bpf_ntohs(*(__be16 *)oh) >> 4) & 0xff;

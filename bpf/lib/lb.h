@@ -158,11 +158,24 @@ pick:
 	return MG_CONTINUE;
 }
 
+/* True when the destination address may be a VIP (its filter bit is set). */
+static __always_inline bool mg_maybe_vip(const struct mg_pkt *p)
+{
+	__u32 bit = mg_addr_hash(p->flow.dst, p->flow.family) % MG_VIP_FILTER_BITS;
+	__u32 word = bit / 64;
+	__u64 *w = bpf_map_lookup_elem(&mg_vip_filter, &word);
+
+	return w && (*w & (1ull << (bit % 64)));
+}
+
 static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id)
 {
 	struct mg_vip_key key = {};
 	struct mg_vip_info *vip;
 
+	if (!mg_maybe_vip(p))
+		return p->kind == MG_PKT_ICMP_ERROR ? MG_PASS(MG_LB_PASS_ICMP)
+						    : MG_PASS(MG_LB_PASS_NOT_VIP);
 	__builtin_memcpy(key.addr, p->flow.dst, sizeof(key.addr));
 	key.port = p->flow.dport;
 	key.proto = p->flow.proto;

@@ -19,6 +19,17 @@ struct {
 } mg_vips SEC(".maps");
 
 /*
+ * One bit per VIP address hash: most traffic that is not for a VIP leaves after one
+ * inlined array read instead of two hash-map lookups.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MG_VIP_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} mg_vip_filter SEC(".maps");
+
+/*
  * vip id -> that VIP's Maglev table, an inner ARRAY of __u32: slot 0 holds the table
  * size M, slots 1..M the backend ids. The agent fills a spare table and swaps this
  * entry, so a packet sees one whole table, never half of two.

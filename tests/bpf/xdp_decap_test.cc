@@ -67,6 +67,14 @@ PacketBuilder outer4(uint8_t tos = 0, std::vector<uint8_t> options = {}) {
   return b;
 }
 
+// An outer IPv4 header marked as a fragment (lengths stay consistent with the frame).
+PacketBuilder outer4Frag(bool more_fragments, uint16_t offset_bytes) {
+  PacketBuilder b = toBackend();
+  b.ipv4(kEncapSrc4, kBackend4,
+         {.more_fragments = more_fragments, .frag_offset_bytes = offset_bytes});
+  return b;
+}
+
 PacketBuilder outer6(uint8_t traffic_class = 0) {
   PacketBuilder b = toBackend();
   b.ipv6(kEncapSrc6, kBackend6, {.traffic_class = traffic_class, .flow_label = 0xabcde});
@@ -184,6 +192,11 @@ TEST_F(XdpDecapTest, EachPacketGetsItsVerdictOutputAndCounter) {
        clientTcp4(toBackend(), kDscpEf | kNotEct).build(), MG_DECAP_DECAP_4IN4},
       {"outer CE, inner CE: stays CE", clientTcp4(outer4(kCe), kDscpEf | kCe).build(), XDP_PASS,
        clientTcp4(toBackend(), kDscpEf | kCe).build(), MG_DECAP_DECAP_4IN4},
+      // A fragment of an IPIP packet carries part of the inner packet: not decapsulated.
+      {"outer ipv4 first fragment", clientTcp4(outer4Frag(true, 0)).build(), XDP_PASS,
+       std::nullopt, MG_DECAP_PASS_OUTER_FRAGMENT},
+      {"outer ipv4 later fragment", clientTcp4(outer4Frag(false, 24)).build(), XDP_PASS,
+       std::nullopt, MG_DECAP_PASS_OUTER_FRAGMENT},
       // Not IPIP, or IPIP too malformed to be the balancer's: the stack's business.
       {"plain ipv4 tcp", tcp4, XDP_PASS, std::nullopt, MG_DECAP_PASS_NOT_IPIP},
       {"plain ipv4 udp", clientUdp4(toBackend()).build(), XDP_PASS, std::nullopt,
@@ -294,8 +307,23 @@ TEST_F(XdpDecapTest, CopiesOuterCeIntoEct1InnerIpv6TrafficClass) {
   expectCounted(before, counters(), {MG_DECAP_DECAP_6IN6, MG_DECAP_ECN_CE_COPIED}, "6in6 CE");
 }
 
-// Not the cell outer ECT(1) + inner ECT(0): RFC 6040 (figure 4) makes that inner ECT(1),
-// which xdp_decap does not do; this test neither pins nor requires either behaviour.
+// RFC 6040 figure 4: outer ECT(1) over inner ECT(0) gives ECT(1).
+TEST_F(XdpDecapTest, CopiesOuterEct1OverInnerEct0) {
+  const auto before = counters();
+  const auto r4 = run(clientTcp4(outer4(kEct1), kDscpEf | kEct0).build());
+  const auto want4 = clientTcp4(toBackend(), kDscpEf | kEct1).build();
+  EXPECT_EQ(r4.out, want4) << "ipv4 inner becomes ECT(1)\n" << describeDiff(want4, r4.out);
+  ASSERT_GE(r4.out.size(), kEthLen + kIpv4Len);
+  EXPECT_EQ(onesComplementSum(std::span(r4.out).subspan(kEthLen, kIpv4Len)), 0xffff)
+      << "inner ipv4 checksum still valid";
+  const auto r6 = run(clientTcp6(outer6(kDscpEf | kEct1), kEct0).build());
+  const auto want6 = clientTcp6(toBackend(), kEct1).build();
+  EXPECT_EQ(r6.out, want6) << "ipv6 inner becomes ECT(1)\n" << describeDiff(want6, r6.out);
+  EXPECT_EQ(counters()[MG_DECAP_ECN_ECT1_COPIED] - before[MG_DECAP_ECN_ECT1_COPIED], 2u)
+      << "both counted";
+}
+
+// Every other outer non-CE combination leaves the inner ECN field alone.
 TEST_F(XdpDecapTest, LeavesInnerEcnAloneWhenOuterIsNotCe) {
   for (uint8_t outer_ecn : {kNotEct, kEct1, kEct0}) {
     for (uint8_t inner_ecn : {kNotEct, kEct1, kEct0, kCe}) {

@@ -61,4 +61,22 @@ static inline __u32 mg_flow_hash(const struct mg_flow_key *k, __u32 seed)
 	return c;
 }
 
+/*
+ * Hash of a destination address for the VIP address filter (mg_vip_filter): a packet whose
+ * address bit is clear is not for any VIP, and passes without a hash-map lookup.
+ */
+static inline __u32 mg_addr_hash(const __be32 *addr, __u8 family)
+{
+	__u32 a = addr[0] + MG_JHASH_INITVAL, b = MG_JHASH_INITVAL, c = MG_JHASH_INITVAL + family;
+
+	if (family == MG_AF_INET6) {
+		b += addr[1];
+		c += addr[2];
+		MG_JHASH_MIX(a, b, c);
+		a += addr[3];
+	}
+	MG_JHASH_FINAL(a, b, c);
+	return c;
+}
+
 #endif /* MESHGATE_ABI_HASH_H */

@@ -21,8 +21,13 @@
 /* Ring slot 0 holds the table size M; slots 1..M hold backend ids. */
 #define MG_RING_HEADER_SLOTS 1
 
+/* Bits of the VIP address filter: one bit per mg_addr_hash() % MG_VIP_FILTER_BITS. */
+#define MG_VIP_FILTER_BITS 65536
+#define MG_VIP_FILTER_WORDS (MG_VIP_FILTER_BITS / 64)
+
 /* Map names; the agent pins each one at MG_PIN_ROOT "/" name. */
 #define MG_MAP_VIPS "mg_vips"
+#define MG_MAP_VIP_FILTER "mg_vip_filter"
 #define MG_MAP_RINGS "mg_rings"
 #define MG_MAP_BACKENDS "mg_backends"
 #define MG_MAP_CONNTRACK "mg_conntrack"
