@@ -37,7 +37,8 @@ Result<std::vector<CounterValue>> readCounters(
 Result<LbMaps> LbMaps::openPinned(const std::string& pin_root) {
   LbMaps m;
   const std::pair<UniqueFd*, const char*> all[] = {
-      {&m.vips, MG_MAP_VIPS},           {&m.rings, MG_MAP_RINGS},
+      {&m.vips, MG_MAP_VIPS},           {&m.vip_filter, MG_MAP_VIP_FILTER},
+      {&m.rings, MG_MAP_RINGS},
       {&m.backends, MG_MAP_BACKENDS},   {&m.conntrack, MG_MAP_CONNTRACK},
       {&m.frags, MG_MAP_FRAGS},         {&m.globals, MG_MAP_GLOBALS},
       {&m.conn_rate, MG_MAP_CONN_RATE}, {&m.lb_stats, MG_MAP_LB_STATS},

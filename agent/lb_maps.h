@@ -15,7 +15,7 @@
 namespace meshgate::agent {
 
 struct LbMaps {
-  UniqueFd vips, rings, backends, conntrack, frags, globals, conn_rate, lb_stats, lb_drops,
+  UniqueFd vips, vip_filter, rings, backends, conntrack, frags, globals, conn_rate, lb_stats, lb_drops,
       vip_stats, backend_stats;
 
   // Opens every map pinned at <pin_root>/<name>. Fails naming the first missing pin.

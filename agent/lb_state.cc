@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "agent/maglev.h"
+#include "meshgate/abi/hash.h"
 
 namespace meshgate::agent {
 namespace {
@@ -66,6 +67,11 @@ Result<LbState> LbState::adopt(const std::string& pin_root) {
     return std::unexpected(dir.error());
   }
   LbState state(pin_root, std::move(*maps));
+
+  state.filter_.assign(MG_VIP_FILTER_WORDS, 0);
+  for (uint32_t w = 0; w < MG_VIP_FILTER_WORDS; w++) {
+    bpf_map_lookup_elem(state.maps_.vip_filter.get(), &w, &state.filter_[w]);
+  }
 
   auto backends = readLiveBackends(state.maps_.backends.get());
   if (!backends) {
@@ -144,6 +150,24 @@ Result<void> LbState::writeGlobals(const AgentConfig& cfg) {
   g.outer_ttl = cfg.encap_ttl;
   const uint32_t zero = 0;
   return mapUpdate(maps_.globals.get(), &zero, &g, MG_MAP_GLOBALS);
+}
+
+Result<void> LbState::writeVipFilter(const std::vector<const VipConfig*>& vips) {
+  std::vector<uint64_t> want(MG_VIP_FILTER_WORDS, 0);
+  for (const VipConfig* v : vips) {
+    const uint32_t bit = mg_addr_hash(v->address.words.data(), v->address.family) %
+                         MG_VIP_FILTER_BITS;
+    want[bit / 64] |= 1ull << (bit % 64);
+  }
+  for (uint32_t w = 0; w < MG_VIP_FILTER_WORDS; w++) {
+    if (want[w] != filter_[w]) {
+      if (auto r = mapUpdate(maps_.vip_filter.get(), &w, &want[w], MG_MAP_VIP_FILTER); !r) {
+        return r;
+      }
+      filter_[w] = want[w];
+    }
+  }
+  return {};
 }
 
 Result<uint32_t> LbState::ensureBackend(uint32_t vip_id, const IpAddr& addr,
@@ -295,6 +319,19 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
     return std::unexpected(r.error());
   }
 
+  // The filter lets through old and new VIP addresses while entries change, then only
+  // the new ones.
+  std::vector<const VipConfig*> filter_vips;
+  for (const auto& [kb, vip] : applied_) {
+    filter_vips.push_back(&vip);
+  }
+  for (const auto& vip : cfg.vips) {
+    filter_vips.push_back(&vip);
+  }
+  if (auto r = writeVipFilter(filter_vips); !r) {
+    return std::unexpected(r.error());
+  }
+
   std::set<VipKeyBytes> wanted_vips;
   for (const auto& vip : cfg.vips) {
     const mg_vip_key key = vipKeyOf(vip);
@@ -375,6 +412,13 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
       return std::unexpected(r.error());
     }
     stats.vips_removed++;
+  }
+  filter_vips.clear();
+  for (const auto& vip : cfg.vips) {
+    filter_vips.push_back(&vip);
+  }
+  if (auto r = writeVipFilter(filter_vips); !r) {
+    return std::unexpected(r.error());
   }
   return stats;
 }

@@ -55,6 +55,8 @@ class LbState {
       : pin_root_(std::move(pin_root)), maps_(std::move(maps)) {}
 
   Result<void> writeGlobals(const AgentConfig& cfg);
+  // Sets exactly the filter bits of these VIP addresses, writing only changed words.
+  Result<void> writeVipFilter(const std::vector<const VipConfig*>& vips);
   Result<uint32_t> ensureBackend(uint32_t vip_id, const IpAddr& addr, ApplyStats& stats);
   Result<void> removeBackend(uint32_t vip_id, const IpAddr& addr);
   Result<uint32_t> allocVipId();
@@ -71,6 +73,7 @@ class LbState {
   std::set<uint32_t> used_backend_ids_;
   uint32_t next_backend_id_ = 1;  // id 0 is never used: an unset slot must not route
   std::map<uint32_t, RingPair> rings_;
+  std::vector<uint64_t> filter_;  // kernel content of mg_vip_filter
 };
 
 // The ABI key of a configured VIP.
