@@ -19,6 +19,7 @@
 #include <meshgate/abi/lb.h>
 
 #include "lib/csum.h"
+#include "lib/maps.h"
 #include "lib/parse.h"
 
 static __always_inline int mg_encap(struct xdp_md *ctx, const struct mg_pkt *p,
@@ -90,20 +91,30 @@ static __always_inline int mg_encap(struct xdp_md *ctx, const struct mg_pkt *p,
  * Sends the encapsulated frame towards the backend: the kernel FIB gives the egress
  * interface and next-hop MAC. Same interface -> XDP_TX; another -> XDP_REDIRECT;
  * next hop not resolved yet -> XDP_PASS, so the stack resolves it and forwards this one.
+ * Results are cached per CPU and backend for MG_NEXTHOP_CACHE_NS (struct mg_nexthop).
  */
-static __always_inline int mg_forward(struct xdp_md *ctx, const struct mg_backend *be,
-				      const struct mg_lb_globals *g, __u32 hash, __u32 *counter)
+static __always_inline int mg_forward(struct xdp_md *ctx, __u32 backend_id,
+				      const struct mg_backend *be, __u64 now, __u32 *counter)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = data;
+	__u32 l3_len = data_end - data - sizeof(*eth);
+	struct mg_nexthop *nh;
 	int rc;
 
 	if ((void *)(eth + 1) > data_end)
 		return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+	nh = bpf_map_lookup_elem(&mg_nexthops, &backend_id);
+	if (nh && nh->expires_ns > now && nh->ifindex_in == ctx->ingress_ifindex &&
+	    l3_len <= nh->max_len) {
+		*counter = MG_LB_NEXTHOP_CACHED;
+		goto send;
+	}
+
 	fib.ifindex = ctx->ingress_ifindex;
-	fib.tot_len = data_end - data - sizeof(*eth);
+	fib.tot_len = l3_len;
 	if (be->family == MG_AF_INET) {
 		struct iphdr *oh = (void *)(eth + 1);
 
@@ -140,14 +151,26 @@ static __always_inline int mg_forward(struct xdp_md *ctx, const struct mg_backen
 	default:
 		return MG_DROP(MG_LB_DROP_FIB_FAILED);
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	if (fib.ifindex == ctx->ingress_ifindex) {
-		*counter = MG_LB_TX;
+	*counter = MG_LB_NEXTHOP_LOOKUP;
+	if (!nh)
+		return MG_DROP(MG_LB_DROP_FIB_FAILED);
+	/* A fresh entry starts from this packet's length; a refresh only raises it. */
+	if (nh->expires_ns <= now || nh->ifindex_in != ctx->ingress_ifindex ||
+	    nh->ifindex_out != fib.ifindex || __builtin_memcmp(nh->dmac, fib.dmac, ETH_ALEN))
+		nh->max_len = 0;
+	nh->expires_ns = now + MG_NEXTHOP_CACHE_NS;
+	nh->ifindex_in = ctx->ingress_ifindex;
+	nh->ifindex_out = fib.ifindex;
+	__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+	if (l3_len > nh->max_len)
+		nh->max_len = l3_len;
+send:
+	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
+	if (nh->ifindex_out == ctx->ingress_ifindex)
 		return XDP_TX;
-	}
-	*counter = MG_LB_REDIRECT;
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(nh->ifindex_out, 0);
 }
 
 #endif /* MESHGATE_BPF_LIB_ENCAP_H */

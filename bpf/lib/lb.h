@@ -100,52 +100,53 @@ static __always_inline struct mg_backend *mg_live_backend(__u32 id)
 }
 
 /*
- * Chooses the backend of a flow: a conntrack hit keeps its backend while that backend
- * lives; a TCP SYN, a miss, an idle UDP entry or a removed backend chooses from the
- * Maglev table and records the choice (an ICMP error only reads).
+ * Conntrack lookup for a packet that is not a TCP SYN. A hit keeps its backend while that
+ * backend lives (and, for UDP, while the entry is not idle past udp_idle_ns); it also
+ * names the VIP, so a hit needs no VIP lookup. Returns true on a usable hit.
  */
-static __always_inline int mg_choose(struct mg_pkt *p, __u32 vip_id, __u32 hash,
-				     const struct mg_lb_globals *g, __u32 *backend_id)
+static __always_inline bool mg_ct_hit(struct mg_pkt *p, const struct mg_lb_globals *g, __u64 now,
+				      __u32 *vip_id, __u32 *backend_id)
 {
-	bool is_syn = p->flow.proto == IPPROTO_TCP &&
-		      (p->tcp_flags & (MG_TCP_FLAG_SYN | MG_TCP_FLAG_ACK)) == MG_TCP_FLAG_SYN;
-	bool is_udp = p->flow.proto == IPPROTO_UDP;
-	struct mg_flow_state *st = NULL, fresh = {};
-	__u64 now = 0;
+	struct mg_flow_state *st = bpf_map_lookup_elem(&mg_conntrack, &p->flow);
+
+	if (!st) {
+		mg_count(MG_LB_CT_MISS);
+		return false;
+	}
+	if (p->flow.proto == IPPROTO_UDP) {
+		if (now - st->atime_ns > g->udp_idle_ns) {
+			mg_count(MG_LB_CT_UDP_EXPIRED);
+			return false;
+		}
+		st->atime_ns = now;
+	}
+	if (!mg_live_backend(st->backend_id)) {
+		mg_count(MG_LB_CT_BACKEND_GONE);
+		return false;
+	}
+	mg_count(MG_LB_CT_HIT);
+	*vip_id = st->vip_id;
+	*backend_id = st->backend_id;
+	return true;
+}
+
+/*
+ * Chooses from the VIP's Maglev table and records the choice, unless the packet is an
+ * ICMP error or a TCP RST (they never start a flow) or the flood guard says no.
+ */
+static __always_inline int mg_pick_and_track(struct mg_pkt *p, __u32 vip_id, __u32 hash,
+					     const struct mg_lb_globals *g, __u64 now,
+					     __u32 *backend_id)
+{
+	struct mg_flow_state fresh = {};
 	int rc;
 
-	if (is_syn) {
-		mg_count(MG_LB_TCP_SYN);
-	} else {
-		st = bpf_map_lookup_elem(&mg_conntrack, &p->flow);
-		if (st) {
-			if (is_udp) {
-				now = bpf_ktime_get_ns();
-				if (now - st->atime_ns > g->udp_idle_ns) {
-					mg_count(MG_LB_CT_UDP_EXPIRED);
-					goto pick;
-				}
-				st->atime_ns = now;
-			}
-			if (mg_live_backend(st->backend_id)) {
-				mg_count(MG_LB_CT_HIT);
-				*backend_id = st->backend_id;
-				return MG_CONTINUE;
-			}
-			mg_count(MG_LB_CT_BACKEND_GONE);
-		} else {
-			mg_count(MG_LB_CT_MISS);
-		}
-	}
-pick:
 	rc = mg_ring_pick(vip_id, hash, backend_id);
 	if (rc)
 		return rc;
 	if (p->kind == MG_PKT_ICMP_ERROR ||
 	    (p->flow.proto == IPPROTO_TCP && (p->tcp_flags & MG_TCP_FLAG_RST)))
 		return MG_CONTINUE;
-	if (!now)
-		now = bpf_ktime_get_ns();
 	if (!mg_insert_allowed(g, now)) {
 		mg_count(MG_LB_CT_INSERT_SKIPPED);
 		return MG_CONTINUE;
@@ -173,9 +174,6 @@ static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id)
 	struct mg_vip_key key = {};
 	struct mg_vip_info *vip;
 
-	if (!mg_maybe_vip(p))
-		return p->kind == MG_PKT_ICMP_ERROR ? MG_PASS(MG_LB_PASS_ICMP)
-						    : MG_PASS(MG_LB_PASS_NOT_VIP);
 	__builtin_memcpy(key.addr, p->flow.dst, sizeof(key.addr));
 	key.port = p->flow.dport;
 	key.proto = p->flow.proto;
@@ -235,6 +233,7 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	struct mg_lb_globals *g;
 	struct mg_backend *be;
 	struct mg_pkt p = {};
+	__u64 now;
 	int rc;
 
 	mg_count(MG_LB_RX);
@@ -244,27 +243,39 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	if (rc < 0)
 		return mg_drop(rc);
 
+	if (p.kind != MG_PKT_FRAG_LATER && !mg_maybe_vip(&p)) {
+		rc = p.kind == MG_PKT_ICMP_ERROR ? MG_LB_PASS_ICMP : MG_LB_PASS_NOT_VIP;
+		goto pass;
+	}
 	g = bpf_map_lookup_elem(&mg_globals, &zero);
 	if (!g)
 		return mg_drop(MG_DROP(MG_LB_DROP_NO_GLOBALS));
+	/* Coarse clock: UDP idle times, the flood guard and next-hop expiry are seconds. */
+	now = bpf_ktime_get_coarse_ns();
+	hash = mg_flow_hash(&p.flow, g->hash_seed);
 
 	if (p.kind == MG_PKT_FRAG_LATER) {
 		rc = mg_follow_fragment(&p, &vip_id, &backend_id);
 		if (rc > 0)
 			goto pass;
-		hash = mg_flow_hash(&p.flow, g->hash_seed);
-	} else {
-		rc = mg_lookup_vip(&p, &vip_id);
-		if (rc > 0)
-			goto pass;
-		hash = mg_flow_hash(&p.flow, g->hash_seed);
-		rc = mg_choose(&p, vip_id, hash, g, &backend_id);
-		if (rc < 0)
-			return mg_drop(rc);
-		if (p.first_frag)
-			mg_track_fragment(&p, vip_id, backend_id);
+		goto forward;
 	}
+	if (p.flow.proto == IPPROTO_TCP &&
+	    (p.tcp_flags & (MG_TCP_FLAG_SYN | MG_TCP_FLAG_ACK)) == MG_TCP_FLAG_SYN) {
+		mg_count(MG_LB_TCP_SYN); /* a SYN always chooses afresh */
+	} else if (mg_ct_hit(&p, g, now, &vip_id, &backend_id)) {
+		goto forward;
+	}
+	rc = mg_lookup_vip(&p, &vip_id);
+	if (rc > 0)
+		goto pass;
+	rc = mg_pick_and_track(&p, vip_id, hash, g, now, &backend_id);
+	if (rc < 0)
+		return mg_drop(rc);
+	if (p.first_frag)
+		mg_track_fragment(&p, vip_id, backend_id);
 
+forward:
 	be = mg_live_backend(backend_id);
 	if (!be)
 		return mg_drop(MG_DROP(MG_LB_DROP_NO_BACKEND));
@@ -276,10 +287,14 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	rc = mg_encap(ctx, &p, be, g, hash);
 	if (rc < 0)
 		return mg_drop(rc);
-	rc = mg_forward(ctx, be, g, hash, &counter);
+	rc = mg_forward(ctx, backend_id, be, now, &counter);
 	if (rc < 0)
 		return mg_drop(rc);
 	mg_count(counter);
+	if (rc == XDP_TX)
+		mg_count(MG_LB_TX);
+	else if (rc == XDP_REDIRECT)
+		mg_count(MG_LB_REDIRECT);
 	return rc;
 
 pass:

@@ -93,6 +93,14 @@ struct {
 	__type(value, struct mg_conn_rate);
 } mg_conn_rate SEC(".maps");
 
+/* backend id -> cached FIB result on this CPU (see struct mg_nexthop). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MG_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct mg_nexthop);
+} mg_nexthops SEC(".maps");
+
 /* Global counters, indexed by enum mg_lb_counter. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -486,7 +486,21 @@ TEST_F(XdpLbTest, ForwardsIpv4OptionsIntact) {
   EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
 }
 
+TEST_F(XdpLbTest, ReusesCachedNextHopForLaterPacketsOfTheBackend) {
+  const auto syn = tcp4("198.18.0.2", "198.18.100.1", 40010, 80, kTcpSyn);
+  const auto ack = tcp4("198.18.0.2", "198.18.100.1", 40010, 80, kTcpAck);
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 40010, 80, kIpProtoTcp);
+  run(syn);
+  EXPECT_EQ(counter(MG_LB_NEXTHOP_LOOKUP), 1u) << "first packet asks the FIB";
+  const auto r = run(ack);
+  const auto want = encap4(ack, k, "198.18.1.10", 10);
+  EXPECT_EQ(r.out, want) << "cached next hop gives the same frame" << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_NEXTHOP_CACHED), 1u) << "second packet uses the cache";
+}
+
 TEST_F(XdpLbTest, DropsEncapsulatedPacketsLargerThanEgressMtu) {
+  // Warm the next-hop cache with a small packet first: the MTU check must stay exact.
+  run(tcp4("198.18.0.2", "198.18.100.1", 46000, 80, kTcpSyn));
   const auto in = PacketBuilder()
                       .eth(kClientMac, bed_->ingressMac())
                       .ipv4("198.18.0.2", "198.18.100.1")

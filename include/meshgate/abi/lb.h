@@ -34,6 +34,7 @@
 #define MG_MAP_FRAGS "mg_frags"
 #define MG_MAP_GLOBALS "mg_globals"
 #define MG_MAP_CONN_RATE "mg_conn_rate"
+#define MG_MAP_NEXTHOPS "mg_nexthops"
 #define MG_MAP_LB_STATS "mg_lb_stats"
 #define MG_MAP_LB_DROPS "mg_lb_drops"
 #define MG_MAP_VIP_STATS "mg_vip_stats"
@@ -129,6 +130,25 @@ struct mg_conn_rate {
 };
 MG_ABI_ASSERT(sizeof(struct mg_conn_rate) == 16, "mg_conn_rate ABI");
 
+/*
+ * Per-CPU cache of bpf_fib_lookup() results by backend id: a FIB lookup costs about as
+ * much as the rest of the established path. An entry is used for MG_NEXTHOP_CACHE_NS
+ * after its lookup (coarse clock), only for the same ingress interface, and only for
+ * packets no longer than one the FIB already accepted (the MTU check stays exact).
+ */
+#define MG_NEXTHOP_CACHE_NS 1000000000ull
+
+struct mg_nexthop {
+	__u64 expires_ns;
+	__u32 ifindex_in;
+	__u32 ifindex_out;
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u16 max_len; /* largest outer L3 length the FIB accepted */
+	__u8 pad[2];
+};
+MG_ABI_ASSERT(sizeof(struct mg_nexthop) == 32, "mg_nexthop ABI");
+
 /* Per-VIP and per-backend traffic counters (per-CPU arrays). */
 struct mg_traffic {
 	__u64 packets;
@@ -160,7 +180,9 @@ MG_ABI_ASSERT(sizeof(struct mg_traffic) == 16, "mg_traffic ABI");
 	X(TCP_SYN, "TCP SYNs, always chosen afresh")                               \
 	X(ICMP_STEERED, "ICMP errors sent to the backend of their flow")           \
 	X(FRAG_FIRST, "first IPv4 fragments, tracked")                             \
-	X(FRAG_FOLLOWED, "IPv4 non-first fragments sent after their first")
+	X(FRAG_FOLLOWED, "IPv4 non-first fragments sent after their first")         \
+	X(NEXTHOP_CACHED, "next hops taken from the per-CPU FIB cache")             \
+	X(NEXTHOP_LOOKUP, "next hops looked up in the kernel FIB")
 
 #define MG_LB_X_ENUM(name, help) MG_LB_##name,
 enum mg_lb_counter { MG_LB_COUNTERS(MG_LB_X_ENUM) MG_LB_COUNTER_MAX };
