@@ -147,9 +147,12 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(BUILD)/bin/meshgate-demo $(DEMO_ARGS)
 
+# Each benchmark is pinned to the last CPU (the load generator, where there is one, to the
+# other) and measures its baseline in the same run; JSON lands in $(BUILD)/bench/.
+BENCH_CPU ?= $(shell echo $$(( $$(nproc) - 1 )))
 bench: all
 	@mkdir -p $(BUILD)/bench
-	$(Q)set -e; for b in $(BENCH_BINS); do $$b --out $(BUILD)/bench; done
+	$(Q)set -e; for b in $(BENCH_BINS); do taskset -c $(BENCH_CPU) $$b --out $(BUILD)/bench; done
 
 install: $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/meshgate

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "agent/lb_maps.h"
+#include "agent/net_addr.h"
 #include "meshgate/abi/decap.h"
 
 namespace meshgate::agent {
@@ -89,30 +90,23 @@ Result<std::string> renderPrometheus(const std::string& pin_root) {
 
 Result<MetricsServer> MetricsServer::listen(const std::string& address,
                                             const std::string& pin_root) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    return fail("metrics.listen: '" + address + "' is not host:port");
+  auto parsed = SockAddr::parse(address);
+  if (!parsed) {
+    return fail("metrics.listen: " + parsed.error().message);
   }
-  std::string host = address.substr(0, colon);
-  const int port = std::atoi(address.c_str() + colon + 1);
   sockaddr_storage ss{};
   socklen_t len;
-  if (!host.empty() && host.front() == '[') {
-    host = host.substr(1, host.size() - 2);
+  if (parsed->addr.isV6()) {
     auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
     s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(port);
-    if (inet_pton(AF_INET6, host.c_str(), &s6->sin6_addr) != 1) {
-      return fail("metrics.listen: bad address '" + address + "'");
-    }
+    s6->sin6_port = htons(parsed->port);
+    std::memcpy(&s6->sin6_addr, parsed->addr.words.data(), 16);
     len = sizeof(*s6);
   } else {
     auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
     s4->sin_family = AF_INET;
-    s4->sin_port = htons(port);
-    if (inet_pton(AF_INET, host.c_str(), &s4->sin_addr) != 1) {
-      return fail("metrics.listen: bad address '" + address + "'");
-    }
+    s4->sin_port = htons(parsed->port);
+    s4->sin_addr.s_addr = parsed->addr.words[0];
     len = sizeof(*s4);
   }
   UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -104,12 +104,12 @@ Result<void> AgentProcess::sighup() {
 Result<void> AgentProcess::waitForLog(const std::string& needle, size_t count) {
   const pid_t pid = pid_;
   bool died = false;
+  int status = 0;
   auto r = waitFor(
       [&] {
         if (countInFile(log_, needle) >= count) {
           return true;
         }
-        int status;
         died = pid > 0 && ::waitpid(pid, &status, WNOHANG) == pid;
         return died;
       },
@@ -119,7 +119,9 @@ Result<void> AgentProcess::waitForLog(const std::string& needle, size_t count) {
     std::ifstream in(log_);
     std::stringstream ss;
     ss << in.rdbuf();
-    return fail("meshgate-agent exited before logging '" + needle + "':\n" + ss.str());
+    return fail("meshgate-agent exited (status " + std::to_string(WEXITSTATUS(status)) +
+                ", signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0) +
+                ") before logging '" + needle + "':\n" + ss.str());
   }
   return r;
 }
@@ -223,6 +225,14 @@ Result<void> LbTopology::build(int backends, uint16_t port) {
 }
 
 Result<void> LbTopology::writeConfig(const std::vector<BackendSpec>& backends) {
+  return writeConfigText(configText(backends));
+}
+
+Result<void> LbTopology::writeConfigText(const std::string& text) {
+  return writeFile(config_path_, text);
+}
+
+std::string LbTopology::configText(const std::vector<BackendSpec>& backends) const {
   std::string list;
   for (const auto& b : backends) {
     list += std::string(list.empty() ? "" : ", ") + "{\"address\": \"" + b.address +
@@ -234,7 +244,7 @@ Result<void> LbTopology::writeConfig(const std::vector<BackendSpec>& backends) {
       "  \"vips\": [{\"name\": \"web\", \"address\": \"" + kVip + "\", \"port\": " +
       std::to_string(port_) + ", \"protocol\": \"tcp\", \"ring_size\": 65537,\n" +
       "            \"backends\": [" + list + "]}]\n}\n";
-  return writeFile(config_path_, text);
+  return text;
 }
 
 Result<void> LbTopology::startAgent() {

@@ -61,6 +61,11 @@ class LbTopology {
 
   // Writes the balancer's config with these backends (addresses from backendAddress()).
   Result<void> writeConfig(const std::vector<BackendSpec>& backends);
+  // The config text writeConfig() would write, for tests that break it on purpose.
+  std::string configText(const std::vector<BackendSpec>& backends) const;
+  Result<void> writeConfigText(const std::string& text);
+  const std::string& configPath() const { return config_path_; }
+  const std::string& clientInterface() const { return lb_client_if_; }
   Result<void> startAgent();   // writes nothing; uses the last config
   Result<void> reloadAgent();  // SIGHUP and wait for the "reloaded" log line
   AgentProcess& agent() { return *agent_; }

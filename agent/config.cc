@@ -1,0 +1,665 @@
+#include "agent/config.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <initializer_list>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "meshgate/abi/common.h"
+#include "meshgate/abi/lb.h"
+
+namespace meshgate::agent {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kDefaultEncapV4 = "198.18.255.0/24";
+constexpr std::string_view kDefaultEncapV6 = "fd00:ffff::/96";
+constexpr uint32_t kDefaultTtl = 64;
+constexpr uint32_t kDefaultConntrackSize = 262144;
+constexpr uint32_t kMinConntrackSize = 1024;
+constexpr uint32_t kMaxConntrackSize = 16u << 20;
+constexpr uint32_t kDefaultUdpIdleSeconds = 30;
+constexpr uint32_t kMaxUdpIdleSeconds = 86400;
+constexpr uint32_t kDefaultMaxConnRate = 125000;
+constexpr uint32_t kMaxWeight = 1000000;
+constexpr uint32_t kDefaultWeight = 1;
+// The flow hash fills the last 32-bit word of the IPv6 outer source (mg_lb_globals).
+constexpr uint32_t kMinEncapV6PrefixLen = 96;
+constexpr size_t kMaxIfNameLen = 15;  // IFNAMSIZ - 1
+constexpr size_t kMaxVipNameLen = 64;
+constexpr size_t kMaxShownValueLen = 40;
+// mg_backends holds one entry per (VIP, backend address); id 0 is never used.
+constexpr uint64_t kMaxBackendSlots = MG_MAX_BACKENDS - 1;
+
+using VipKey = std::tuple<IpAddr, uint16_t, uint8_t>;
+
+VipKey keyOf(const VipConfig& v) {
+  return {v.address, v.port, v.protocol};
+}
+
+// Trial division is plenty up to MG_MAX_RING_SIZE (~1M). The Maglev module has its own
+// copy; this one only validates.
+bool isPrime(uint32_t n) {
+  if (n < 2) {
+    return false;
+  }
+  for (uint32_t d = 2; d <= n / d; ++d) {
+    if (n % d == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+uint32_t nextPrime(uint32_t n) {
+  while (n < UINT32_MAX && !isPrime(n)) {
+    ++n;
+  }
+  return n;
+}
+
+// The offending value as JSON text, shortened: `got "ten"`.
+std::string shown(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > kMaxShownValueLen) {
+    s.resize(kMaxShownValueLen);
+    s += "...";
+  }
+  return s;
+}
+
+std::string childPath(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string indexPath(const std::string& parent, size_t i) {
+  return parent + "[" + std::to_string(i) + "]";
+}
+
+// Linux dev_valid_name(), and printable ASCII only.
+bool validIfName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxIfNameLen || name == "." || name == "..") {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char c) { return std::isgraph(c) && c != '/' && c != ':'; });
+}
+
+// VIP names appear in logs, metric labels and pin paths: keep them tame.
+bool validVipName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxVipNameLen ||
+      !std::isalnum(static_cast<unsigned char>(name[0]))) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+// Why an address cannot be a VIP or a backend; empty when it can.
+std::string unusableAddress(const IpAddr& a) {
+  if (a.isUnspecified()) {
+    return "the unspecified address";
+  }
+  if (a.isLoopback()) {
+    return "a loopback address";
+  }
+  if (a.isMulticast()) {
+    return "a multicast address";
+  }
+  if (a.isV4Mapped()) {
+    return "an IPv4-mapped IPv6 address: write the IPv4 address";
+  }
+  return {};
+}
+
+// A SAX pass that reports the first duplicated key with its path: json::parse keeps the
+// last value silently. (A json::parse callback could do this too, but nlohmann's callback
+// parser is quadratic in array length.) Runs after json::parse accepted the syntax.
+class DuplicateKeyFinder : public nlohmann::json_sax<json> {
+ public:
+  const std::optional<std::string>& firstDuplicate() const { return first_duplicate_; }
+
+  bool null() override { return elementDone(); }
+  bool boolean(bool) override { return elementDone(); }
+  bool number_integer(number_integer_t) override { return elementDone(); }
+  bool number_unsigned(number_unsigned_t) override { return elementDone(); }
+  bool number_float(number_float_t, const string_t&) override { return elementDone(); }
+  bool string(string_t&) override { return elementDone(); }
+  bool binary(binary_t&) override { return elementDone(); }
+  bool start_object(std::size_t) override { return push(false); }
+  bool start_array(std::size_t) override { return push(true); }
+  bool end_object() override { return pop(); }
+  bool end_array() override { return pop(); }
+  bool key(string_t& k) override {
+    Frame& f = stack_.back();
+    f.key = k;
+    if (!f.seen.insert(k).second && !first_duplicate_) {
+      first_duplicate_ = path();
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  struct Frame {
+    bool is_array;
+    std::string key;  // objects: the current key
+    size_t index;     // arrays: the current element
+    std::set<std::string> seen;
+  };
+
+  bool push(bool is_array) {
+    stack_.push_back(Frame{is_array, {}, 0, {}});
+    return true;
+  }
+  bool pop() {
+    stack_.pop_back();
+    return elementDone();
+  }
+  bool elementDone() {
+    if (!stack_.empty() && stack_.back().is_array) {
+      ++stack_.back().index;
+    }
+    return true;
+  }
+  std::string path() const {
+    std::string p;
+    for (const Frame& f : stack_) {
+      p = f.is_array ? indexPath(p, f.index) : childPath(p, f.key);
+    }
+    return p;
+  }
+
+  std::vector<Frame> stack_;
+  std::optional<std::string> first_duplicate_;
+};
+
+// A JSON object and its path in the document ("vips[1].backends[0]").
+struct Node {
+  const json& obj;
+  std::string path;
+
+  const json* find(std::string_view key) const {
+    auto it = obj.find(key);
+    return it == obj.end() ? nullptr : &*it;
+  }
+  std::string field(std::string_view key) const { return childPath(path, key); }
+};
+
+// Walks a parsed document into an AgentConfig. It records the first error and carries on
+// with defaults (later errors are dropped), which keeps every step free of early returns.
+class ConfigParser {
+ public:
+  explicit ConfigParser(std::string_view source) : source_(source) {}
+
+  Result<ConfigPtr> parse(const json& root);
+
+ private:
+  void error(const std::string& path, const std::string& problem) {
+    if (!error_) {
+      error_ = source_ + ": " + (path.empty() ? "" : path + ": ") + problem;
+    }
+  }
+
+  // True when `node` is an object whose keys are all in `allowed`.
+  bool checkObject(const json& node, const std::string& path,
+                   std::initializer_list<std::string_view> allowed) {
+    if (!node.is_object()) {
+      error(path, "must be an object, got " + shown(node));
+      return false;
+    }
+    for (const auto& [key, value] : node.items()) {
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string expected;
+        for (std::string_view a : allowed) {
+          expected += (expected.empty() ? "" : ", ") + std::string(a);
+        }
+        error(childPath(path, key), "unknown field (expected one of: " + expected + ")");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // An optional integer field in min..max.
+  uint64_t integer(const Node& n, std::string_view key, uint64_t dflt, uint64_t min, uint64_t max) {
+    const json* v = n.find(key);
+    if (v == nullptr) {
+      return dflt;
+    }
+    // nlohmann stores a non-negative JSON integer as unsigned; negatives are signed and
+    // 1.0 or 1e3 are floats: all of those are out of every range here.
+    const uint64_t value = v->is_number_unsigned() ? v->get<uint64_t>() : 0;
+    if (!v->is_number_unsigned() || value < min || value > max) {
+      error(n.field(key), "must be an integer " + std::to_string(min) + ".." + std::to_string(max) +
+                              ", got " + shown(*v));
+      return dflt;
+    }
+    return value;
+  }
+
+  std::optional<std::string> string(const Node& n, std::string_view key, bool required) {
+    const json* v = n.find(key);
+    if (v == nullptr && required) {
+      error(n.field(key), "missing required field");
+    } else if (v != nullptr && !v->is_string()) {
+      error(n.field(key), "must be a string, got " + shown(*v));
+    } else if (v != nullptr) {
+      return v->get<std::string>();
+    }
+    return std::nullopt;
+  }
+
+  // A required unicast address.
+  std::optional<IpAddr> address(const Node& n, std::string_view key) {
+    auto text = string(n, key, /*required=*/true);
+    if (!text) {
+      return std::nullopt;
+    }
+    auto a = IpAddr::parse(*text);
+    if (!a) {
+      error(n.field(key), "must be an IPv4 or IPv6 address, got " + shown(*text));
+      return std::nullopt;
+    }
+    if (std::string why = unusableAddress(*a); !why.empty()) {
+      error(n.field(key), "must be a unicast address, got " + shown(*text) + " (" + why + ")");
+      return std::nullopt;
+    }
+    return *a;
+  }
+
+  IpPrefix prefix(const Node& n, std::string_view key, std::string_view dflt, uint8_t family) {
+    const IpPrefix fallback = IpPrefix::parse(dflt).value();
+    auto text = string(n, key, /*required=*/false);
+    if (!text) {
+      return fallback;
+    }
+    const std::string want = family == MG_AF_INET ? "an IPv4 prefix" : "an IPv6 prefix";
+    auto p = IpPrefix::parse(*text);
+    if (!p) {
+      error(n.field(key),
+            "must be " + want + " like \"" + std::string(dflt) + "\": " + p.error().message);
+    } else if (p->addr.family != family) {
+      error(n.field(key), "must be " + want + ", got " + shown(*text));
+    } else if (family == MG_AF_INET6 && p->len < kMinEncapV6PrefixLen) {
+      error(n.field(key), "prefix length must be " + std::to_string(kMinEncapV6PrefixLen) +
+                              "..128 (the flow hash fills only the last 32 bits), got " +
+                              shown(*text));
+    } else {
+      return *p;
+    }
+    return fallback;
+  }
+
+  const json* array(const Node& n, std::string_view key) {
+    const json* v = n.find(key);
+    if (v != nullptr && !v->is_array()) {
+      error(n.field(key), "must be an array, got " + shown(*v));
+      return nullptr;
+    }
+    return v;
+  }
+
+  // An optional object section; null when absent, or invalid (error recorded).
+  const json* section(const Node& root, std::string_view key,
+                      std::initializer_list<std::string_view> allowed) {
+    const json* v = root.find(key);
+    return v != nullptr && checkObject(*v, std::string(key), allowed) ? v : nullptr;
+  }
+
+  std::vector<InterfaceConfig> parseInterfaces(const Node& root, const std::string& key);
+  void parseVips(const Node& root, AgentConfig& cfg);
+  VipConfig parseVip(const Node& n);
+  void parseBackends(const Node& vip_node, VipConfig& vip);
+
+  std::string source_;
+  std::optional<std::string> error_;
+  uint64_t backend_slots_ = 0;  // (VIP, backend) pairs so far
+};
+
+std::vector<InterfaceConfig> ConfigParser::parseInterfaces(const Node& root,
+                                                           const std::string& key) {
+  std::vector<InterfaceConfig> out;
+  const json* list = array(root, key);
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; list != nullptr && i < list->size(); ++i) {
+    const Node n{(*list)[i], indexPath(key, i)};
+    if (!checkObject(n.obj, n.path, {"name", "xdp_mode"})) {
+      continue;
+    }
+    InterfaceConfig ifc;
+    if (auto name = string(n, "name", /*required=*/true)) {
+      if (!validIfName(*name)) {
+        error(n.field("name"),
+              "must be an interface name (1-15 characters, no '/', ':' or whitespace), got " +
+                  shown(*name));
+      } else if (auto [it, fresh] = seen.emplace(*name, i); !fresh) {
+        error(n.field("name"),
+              "duplicate interface " + shown(*name) + " (also " + indexPath(key, it->second) + ")");
+      }
+      ifc.name = *name;
+    }
+    const std::string mode = string(n, "xdp_mode", /*required=*/false).value_or("native");
+    if (mode != "native" && mode != "generic") {
+      error(n.field("xdp_mode"), "must be \"native\" or \"generic\", got " + shown(mode));
+    }
+    ifc.generic = mode == "generic";
+    out.push_back(std::move(ifc));
+  }
+  return out;
+}
+
+void ConfigParser::parseBackends(const Node& vip_node, VipConfig& vip) {
+  const json* list = array(vip_node, "backends");
+  std::map<IpAddr, size_t> seen;
+  for (size_t i = 0; list != nullptr && i < list->size(); ++i) {
+    const Node n{(*list)[i], indexPath(vip_node.field("backends"), i)};
+    if (!checkObject(n.obj, n.path, {"address", "weight"})) {
+      continue;
+    }
+    BackendConfig be;
+    if (auto a = address(n, "address")) {
+      be.address = *a;
+      if (auto [it, fresh] = seen.emplace(*a, i); !fresh) {
+        error(n.field("address"), "duplicate backend " + a->toString() + " (also " +
+                                      indexPath("backends", it->second) + ")");
+      } else if (vip.address.isV6() && a->isV4()) {
+        error(n.field("address"),
+              "IPv6 VIP " + vip.address.toString() + " cannot have IPv4 backend " + a->toString() +
+                  ": 6-in-4 encapsulation is not supported (give the backend an IPv6 address)");
+      } else if (++backend_slots_ > kMaxBackendSlots) {
+        error(n.field("address"), "more than " + std::to_string(kMaxBackendSlots) +
+                                      " backends across all VIPs (MG_MAX_BACKENDS - 1; a "
+                                      "backend listed under two VIPs takes two slots)");
+      }
+    }
+    be.weight = static_cast<uint32_t>(integer(n, "weight", kDefaultWeight, 0, kMaxWeight));
+    vip.backends.push_back(be);
+  }
+  // A set: the order in the file must not change the Maglev table.
+  std::sort(vip.backends.begin(), vip.backends.end(),
+            [](const BackendConfig& a, const BackendConfig& b) { return a.address < b.address; });
+}
+
+VipConfig ConfigParser::parseVip(const Node& n) {
+  VipConfig vip;
+  if (!checkObject(n.obj, n.path,
+                   {"name", "address", "port", "protocol", "ring_size", "backends"})) {
+    return vip;
+  }
+  if (auto name = string(n, "name", /*required=*/true)) {
+    if (!validVipName(*name)) {
+      error(n.field("name"),
+            "must be 1-64 characters of [A-Za-z0-9_.-] starting with a letter or digit, got " +
+                shown(*name));
+    }
+    vip.name = *name;
+  }
+  vip.address = address(n, "address").value_or(IpAddr{});
+  vip.port = static_cast<uint16_t>(integer(n, "port", 0, 0, 65535));
+  if (auto proto = string(n, "protocol", /*required=*/true)) {
+    if (*proto == "tcp" || *proto == "udp") {
+      vip.protocol = *proto == "tcp" ? IPPROTO_TCP : IPPROTO_UDP;
+    } else {
+      error(n.field("protocol"), "must be \"tcp\" or \"udp\", got " + shown(*proto));
+    }
+  }
+  vip.ring_size =
+      static_cast<uint32_t>(integer(n, "ring_size", MG_DEFAULT_RING_SIZE, 2, MG_MAX_RING_SIZE));
+  if (!isPrime(vip.ring_size)) {
+    error(n.field("ring_size"), "must be a prime number, got " + std::to_string(vip.ring_size) +
+                                    " (the next prime is " +
+                                    std::to_string(nextPrime(vip.ring_size)) + ")");
+  }
+  parseBackends(n, vip);
+  const auto active = std::count_if(vip.backends.begin(), vip.backends.end(),
+                                    [](const BackendConfig& b) { return b.weight > 0; });
+  if (static_cast<uint64_t>(active) > vip.ring_size) {
+    error(n.field("ring_size"), "must be >= the number of backends with weight > 0 (" +
+                                    std::to_string(active) + "), got " +
+                                    std::to_string(vip.ring_size));
+  }
+  return vip;
+}
+
+void ConfigParser::parseVips(const Node& root, AgentConfig& cfg) {
+  const json* list = array(root, "vips");
+  if (list != nullptr && list->size() > MG_MAX_VIPS) {
+    error("vips", "too many VIPs: " + std::to_string(list->size()) + " > " +
+                      std::to_string(MG_MAX_VIPS) + " (MG_MAX_VIPS)");
+    return;
+  }
+  std::map<std::string, size_t> names;
+  std::map<VipKey, size_t> keys;
+  for (size_t i = 0; list != nullptr && i < list->size(); ++i) {
+    const Node n{(*list)[i], indexPath("vips", i)};
+    VipConfig vip = parseVip(n);
+    if (auto [it, fresh] = names.emplace(vip.name, i); !fresh && !vip.name.empty()) {
+      error(n.field("name"), "duplicate VIP name " + shown(vip.name) + " (also " +
+                                 indexPath("vips", it->second) + ")");
+    }
+    if (auto [it, fresh] = keys.emplace(keyOf(vip), i); !fresh && vip.protocol != 0) {
+      error(n.path,
+            "duplicate VIP " + vipKeyString(vip) + " (also " + indexPath("vips", it->second) + ")");
+    }
+    cfg.vips.push_back(std::move(vip));
+  }
+}
+
+Result<ConfigPtr> ConfigParser::parse(const json& root_json) {
+  if (!root_json.is_object()) {
+    return fail(source_ + ": the document must be a JSON object, got " + shown(root_json));
+  }
+  if (!checkObject(root_json, "",
+                   {"pin_root", "interfaces", "decap_interfaces", "hash_seed", "conntrack", "encap",
+                    "metrics", "vips"})) {
+    return fail(*error_);
+  }
+  const Node root{root_json, ""};
+  auto cfg = std::make_shared<AgentConfig>();
+  cfg->source = source_;
+
+  cfg->pin_root = string(root, "pin_root", /*required=*/false).value_or(MG_PIN_ROOT);
+  while (cfg->pin_root.size() > 1 && cfg->pin_root.back() == '/') {
+    cfg->pin_root.pop_back();
+  }
+  if (cfg->pin_root.empty() || cfg->pin_root.front() != '/' || cfg->pin_root == "/") {
+    error("pin_root",
+          "must be an absolute directory below a bpffs mount, got " + shown(cfg->pin_root));
+  }
+
+  cfg->interfaces = parseInterfaces(root, "interfaces");
+  cfg->decap_interfaces = parseInterfaces(root, "decap_interfaces");
+  for (size_t i = 0; i < cfg->decap_interfaces.size(); ++i) {
+    const std::string& name = cfg->decap_interfaces[i].name;
+    if (std::any_of(cfg->interfaces.begin(), cfg->interfaces.end(),
+                    [&](const InterfaceConfig& ifc) { return ifc.name == name; })) {
+      error(childPath(indexPath("decap_interfaces", i), "name"),
+            shown(name) + " is also in interfaces: an interface carries one XDP program");
+    }
+  }
+
+  cfg->hash_seed = static_cast<uint32_t>(integer(root, "hash_seed", 0, 0, UINT32_MAX));
+
+  static const json kEmpty = json::object();
+  const json* ct =
+      section(root, "conntrack", {"size", "udp_idle_seconds", "max_inserts_per_cpu_per_second"});
+  const Node conntrack{ct != nullptr ? *ct : kEmpty, "conntrack"};
+  cfg->conntrack_size = static_cast<uint32_t>(
+      integer(conntrack, "size", kDefaultConntrackSize, kMinConntrackSize, kMaxConntrackSize));
+  cfg->udp_idle_seconds = static_cast<uint32_t>(
+      integer(conntrack, "udp_idle_seconds", kDefaultUdpIdleSeconds, 1, kMaxUdpIdleSeconds));
+  cfg->max_conn_rate = static_cast<uint32_t>(
+      integer(conntrack, "max_inserts_per_cpu_per_second", kDefaultMaxConnRate, 0, UINT32_MAX));
+
+  const json* en = section(root, "encap", {"source_v4", "source_v6", "ttl"});
+  const Node encap{en != nullptr ? *en : kEmpty, "encap"};
+  cfg->encap_source_v4 = prefix(encap, "source_v4", kDefaultEncapV4, MG_AF_INET);
+  cfg->encap_source_v6 = prefix(encap, "source_v6", kDefaultEncapV6, MG_AF_INET6);
+  cfg->encap_ttl = static_cast<uint8_t>(integer(encap, "ttl", kDefaultTtl, 1, 255));
+
+  if (const json* m = section(root, "metrics", {"listen"})) {
+    if (auto listen = string(Node{*m, "metrics"}, "listen", /*required=*/true)) {
+      auto addr = SockAddr::parse(*listen);
+      if (!addr) {
+        error("metrics.listen",
+              "must be \"IPv4:port\" or \"[IPv6]:port\" with port 0..65535, got " + shown(*listen));
+      }
+      cfg->metrics_listen = addr ? addr->toString() : *listen;
+    }
+  }
+
+  parseVips(root, *cfg);
+  if (cfg->interfaces.empty() && !cfg->vips.empty()) {
+    error("interfaces", "must not be empty when vips are configured (xdp_lb attaches there)");
+  } else if (cfg->interfaces.empty() && cfg->decap_interfaces.empty()) {
+    error("interfaces",
+          "interfaces and decap_interfaces are both empty: the agent would attach nothing");
+  }
+  if (error_) {
+    return fail(*error_);
+  }
+  return ConfigPtr(std::move(cfg));
+}
+
+// "[eth0, eth1 (generic)]", sorted: interfaces compare as sets keyed by name.
+std::string interfaceSet(std::vector<InterfaceConfig> v) {
+  std::sort(v.begin(), v.end(),
+            [](const InterfaceConfig& a, const InterfaceConfig& b) { return a.name < b.name; });
+  std::string s = "[";
+  for (const InterfaceConfig& ifc : v) {
+    s += (s.size() > 1 ? ", " : "") + ifc.name + (ifc.generic ? " (generic)" : "");
+  }
+  return s + "]";
+}
+
+}  // namespace
+
+Result<ConfigPtr> parseConfig(std::string_view json_text, std::string_view source_name) {
+  const std::string source(source_name);
+  // nlohmann reports errors by exception; they stop here.
+  try {
+    const json root = json::parse(json_text, /*cb=*/nullptr, /*allow_exceptions=*/true,
+                                  /*ignore_comments=*/false);
+    DuplicateKeyFinder dups;
+    json::sax_parse(json_text, &dups);
+    if (dups.firstDuplicate()) {
+      return fail(source + ": " + *dups.firstDuplicate() + ": duplicate key");
+    }
+    return ConfigParser(source).parse(root);
+  } catch (const json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 2, column 7: ..." -> drop the tag.
+    std::string_view what = e.what();
+    if (auto tag_end = what.find("] "); tag_end != std::string_view::npos) {
+      what.remove_prefix(tag_end + 2);
+    }
+    return fail(source + ": " + std::string(what));
+  } catch (const std::exception& e) {
+    return fail(source + ": " + e.what());
+  }
+}
+
+Result<ConfigPtr> loadConfigFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return failErrno(path + ": cannot read", errno);
+  }
+  std::string text;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) != 0) {
+    if (n < 0 && errno != EINTR) {
+      const int err = errno;
+      ::close(fd);
+      return failErrno(path + ": cannot read", err);
+    }
+    text.append(buf, static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  }
+  ::close(fd);
+  return parseConfig(text, path);
+}
+
+Result<void> checkReloadable(const AgentConfig& running, const AgentConfig& next) {
+  auto refuse = [&next](std::string_view field, const std::string& from, const std::string& to) {
+    return fail(next.source + ": " + std::string(field) + ": cannot change on reload (" + from +
+                " -> " + to + "); restart the agent");
+  };
+  if (running.pin_root != next.pin_root) {
+    return refuse("pin_root", running.pin_root, next.pin_root);
+  }
+  if (running.conntrack_size != next.conntrack_size) {
+    return refuse("conntrack.size", std::to_string(running.conntrack_size),
+                  std::to_string(next.conntrack_size));
+  }
+  if (interfaceSet(running.interfaces) != interfaceSet(next.interfaces)) {
+    return refuse("interfaces", interfaceSet(running.interfaces), interfaceSet(next.interfaces));
+  }
+  if (interfaceSet(running.decap_interfaces) != interfaceSet(next.decap_interfaces)) {
+    return refuse("decap_interfaces", interfaceSet(running.decap_interfaces),
+                  interfaceSet(next.decap_interfaces));
+  }
+  if (running.metrics_listen != next.metrics_listen) {
+    return refuse("metrics.listen", running.metrics_listen.value_or("none"),
+                  next.metrics_listen.value_or("none"));
+  }
+  return {};
+}
+
+bool globalsChanged(const AgentConfig& old_cfg, const AgentConfig& new_cfg) {
+  return old_cfg.hash_seed != new_cfg.hash_seed ||
+         old_cfg.udp_idle_seconds != new_cfg.udp_idle_seconds ||
+         old_cfg.max_conn_rate != new_cfg.max_conn_rate ||
+         old_cfg.encap_source_v4 != new_cfg.encap_source_v4 ||
+         old_cfg.encap_source_v6 != new_cfg.encap_source_v6 ||
+         old_cfg.encap_ttl != new_cfg.encap_ttl;
+}
+
+ConfigDiff diffVips(const AgentConfig& old_cfg, const AgentConfig& new_cfg) {
+  std::map<VipKey, const VipConfig*> old_by_key;
+  for (const VipConfig& v : old_cfg.vips) {
+    old_by_key.emplace(keyOf(v), &v);
+  }
+  ConfigDiff diff;
+  std::set<VipKey> kept;
+  for (const VipConfig& v : new_cfg.vips) {
+    auto it = old_by_key.find(keyOf(v));
+    if (it == old_by_key.end()) {
+      diff.added.push_back(&v);
+    } else {
+      kept.insert(it->first);
+      if (!(*it->second == v)) {  // backends are sorted, so == compares them as a set
+        diff.changed.push_back(VipChange{it->second, &v});
+      }
+    }
+  }
+  for (const VipConfig& v : old_cfg.vips) {
+    if (!kept.contains(keyOf(v))) {
+      diff.removed.push_back(&v);
+    }
+  }
+  return diff;
+}
+
+std::string vipKeyString(const VipConfig& vip) {
+  const std::string addr =
+      vip.address.isV6() ? "[" + vip.address.toString() + "]" : vip.address.toString();
+  const std::string port = vip.port == 0 ? "*" : std::to_string(vip.port);
+  const char* proto = vip.protocol == IPPROTO_TCP   ? "tcp"
+                      : vip.protocol == IPPROTO_UDP ? "udp"
+                                                    : "?";
+  return addr + ":" + port + "/" + proto;
+}
+
+}  // namespace meshgate::agent

@@ -1,0 +1,109 @@
+// The agent's configuration: a JSON file (docs/CONFIG.md) parsed once into the typed,
+// validated structs below and frozen into a ConfigPtr. On SIGHUP the agent parses the
+// file again, checks the new snapshot with checkReloadable(), writes only what
+// diffVips() reports, then swaps the pointer; a rejected file leaves the running
+// config in place.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/net_addr.h"
+#include "meshgate/result.h"
+
+namespace meshgate::agent {
+
+struct BackendConfig {
+  IpAddr address;
+  // 0..1000000; 0 = drained: keeps its established (tracked) flows, gets no new ones.
+  uint32_t weight = 1;
+
+  friend bool operator==(const BackendConfig&, const BackendConfig&) = default;
+};
+
+struct VipConfig {
+  std::string name;  // unique; [A-Za-z0-9][A-Za-z0-9_.-]{0,63}
+  IpAddr address;
+  uint16_t port = 0;       // 0 = port-less: matches every destination port
+  uint8_t protocol = 0;    // IPPROTO_TCP or IPPROTO_UDP
+  uint32_t ring_size = 0;  // Maglev table size: prime, <= MG_MAX_RING_SIZE
+  // A set keyed by address, sorted by address (IpAddr ordering) whatever the file's
+  // order, so every balancer builds the same Maglev table from the same set.
+  std::vector<BackendConfig> backends;
+
+  friend bool operator==(const VipConfig&, const VipConfig&) = default;
+};
+
+struct InterfaceConfig {
+  std::string name;      // kernel interface name, 1..15 characters
+  bool generic = false;  // xdp_mode "generic" (XDP_FLAGS_SKB_MODE); false = "native"
+
+  friend bool operator==(const InterfaceConfig&, const InterfaceConfig&) = default;
+};
+
+struct AgentConfig {
+  std::string pin_root;                           // absolute bpffs directory; MG_PIN_ROOT
+  std::vector<InterfaceConfig> interfaces;        // xdp_lb attaches here
+  std::vector<InterfaceConfig> decap_interfaces;  // xdp_decap attaches here
+  uint32_t hash_seed = 0;                         // identical on every balancer behind ECMP
+  uint32_t conntrack_size = 0;                    // mg_conntrack max_entries
+  uint32_t udp_idle_seconds = 0;
+  uint32_t max_conn_rate = 0;  // conntrack inserts per CPU per second; 0 = no cap
+  IpPrefix encap_source_v4;    // outer IPv4 source; host bits come from the flow hash
+  IpPrefix encap_source_v6;    // outer IPv6 source; length >= 96 (hash fills the last word)
+  uint8_t encap_ttl = 0;
+  std::optional<std::string> metrics_listen;  // SockAddr::toString() form: "[::1]:9464"
+  std::vector<VipConfig> vips;                // in file order
+  std::string source;                         // the file (or name) it was parsed from
+};
+
+using ConfigPtr = std::shared_ptr<const AgentConfig>;
+
+// Parses and validates a config document. Errors read
+// "<source_name>: <field path>: <problem>", e.g.
+// "meshgate.json: vips[1].backends[0].weight: must be an integer 0..1000000, got \"ten\"".
+// The first error found is reported. Never throws.
+Result<ConfigPtr> parseConfig(std::string_view json_text, std::string_view source_name);
+
+// Reads `path` and parses it with `path` as the source name. An unreadable file yields
+// "<path>: cannot read: <strerror>".
+Result<ConfigPtr> loadConfigFile(const std::string& path);
+
+// Rejects a reload that changes a field only a restart can apply (pin_root,
+// conntrack.size, interfaces, decap_interfaces, metrics): map sizes are fixed at load
+// and attachments and listeners are made at start-up. The error names next.source and
+// the field, e.g. "meshgate.json: conntrack.size: cannot change on reload (262144 ->
+// 524288); restart the agent". Restarting keeps XDP attached (pinned links).
+Result<void> checkReloadable(const AgentConfig& running, const AgentConfig& next);
+
+// True when a field that the agent writes into mg_globals differs (hash_seed,
+// conntrack.udp_idle_seconds, conntrack.max_inserts_per_cpu_per_second, encap.*).
+bool globalsChanged(const AgentConfig& old_cfg, const AgentConfig& new_cfg);
+
+struct VipChange {
+  const VipConfig* old_vip;  // points into the old config
+  const VipConfig* new_vip;  // points into the new config
+};
+
+// VIP differences between two snapshots, keyed by (address, port, protocol). Pointers
+// point into the configs passed to diffVips(): keep both alive while using the diff.
+struct ConfigDiff {
+  std::vector<const VipConfig*> added;    // in new only (into new_cfg), new_cfg order
+  std::vector<VipChange> changed;         // in both, name/ring_size/backends differ
+  std::vector<const VipConfig*> removed;  // in old only (into old_cfg), old_cfg order
+
+  bool empty() const { return added.empty() && changed.empty() && removed.empty(); }
+};
+
+// Backends compare as a set keyed by address (a reordered list is unchanged); a weight
+// change, an added or a removed backend makes the VIP `changed`.
+ConfigDiff diffVips(const AgentConfig& old_cfg, const AgentConfig& new_cfg);
+
+// "198.18.100.1:80/tcp", "[2001:db8::1]:*/udp" (port-less): how errors and logs name a VIP.
+std::string vipKeyString(const VipConfig& vip);
+
+}  // namespace meshgate::agent

@@ -1,0 +1,165 @@
+// Proves what the agent promises its operators, against a running meshgate-agent in a
+// namespace topology: a bad config on SIGHUP is rejected naming the field while the
+// running one keeps serving; meshgatectl and bpftool read the pinned maps with field
+// names; a restarted agent swaps its program into the pinned link; --detach removes every
+// link and map it installed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "agent/datapath.h"
+#include "tests/lib/lb_topology.h"
+#include "tests/lib/process.h"
+
+namespace meshgate::test {
+namespace {
+
+constexpr uint16_t kPort = 8080;
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root: network namespaces, XDP";
+    }
+    auto topo = LbTopology::create(2, kPort);
+    ASSERT_TRUE(topo) << topo.error().message;
+    topo_ = std::move(*topo);
+    ASSERT_TRUE(topo_->writeConfig(backends()));
+    auto started = topo_->startAgent();
+    ASSERT_TRUE(started) << started.error().message;
+  }
+  std::vector<BackendSpec> backends() {
+    return {{topo_->backendAddress(1), 1}, {topo_->backendAddress(2), 1}};
+  }
+  Result<std::string> ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {builtBinary("meshgatectl"), "--pin-root", topo_->pinRoot()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv);
+  }
+  std::string idFrom(uint16_t sport) {
+    auto c = TcpClient::connect(topo_->client(), "198.18.0.2", sport, LbTopology::kVip, kPort);
+    if (!c) {
+      return "connect failed: " + c.error().message;
+    }
+    auto id = c->askId();
+    return id ? *id : "ask failed: " + id.error().message;
+  }
+
+  std::unique_ptr<LbTopology> topo_;
+};
+
+TEST_F(AgentTest, RejectsBadConfigOnReloadNamingTheFieldAndKeepsServing) {
+  std::string bad = topo_->configText(backends());
+  const std::string from = "\"weight\": 1}";
+  bad.replace(bad.find(from), from.size(), "\"weight\": \"ten\"}");
+  ASSERT_TRUE(topo_->writeConfigText(bad));
+  ASSERT_TRUE(topo_->agent().sighup());
+  ASSERT_TRUE(topo_->agent().waitForLog("config rejected"));
+  const std::string log = readFile(topo_->logPath());
+  EXPECT_NE(log.find("vips[0].backends[0].weight"), std::string::npos)
+      << "the error names the field:\n" << log;
+  EXPECT_NE(log.find(topo_->configPath()), std::string::npos) << "and the file:\n" << log;
+  for (uint16_t p = 24000; p < 24020; p++) {
+    const std::string id = idFrom(p);
+    EXPECT_TRUE(id == "b1" || id == "b2") << "port " << p << " still served: " << id;
+  }
+  auto out = ctl({"--json", "backends"});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(nlohmann::json::parse(*out).size(), 2u) << "the running backends stay";
+}
+
+TEST_F(AgentTest, MeshgatectlReportsVipsBackendsAndCountersFromPinnedMaps) {
+  for (uint16_t p = 25000; p < 25050; p++) {
+    ASSERT_NE(idFrom(p).find("b"), std::string::npos);
+  }
+  auto vips = ctl({"--json", "vips"});
+  ASSERT_TRUE(vips) << vips.error().message;
+  const auto v = nlohmann::json::parse(*vips);
+  ASSERT_EQ(v.size(), 1u) << *vips;
+  EXPECT_EQ(v[0]["vip"], "198.18.100.1:8080/tcp");
+  EXPECT_EQ(v[0]["table_size"], 65537);
+  EXPECT_EQ(v[0]["backends"], 2);
+  EXPECT_GE(v[0]["packets"].get<uint64_t>(), 50u * 3) << "SYN, request, FIN per connection";
+
+  auto bes = ctl({"--json", "backends"});
+  ASSERT_TRUE(bes) << bes.error().message;
+  const auto b = nlohmann::json::parse(*bes);
+  ASSERT_EQ(b.size(), 2u);
+  uint64_t packets = 0;
+  double share = 0;
+  for (const auto& e : b) {
+    packets += e["packets"].get<uint64_t>();
+    share += e["table_share"].get<double>();
+  }
+  EXPECT_EQ(packets, v[0]["packets"].get<uint64_t>()) << "backend packets add up to the VIP's";
+  EXPECT_NEAR(share, 1.0, 1e-9) << "table shares add up to the whole table";
+
+  auto stats = ctl({"--json", "stats"});
+  ASSERT_TRUE(stats) << stats.error().message;
+  const auto s = nlohmann::json::parse(*stats);
+  EXPECT_EQ(s["events"]["tcp_syn"], 50) << *stats;
+  EXPECT_TRUE(s["drops"].contains("mtu_exceeded")) << "every drop reason is listed";
+
+  auto status = ctl({"status"});
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_NE(status->find("xdp_lb on " + topo_->clientInterface() + " (attached"),
+            std::string::npos)
+      << *status;
+
+  auto bad = ctl({"frobnicate"});
+  ASSERT_FALSE(bad) << "an unknown command fails";
+  EXPECT_NE(bad.error().message.find("unknown command 'frobnicate'"), std::string::npos)
+      << bad.error().message;
+}
+
+TEST_F(AgentTest, BpftoolDumpsPinnedMapsWithFieldNames) {
+  auto out = runCommand({"bpftool", "-j", "map", "dump", "pinned", topo_->pinRoot() + "/mg_vips"});
+  ASSERT_TRUE(out) << out.error().message;
+  const auto j = nlohmann::json::parse(*out);
+  ASSERT_EQ(j.size(), 1u) << *out;
+  ASSERT_TRUE(j[0].contains("formatted")) << "BTF present:\n" << *out;
+  EXPECT_TRUE(j[0]["formatted"]["key"].contains("port")) << *out;
+  EXPECT_TRUE(j[0]["formatted"]["value"].contains("vip_id")) << *out;
+}
+
+TEST_F(AgentTest, RestartSwapsTheNewProgramIntoThePinnedLink) {
+  auto before = agent::listPinnedLinks(topo_->pinRoot());
+  ASSERT_TRUE(before && before->size() == 1) << "one xdp_lb link";
+  ASSERT_TRUE(topo_->agent().kill9());
+  topo_->forgetAgent();
+  EXPECT_EQ(idFrom(26000).substr(0, 1), "b") << "served with no agent running";
+  ASSERT_TRUE(topo_->startAgent());
+  auto after = agent::listPinnedLinks(topo_->pinRoot());
+  ASSERT_TRUE(after && after->size() == 1);
+  EXPECT_EQ(after->at(0).ifindex, before->at(0).ifindex) << "same interface";
+  EXPECT_NE(after->at(0).prog_id, before->at(0).prog_id) << "new program in the same link";
+  EXPECT_NE(readFile(topo_->logPath()).find("adopted pinned link"), std::string::npos);
+}
+
+TEST_F(AgentTest, DetachRemovesEveryLinkAndMap) {
+  topo_->forgetAgent();  // SIGTERM: the data path stays
+  ASSERT_TRUE(std::filesystem::exists(topo_->pinRoot() + "/mg_vips"));
+  EXPECT_EQ(idFrom(27000).substr(0, 1), "b") << "served after a clean agent exit";
+  auto out = runCommand({builtBinary("meshgate-agent"), "--detach", "--pin-root",
+                         topo_->pinRoot()});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_FALSE(std::filesystem::exists(topo_->pinRoot())) << "pins gone";
+  auto xdp = topo_->lb().run({"ip", "-o", "link", "show", topo_->clientInterface()});
+  ASSERT_TRUE(xdp) << xdp.error().message;
+  EXPECT_EQ(xdp->find("xdp"), std::string::npos) << "XDP detached: " << *xdp;
+}
+
+}  // namespace
+}  // namespace meshgate::test
