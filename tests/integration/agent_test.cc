@@ -124,6 +124,27 @@ TEST_F(AgentTest, MeshgatectlReportsVipsBackendsAndCountersFromPinnedMaps) {
       << bad.error().message;
 }
 
+TEST_F(AgentTest, ServesPrometheusMetricsByName) {
+  topo_->forgetAgent();  // metrics.listen needs a restart, not a reload
+  std::string cfg = topo_->configText(backends());
+  cfg.replace(cfg.find("\"hash_seed\""), 0, "\"metrics\": {\"listen\": \"127.0.0.1:9464\"}, ");
+  ASSERT_TRUE(topo_->writeConfigText(cfg));
+  auto started = topo_->startAgent();
+  ASSERT_TRUE(started) << started.error().message;
+  for (uint16_t p = 28000; p < 28010; p++) {
+    ASSERT_EQ(idFrom(p).substr(0, 1), "b");
+  }
+  auto out = topo_->lb().run({"curl", "-sS", "http://127.0.0.1:9464/metrics"});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_NE(out->find("meshgate_lb_events_total{event=\"tcp_syn\"} 10"), std::string::npos)
+      << *out;
+  EXPECT_NE(out->find("meshgate_lb_drops_total{reason=\"no_ring\"} 0"), std::string::npos)
+      << "every drop reason exported";
+  EXPECT_NE(out->find("meshgate_backend_packets_total{vip=\"198.18.100.1:8080/tcp\",backend=\""),
+            std::string::npos)
+      << "per-backend traffic exported";
+}
+
 TEST_F(AgentTest, BpftoolDumpsPinnedMapsWithFieldNames) {
   auto out = runCommand({"bpftool", "-j", "map", "dump", "pinned", topo_->pinRoot() + "/mg_vips"});
   ASSERT_TRUE(out) << out.error().message;
