@@ -9,6 +9,6 @@ for t in "$@"; do
   name=$(echo "$t" | sed 's|^tests/||; s|/|.|g')
   echo "add_test($name \"\${CMAKE_CURRENT_LIST_DIR}/$t\" --gtest_color=no)"
   if [ "${MESHGATE_ALLOW_SKIP:-0}" != 1 ]; then
-    echo "set_tests_properties($name PROPERTIES FAIL_REGULAR_EXPRESSION \"\\\\[  SKIPPED \\\\]\")"
+    printf '%s\n' "set_tests_properties($name PROPERTIES FAIL_REGULAR_EXPRESSION \"\\\\[  SKIPPED \\\\]\")"
   fi
 done

@@ -39,13 +39,25 @@ class LbNetnsTest : public ::testing::Test {
     return out;
   }
 
-  // The backend name the installed table gives to client port `sport`.
+  // The backend name the installed table gives to client port `sport`. The table is read
+  // from the pinned maps once per config (reload() forgets it).
   std::string expectedBackend(uint16_t sport) {
-    auto maps = agent::LbMaps::openPinned(topo_->pinRoot());
-    EXPECT_TRUE(maps);
-    auto vips = agent::readVips(maps->vips.get());
-    auto ring = agent::readRing(maps->rings.get(), vips->at(0).info.vip_id);
-    auto live = agent::readLiveBackends(maps->backends.get());
+    if (table_.empty()) {
+      auto maps = agent::LbMaps::openPinned(topo_->pinRoot());
+      EXPECT_TRUE(maps) << maps.error().message;
+      auto vips = agent::readVips(maps->vips.get());
+      auto ring = agent::readRing(maps->rings.get(), vips->at(0).info.vip_id);
+      auto live = agent::readLiveBackends(maps->backends.get());
+      table_ = *ring;
+      for (const auto& b : *live) {
+        const std::string addr = agent::addressText(b.backend.addr, b.backend.family);
+        for (int i = 1; i <= topo_->backends(); i++) {
+          if (topo_->backendAddress(i) == addr) {
+            names_[b.id] = topo_->backendName(i);
+          }
+        }
+      }
+    }
     mg_flow_key k{};
     k.family = MG_AF_INET;
     inet_pton(AF_INET, kClient, k.src);
@@ -53,18 +65,16 @@ class LbNetnsTest : public ::testing::Test {
     k.sport = htons(sport);
     k.dport = htons(kPort);
     k.proto = IPPROTO_TCP;
-    const uint32_t id = (*ring)[mg_flow_hash(&k, 7) % ring->size()];
-    for (const auto& b : *live) {
-      if (b.id == id) {
-        const std::string addr = agent::addressText(b.backend.addr, b.backend.family);
-        for (int i = 1; i <= topo_->backends(); i++) {
-          if (topo_->backendAddress(i) == addr) {
-            return topo_->backendName(i);
-          }
-        }
-      }
-    }
-    return "?";
+    const auto it = names_.find(table_[mg_flow_hash(&k, 7) % table_.size()]);
+    return it == names_.end() ? "?" : it->second;
+  }
+
+  void reload(const std::vector<BackendSpec>& b) {
+    ASSERT_TRUE(topo_->writeConfig(b));
+    auto r = topo_->reloadAgent();
+    ASSERT_TRUE(r) << r.error().message;
+    table_.clear();
+    names_.clear();
   }
 
   Result<TcpClient> connect(uint16_t sport) {
@@ -72,6 +82,8 @@ class LbNetnsTest : public ::testing::Test {
   }
 
   std::unique_ptr<LbTopology> topo_;
+  std::vector<uint32_t> table_;
+  std::map<uint32_t, std::string> names_;
 };
 
 TEST_F(LbNetnsTest, SpreadsConnectionsByWeightExactlyAsTheTableSays) {
@@ -109,8 +121,7 @@ TEST_F(LbNetnsTest, AddingBackendLeavesEstablishedConnectionsUntouched) {
     ASSERT_TRUE(id) << id.error().message;
     open.emplace_back(std::move(*c), *id);
   }
-  ASSERT_TRUE(topo_->writeConfig(backends({1, 1, 2})));
-  ASSERT_TRUE(topo_->reloadAgent());
+  reload(backends({1, 1, 2}));
   int moved_in_table = 0;
   for (size_t i = 0; i < open.size(); i++) {
     moved_in_table += expectedBackend(21000 + i) != open[i].second;
@@ -143,9 +154,7 @@ TEST_F(LbNetnsTest, RemovingBackendMovesOnlyItsFlows) {
     ASSERT_TRUE(id) << id.error().message;
     open.emplace_back(std::move(*c), *id);
   }
-  ASSERT_TRUE(topo_->writeConfig(
-      {{topo_->backendAddress(1), 1}, {topo_->backendAddress(2), 1}}));
-  ASSERT_TRUE(topo_->reloadAgent());
+  reload({{topo_->backendAddress(1), 1}, {topo_->backendAddress(2), 1}});
   int survivors = 0, moved = 0;
   for (size_t i = 0; i < open.size(); i++) {
     auto id = open[i].first.askId();
