@@ -105,7 +105,7 @@ static __always_inline struct mg_backend *mg_live_backend(__u32 id)
  * names the VIP, so a hit needs no VIP lookup. Returns true on a usable hit.
  */
 static __always_inline bool mg_ct_hit(struct mg_pkt *p, const struct mg_lb_globals *g, __u64 now,
-				      __u32 *vip_id, __u32 *backend_id)
+				      __u32 *vip_id, __u32 *backend_id, struct mg_backend **be)
 {
 	struct mg_flow_state *st = bpf_map_lookup_elem(&mg_conntrack, &p->flow);
 
@@ -120,7 +120,8 @@ static __always_inline bool mg_ct_hit(struct mg_pkt *p, const struct mg_lb_globa
 		}
 		st->atime_ns = now;
 	}
-	if (!mg_live_backend(st->backend_id)) {
+	*be = mg_live_backend(st->backend_id);
+	if (!*be) {
 		mg_count(MG_LB_CT_BACKEND_GONE);
 		return false;
 	}
@@ -231,8 +232,8 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 zero = 0, vip_id = 0, backend_id = 0, hash, counter = 0;
 	struct mg_lb_globals *g;
-	struct mg_backend *be;
-	struct mg_pkt p = {};
+	struct mg_backend *be = NULL;
+	struct mg_pkt p;
 	__u64 now;
 	int rc;
 
@@ -263,7 +264,7 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	if (p.flow.proto == IPPROTO_TCP &&
 	    (p.tcp_flags & (MG_TCP_FLAG_SYN | MG_TCP_FLAG_ACK)) == MG_TCP_FLAG_SYN) {
 		mg_count(MG_LB_TCP_SYN); /* a SYN always chooses afresh */
-	} else if (mg_ct_hit(&p, g, now, &vip_id, &backend_id)) {
+	} else if (mg_ct_hit(&p, g, now, &vip_id, &backend_id, &be)) {
 		goto forward;
 	}
 	rc = mg_lookup_vip(&p, &vip_id);
@@ -276,7 +277,8 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 		mg_track_fragment(&p, vip_id, backend_id);
 
 forward:
-	be = mg_live_backend(backend_id);
+	if (!be)
+		be = mg_live_backend(backend_id);
 	if (!be)
 		return mg_drop(MG_DROP(MG_LB_DROP_NO_BACKEND));
 	mg_account(&mg_vip_stats, vip_id, p.ip_len);

@@ -259,6 +259,14 @@ static __always_inline int mg_parse(void *data, void *data_end, struct mg_pkt *p
 
 	if ((void *)(eth + 1) > data_end)
 		return MG_DROP(MG_LB_DROP_TRUNC_ETH);
+	/* Only what every path reads is cleared: the flow key is hashed and used as a map
+	 * key whole, so its unused words and padding must be zero. */
+	__builtin_memset(&p->flow, 0, sizeof(p->flow));
+	p->kind = MG_PKT_FLOW;
+	p->tcp_flags = 0;
+	p->first_frag = 0;
+	p->df = 0;
+	p->frag_id = 0;
 	p->l3_off = sizeof(*eth);
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return mg_parse_ipv4(data, data_end, p);
