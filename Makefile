@@ -38,7 +38,7 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++2b -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
 	-Iinclude -I. -I$(BUILD)/skel
-LDLIBS := -lbpf -lelf -lz -lpthread
+LDLIBS := -lbpf -lelf -lz -lcrypto -lpthread
 
 # ---- sources -------------------------------------------------------------------------
 BPF_SRCS := $(wildcard bpf/*.bpf.c) $(wildcard tests/progs/*.bpf.c)
