@@ -77,6 +77,17 @@ class LbNetnsTest : public ::testing::Test {
     names_.clear();
   }
 
+  // Opens n connections from consecutive client ports and records each one's backend.
+  void openConnections(uint16_t first, int n, std::vector<std::pair<TcpClient, std::string>>& out) {
+    for (uint16_t p = first; p < first + n; p++) {
+      auto c = connect(p);
+      ASSERT_TRUE(c) << c.error().message;
+      auto id = c->askId();
+      ASSERT_TRUE(id) << id.error().message;
+      out.emplace_back(std::move(*c), *id);
+    }
+  }
+
   Result<TcpClient> connect(uint16_t sport) {
     return TcpClient::connect(topo_->client(), kClient, sport, LbTopology::kVip, kPort);
   }
@@ -114,13 +125,7 @@ TEST_F(LbNetnsTest, AddingBackendLeavesEstablishedConnectionsUntouched) {
   ASSERT_TRUE(topo_->writeConfig(backends({1, 1})));
   ASSERT_TRUE(topo_->startAgent());
   std::vector<std::pair<TcpClient, std::string>> open;
-  for (uint16_t p = 21000; p < 21060; p++) {
-    auto c = connect(p);
-    ASSERT_TRUE(c) << c.error().message;
-    auto id = c->askId();
-    ASSERT_TRUE(id) << id.error().message;
-    open.emplace_back(std::move(*c), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(openConnections(21000, 60, open));
   reload(backends({1, 1, 2}));
   int moved_in_table = 0;
   for (size_t i = 0; i < open.size(); i++) {
@@ -147,13 +152,7 @@ TEST_F(LbNetnsTest, RemovingBackendMovesOnlyItsFlows) {
   ASSERT_TRUE(topo_->writeConfig(backends({1, 1, 1})));
   ASSERT_TRUE(topo_->startAgent());
   std::vector<std::pair<TcpClient, std::string>> open;
-  for (uint16_t p = 22000; p < 22060; p++) {
-    auto c = connect(p);
-    ASSERT_TRUE(c) << c.error().message;
-    auto id = c->askId();
-    ASSERT_TRUE(id) << id.error().message;
-    open.emplace_back(std::move(*c), *id);
-  }
+  ASSERT_NO_FATAL_FAILURE(openConnections(22000, 60, open));
   reload({{topo_->backendAddress(1), 1}, {topo_->backendAddress(2), 1}});
   int survivors = 0, moved = 0;
   for (size_t i = 0; i < open.size(); i++) {
