@@ -150,16 +150,26 @@ Result<std::string> LoadedProgram::attach(const std::string& ifname, bool generi
   }
   const std::string pin = linkPinPath(pin_root_, which_, ifname);
 
-  // Adopt a pinned link that still points at this interface: swap the program in.
+  // Adopt a pinned link that still points at this interface in the wanted mode: swap the
+  // program in, atomically. A link in the other mode is replaced (a short detach).
   if (auto existing = openPinned(pin)) {
     auto linked = linkIfindex(existing->get(), nullptr);
-    if (linked && *linked == *ifindex) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, query);
+    const bool queried = bpf_xdp_query(*ifindex, 0, &query) == 0;
+    const bool is_generic = queried && query.attach_mode == XDP_ATTACHED_SKB;
+    if (linked && *linked == *ifindex && (!queried || is_generic == generic)) {
       if (bpf_link_update(existing->get(), prog_fd_, nullptr) != 0) {
         return failErrno(what + ": replace program in pinned link", errno);
       }
       return what + ": adopted pinned link, program replaced";
     }
-    ::unlink(pin.c_str());  // defunct: its interface went away
+    if (linked && *linked == *ifindex) {
+      logWarn(what + ": attached in " + (is_generic ? "generic" : "native") +
+              " mode, config asks for " + (generic ? "generic" : "native") +
+              ": re-attaching (traffic passes to the stack meanwhile)");
+    }
+    ::unlink(pin.c_str());  // defunct (interface gone) or the wrong mode
+    existing->reset();      // the last reference: the old link detaches now
   }
 
   std::string mode = generic ? "generic" : "native";

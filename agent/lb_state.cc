@@ -244,6 +244,9 @@ Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>
   want.reserve(table.size() + MG_RING_HEADER_SLOTS);
   want.push_back(static_cast<uint32_t>(table.size()));
   want.insert(want.end(), table.begin(), table.end());
+  if (pair.active >= 0 && pair.shadow[pair.active] == want) {
+    return 0;  // e.g. a restarted agent re-applying the config the maps already hold
+  }
 
   if (!pair.fd[target].valid() || pair.shadow[target].size() != want.size()) {
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);

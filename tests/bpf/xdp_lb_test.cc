@@ -574,6 +574,43 @@ TEST_F(XdpLbTest, MalformedHeadersGetDefinedCountedVerdicts) {
   EXPECT_EQ(counter(MG_LB_PASS_IPV6_FRAG), 1u) << "ipv6 fragment passed and counted";
 }
 
+TEST_F(XdpLbTest, CutHeadersInsideValidIpPacketsAndIcmpQuotesGetDefinedVerdicts) {
+  // UDP header of 4 bytes inside a consistent IPv4 packet.
+  const auto udp_cut = PacketBuilder()
+                           .eth(kClientMac, bed_->ingressMac())
+                           .ipv4("198.18.0.2", "198.18.100.1", {.protocol = kIpProtoUdp})
+                           .payload(std::string(4, '\0'))
+                           .build();
+  auto r = run(udp_cut);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "udp header cut";
+  EXPECT_EQ(drops(MG_LB_DROP_TRUNC_L4), 1u);
+  // An ICMP error quoting too little to name a flow: the stack's business.
+  const auto quote_cut = PacketBuilder()
+                             .eth(kClientMac, bed_->ingressMac())
+                             .ipv4("198.18.0.254", "198.18.100.1")
+                             .icmp(3, 4, 1400)
+                             .ipv4("198.18.100.1", "198.18.0.2")
+                             .tcp(80, 43000, {.flags = kTcpAck})
+                             .icmpQuoteLimit(22)
+                             .build();
+  r = run(quote_cut);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "quote without ports";
+  EXPECT_EQ(r.out, quote_cut) << "untouched";
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 1u);
+  // An IPv6 extension header that claims more bytes than the frame has.
+  auto ext_cut = PacketBuilder()
+                     .eth(kClientMac, bed_->ingressMac())
+                     .ipv6("fd00::2", "fd00:100::1")
+                     .ipv6Ext(kIpv6ExtDestOpts, std::vector<uint8_t>(6, 0))
+                     .tcp(47000, 80, {.flags = kTcpSyn})
+                     .build();
+  ext_cut[14 + 40 + 1] = 0xff;  // hdr_ext_len 255: 2048 bytes
+  r = run(ext_cut);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "extension chain beyond frame";
+  EXPECT_EQ(drops(MG_LB_DROP_TRUNC_L4) + drops(MG_LB_DROP_BAD_EXT_HDR), 2u)
+      << "counted as a cut header";
+}
+
 TEST_F(XdpLbTest, CutTcpHeaderWithinValidIpPacketIsTruncL4) {
   // IP total length says 30 bytes: 20 of IP and 10 of a TCP header that needs 20.
   auto in = PacketBuilder()

@@ -145,6 +145,23 @@ TEST_F(AgentTest, ServesPrometheusMetricsByName) {
       << "per-backend traffic exported";
 }
 
+TEST_F(AgentTest, AttachesInGenericModeWhenAskedAndNativeOtherwise) {
+  auto link = topo_->lb().run({"ip", "-d", "link", "show", topo_->clientInterface()});
+  ASSERT_TRUE(link) << link.error().message;
+  EXPECT_NE(link->find("xdp "), std::string::npos) << "native by default: " << *link;
+  topo_->forgetAgent();
+  std::string cfg = topo_->configText(backends());
+  const std::string name = "\"name\": \"" + topo_->clientInterface() + "\"";
+  cfg.replace(cfg.find(name), name.size(), name + ", \"xdp_mode\": \"generic\"");
+  ASSERT_TRUE(topo_->writeConfigText(cfg));
+  auto started = topo_->startAgent();
+  ASSERT_TRUE(started) << started.error().message;
+  link = topo_->lb().run({"ip", "-d", "link", "show", topo_->clientInterface()});
+  ASSERT_TRUE(link) << link.error().message;
+  EXPECT_NE(link->find("xdpgeneric"), std::string::npos) << "generic when asked: " << *link;
+  EXPECT_EQ(idFrom(29000).substr(0, 1), "b") << "and it balances";
+}
+
 TEST_F(AgentTest, BpftoolDumpsPinnedMapsWithFieldNames) {
   auto out = runCommand({"bpftool", "-j", "map", "dump", "pinned", topo_->pinRoot() + "/mg_vips"});
   ASSERT_TRUE(out) << out.error().message;

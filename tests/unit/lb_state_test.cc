@@ -1,0 +1,176 @@
+// Proves how the agent writes a config into xdp_lb's maps: only changed table slots are
+// written, into the spare table, which is then swapped in whole; an unchanged config
+// writes nothing; a restarted agent adopts ids and tables; and two balancers that reach
+// the same config by different histories hold tables that send every slot to the same
+// backend address (what ECMP peers need).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include <map>
+#include <optional>
+
+#include "agent/datapath.h"
+#include "agent/lb_maps.h"
+#include "agent/lb_state.h"
+#include "tests/lib/netns.h"
+
+namespace meshgate::test {
+namespace {
+
+std::string config(const std::string& pin_root, const std::string& backends) {
+  return R"({"pin_root": ")" + pin_root + R"(", "interfaces": [{"name": "eth0"}], "vips": [
+    {"name": "web", "address": "198.18.100.1", "port": 80, "protocol": "tcp", "ring_size": 4099,
+     "backends": [)" + backends + "]}]}";
+}
+
+// A balancer's maps without an interface: a pin directory, the loaded program, LbState.
+struct Balancer {
+  std::optional<BpffsDir> pins;
+  std::optional<agent::LoadedProgram> prog;
+  std::optional<agent::LbState> state;
+
+  void start(const std::string& tag) {
+    auto dir = BpffsDir::create(tag);
+    ASSERT_TRUE(dir) << dir.error().message;
+    pins.emplace(std::move(*dir));
+    auto p = agent::LoadedProgram::load(agent::XdpProgram::kLoadBalancer, {pins->path(), 4096});
+    ASSERT_TRUE(p) << p.error().message;
+    prog.emplace(std::move(*p));
+    adopt();
+  }
+  void adopt() {
+    auto s = agent::LbState::adopt(pins->path());
+    ASSERT_TRUE(s) << s.error().message;
+    state.emplace(std::move(*s));
+  }
+  agent::ApplyStats apply(const std::string& backends) {
+    auto cfg = agent::parseConfig(config(pins->path(), backends), "test.json");
+    EXPECT_TRUE(cfg) << cfg.error().message;
+    auto st = state->apply(**cfg);
+    EXPECT_TRUE(st) << st.error().message;
+    return st ? *st : agent::ApplyStats{};
+  }
+  uint32_t vipId() {
+    auto vips = agent::readVips(state->maps().vips.get());
+    return vips->at(0).info.vip_id;
+  }
+  std::vector<uint32_t> table() {
+    auto ring = agent::readRing(state->maps().rings.get(), vipId());
+    EXPECT_TRUE(ring) << ring.error().message;
+    return ring ? *ring : std::vector<uint32_t>{};
+  }
+  // The table as backend addresses: comparable across balancers whose ids differ.
+  std::vector<std::string> tableByAddress() {
+    std::map<uint32_t, std::string> addr;
+    auto live = agent::readLiveBackends(state->maps().backends.get());
+    EXPECT_TRUE(live) << live.error().message;
+    for (const auto& b : *live) {
+      addr[b.id] = agent::addressText(b.backend.addr, b.backend.family);
+    }
+    std::vector<std::string> out;
+    for (uint32_t id : table()) {
+      out.push_back(addr[id]);
+    }
+    return out;
+  }
+  uint32_t activeInnerId() {
+    uint32_t id = 0, vip = vipId();
+    bpf_map_lookup_elem(state->maps().rings.get(), &vip, &id);
+    return id;
+  }
+};
+
+std::string backendsJson(std::initializer_list<std::pair<int, int>> addr_weight) {
+  std::string out;
+  for (auto [host, weight] : addr_weight) {
+    out += std::string(out.empty() ? "" : ", ") + R"({"address": "198.18.1.)" +
+           std::to_string(host) + R"(", "weight": )" + std::to_string(weight) + "}";
+  }
+  return out;
+}
+
+size_t differing(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
+  size_t n = a.size() != b.size() ? std::max(a.size(), b.size()) : 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); i++) {
+    n += a[i] != b[i];
+  }
+  return n;
+}
+
+class LbStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root: BPF maps";
+    }
+  }
+};
+
+TEST_F(LbStateTest, WritesOnlyChangedSlotsIntoTheSpareTableThenSwaps) {
+  Balancer lb;
+  ASSERT_NO_FATAL_FAILURE(lb.start("lbs"));
+  const auto first = lb.apply(backendsJson({{10, 1}, {11, 1}}));
+  EXPECT_EQ(first.ring_slots_written, 4099u + 1) << "a fresh table is written whole";
+  const auto t0 = lb.table();
+  const uint32_t inner0 = lb.activeInnerId();
+
+  const auto again = lb.apply(backendsJson({{10, 1}, {11, 1}}));
+  EXPECT_EQ(again.ring_slots_written, 0u) << "an unchanged config writes nothing";
+  EXPECT_EQ(again.vips_unchanged, 1u);
+  EXPECT_EQ(lb.activeInnerId(), inner0) << "and swaps nothing";
+
+  lb.apply(backendsJson({{10, 1}, {11, 1}, {12, 1}}));
+  const auto t1 = lb.table();
+  const uint32_t inner1 = lb.activeInnerId();
+  EXPECT_NE(inner1, inner0) << "the change went into the spare table, swapped in";
+
+  const auto third = lb.apply(backendsJson({{10, 1}, {11, 1}, {12, 1}, {13, 1}}));
+  const auto t2 = lb.table();
+  EXPECT_EQ(lb.activeInnerId(), inner0) << "tables alternate";
+  EXPECT_EQ(third.ring_slots_written, differing(t0, t2))
+      << "exactly the slots where the spare (still holding t0) differs from the new table";
+  // The table that was live before the swap is untouched in its (now spare) map.
+  auto spare = agent::openPinned(lb.pins->path() + "/rings/vip" + std::to_string(lb.vipId()) +
+                                 "_1");
+  ASSERT_TRUE(spare) << spare.error().message;
+  for (uint32_t slot : {1u, 100u, 4099u}) {
+    uint32_t v = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(spare->get(), &slot, &v), 0);
+    EXPECT_EQ(v, t1[slot - 1]) << "spare slot " << slot << " still holds the previous table";
+  }
+}
+
+TEST_F(LbStateTest, RestartedAgentAdoptsIdsAndTablesAndWritesNothing) {
+  Balancer lb;
+  ASSERT_NO_FATAL_FAILURE(lb.start("lbs"));
+  lb.apply(backendsJson({{10, 1}, {11, 2}}));
+  lb.apply(backendsJson({{10, 1}, {11, 2}, {12, 3}}));
+  const auto before = lb.table();
+  ASSERT_NO_FATAL_FAILURE(lb.adopt());  // a new agent, same pins
+  const auto st = lb.apply(backendsJson({{10, 1}, {11, 2}, {12, 3}}));
+  EXPECT_EQ(st.backends_added, 0u) << "backend ids adopted";
+  EXPECT_EQ(st.vips_added, 0u) << "vip id adopted";
+  EXPECT_EQ(st.ring_slots_written, 0u) << "the live table already is this one";
+  EXPECT_EQ(lb.table(), before) << "traffic sees the same table";
+}
+
+TEST_F(LbStateTest, BalancersWithDifferentHistoriesAgreeOnEverySlot) {
+  Balancer a, b;
+  ASSERT_NO_FATAL_FAILURE(a.start("ecmp-a"));
+  ASSERT_NO_FATAL_FAILURE(b.start("ecmp-b"));
+  a.apply(backendsJson({{10, 1}, {11, 2}, {12, 3}, {13, 1}}));
+  // b learns the same set in another order, through other states, with a restart.
+  b.apply(backendsJson({{13, 1}}));
+  b.apply(backendsJson({{12, 3}, {13, 5}}));
+  ASSERT_NO_FATAL_FAILURE(b.adopt());
+  b.apply(backendsJson({{13, 1}, {12, 3}, {11, 2}, {10, 1}}));
+  const auto ta = a.tableByAddress(), tb = b.tableByAddress();
+  ASSERT_EQ(ta.size(), 4099u);
+  EXPECT_EQ(ta, tb) << "identical backend address in every slot";
+  EXPECT_NE(a.table(), b.table()) << "even though their backend ids differ";
+}
+
+}  // namespace
+}  // namespace meshgate::test
