@@ -8,6 +8,7 @@
 #include "agent/datapath.h"
 #include "agent/lb_maps.h"
 #include "meshgate/abi/common.h"
+#include "tools/meshgatectl/quic_lb_cmd.h"
 
 namespace {
 
@@ -21,6 +22,7 @@ constexpr const char* kUsage =
     "  vips       every VIP: id, table size, traffic\n"
     "  backends   every backend: VIP, address, table share, traffic\n"
     "  stats      every data-path counter and drop reason\n"
+    "  quic-lb    encode or decode QUIC-LB connection IDs offline (first argument; quic-lb -h)\n"
     "The pin root defaults to " MG_PIN_ROOT ".\n";
 
 struct Snapshot {
@@ -131,6 +133,9 @@ void printTable(const json& rows, const std::vector<std::string>& cols) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "quic-lb") {
+    return meshgate::ctl::runQuicLbCommand(argc - 1, argv + 1);
+  }
   std::string pin_root = MG_PIN_ROOT, command;
   bool as_json = false;
   for (int i = 1; i < argc; i++) {
