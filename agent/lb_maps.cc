@@ -38,7 +38,7 @@ Result<LbMaps> LbMaps::openPinned(const std::string& pin_root) {
   LbMaps m;
   const std::pair<UniqueFd*, const char*> all[] = {
       {&m.vips, MG_MAP_VIPS},           {&m.vip_filter, MG_MAP_VIP_FILTER},
-      {&m.rings, MG_MAP_RINGS},
+      {&m.rings, MG_MAP_RINGS},         {&m.nexthops, MG_MAP_NEXTHOPS},
       {&m.backends, MG_MAP_BACKENDS},   {&m.conntrack, MG_MAP_CONNTRACK},
       {&m.frags, MG_MAP_FRAGS},         {&m.globals, MG_MAP_GLOBALS},
       {&m.conn_rate, MG_MAP_CONN_RATE}, {&m.lb_stats, MG_MAP_LB_STATS},
@@ -110,6 +110,15 @@ Result<std::vector<VipEntry>> readVips(int vips_fd) {
 }
 
 Result<std::vector<BackendEntry>> readLiveBackends(int backends_fd) {
+  auto used = readUsedBackends(backends_fd);
+  if (!used) {
+    return used;
+  }
+  std::erase_if(*used, [](const BackendEntry& b) { return !(b.backend.flags & MG_BACKEND_F_LIVE); });
+  return used;
+}
+
+Result<std::vector<BackendEntry>> readUsedBackends(int backends_fd) {
   // One batched read of the whole array instead of 262144 syscalls.
   std::vector<uint32_t> keys(MG_MAX_BACKENDS);
   std::vector<mg_backend> values(MG_MAX_BACKENDS);
@@ -123,7 +132,7 @@ Result<std::vector<BackendEntry>> readLiveBackends(int backends_fd) {
   }
   std::vector<BackendEntry> out;
   for (uint32_t i = 0; i < count; i++) {
-    if (values[i].flags & MG_BACKEND_F_LIVE) {
+    if (values[i].gen != 0 || (values[i].flags & MG_BACKEND_F_LIVE)) {
       out.push_back({keys[i], values[i]});
     }
   }

@@ -15,7 +15,7 @@
 namespace meshgate::agent {
 
 struct LbMaps {
-  UniqueFd vips, vip_filter, rings, backends, conntrack, frags, globals, conn_rate, lb_stats, lb_drops,
+  UniqueFd vips, vip_filter, rings, nexthops, backends, conntrack, frags, globals, conn_rate, lb_stats, lb_drops,
       vip_stats, backend_stats;
 
   // Opens every map pinned at <pin_root>/<name>. Fails naming the first missing pin.
@@ -41,6 +41,8 @@ struct CounterValue {
 Result<std::vector<VipEntry>> readVips(int vips_fd);
 // Every backend slot with MG_BACKEND_F_LIVE.
 Result<std::vector<BackendEntry>> readLiveBackends(int backends_fd);
+// Every backend slot ever used (gen != 0), live or not.
+Result<std::vector<BackendEntry>> readUsedBackends(int backends_fd);
 // Sum over CPUs of one mg_traffic entry.
 Result<mg_traffic> readTraffic(int fd, uint32_t id, const char* map_name);
 // mg_lb_stats / mg_lb_drops by name, summed over CPUs, in enum order.

@@ -73,6 +73,14 @@ Result<LbState> LbState::adopt(const std::string& pin_root) {
     bpf_map_lookup_elem(state.maps_.vip_filter.get(), &w, &state.filter_[w]);
   }
 
+  auto used = readUsedBackends(state.maps_.backends.get());
+  if (!used) {
+    return std::unexpected(used.error());
+  }
+  for (const auto& b : *used) {
+    state.max_backend_gen_ = std::max(state.max_backend_gen_, b.backend.gen);
+    state.next_backend_id_ = std::max(state.next_backend_id_, b.id + 1);
+  }
   auto backends = readLiveBackends(state.maps_.backends.get());
   if (!backends) {
     return std::unexpected(backends.error());
@@ -188,9 +196,15 @@ Result<uint32_t> LbState::ensureBackend(uint32_t vip_id, const IpAddr& addr,
   if (auto r = resetTraffic(maps_.backend_stats.get(), id, MG_MAP_BACKEND_STATS); !r) {
     return std::unexpected(r.error());
   }
+  // A reused id must not inherit the old backend's cached next hop.
+  std::vector<mg_nexthop> no_nexthop(possibleCpus());
+  if (auto r = mapUpdate(maps_.nexthops.get(), &id, no_nexthop.data(), MG_MAP_NEXTHOPS); !r) {
+    return std::unexpected(r.error());
+  }
   mg_backend be{};
   std::memcpy(be.addr, addr.words.data(), sizeof(be.addr));
   be.vip_id = vip_id;
+  be.gen = ++max_backend_gen_;
   be.family = addr.family;
   be.flags = MG_BACKEND_F_LIVE;
   if (auto r = mapUpdate(maps_.backends.get(), &id, &be, MG_MAP_BACKENDS); !r) {
@@ -208,8 +222,14 @@ Result<void> LbState::removeBackend(uint32_t vip_id, const IpAddr& addr) {
     return {};
   }
   const uint32_t id = it->second;
-  mg_backend none{};
-  if (auto r = mapUpdate(maps_.backends.get(), &id, &none, MG_MAP_BACKENDS); !r) {
+  // Clear LIVE only: a packet reading the entry concurrently sees either the whole old
+  // value or the same value without LIVE, never a half-zeroed address.
+  mg_backend be{};
+  if (bpf_map_lookup_elem(maps_.backends.get(), &id, &be) != 0) {
+    return failErrno("map 'mg_backends': read " + std::to_string(id), errno);
+  }
+  be.flags &= ~MG_BACKEND_F_LIVE;
+  if (auto r = mapUpdate(maps_.backends.get(), &id, &be, MG_MAP_BACKENDS); !r) {
     return std::unexpected(r.error());
   }
   backend_ids_.erase(it);
@@ -278,7 +298,10 @@ Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     if (bpf_map_update_batch(pair.fd[target].get(), keys.data(), values.data(), &count, &opts) !=
         0) {
-      return failErrno("ring of vip " + std::to_string(vip_id) + ": batch write", errno);
+      const int err = errno;
+      pair.fd[target].reset();  // its content is unknown now: the next write starts afresh
+      pair.shadow[target].clear();
+      return failErrno("ring of vip " + std::to_string(vip_id) + ": batch write", err);
     }
   }
   pair.shadow[target] = std::move(want);
@@ -318,9 +341,6 @@ Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
 
 Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
   ApplyStats stats;
-  if (auto r = writeGlobals(cfg); !r) {
-    return std::unexpected(r.error());
-  }
 
   // The filter lets through old and new VIP addresses while entries change, then only
   // the new ones.
@@ -335,11 +355,28 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
     return std::unexpected(r.error());
   }
 
+  // VIPs that go away go first: their ids are free for the ones that come, so a
+  // config the validator accepted cannot run out of ids half way.
   std::set<VipKeyBytes> wanted_vips;
+  for (const auto& vip : cfg.vips) {
+    wanted_vips.insert(bytesOf(vipKeyOf(vip)));
+  }
+  std::vector<std::pair<VipKeyBytes, uint32_t>> gone;
+  for (const auto& [kb, id] : vip_ids_) {
+    if (!wanted_vips.contains(kb)) {
+      gone.emplace_back(kb, id);
+    }
+  }
+  for (const auto& [kb, id] : gone) {
+    if (auto r = removeVip(kb, id); !r) {
+      return std::unexpected(r.error());
+    }
+    stats.vips_removed++;
+  }
+
   for (const auto& vip : cfg.vips) {
     const mg_vip_key key = vipKeyOf(vip);
     const VipKeyBytes kb = bytesOf(key);
-    wanted_vips.insert(kb);
     auto known = vip_ids_.find(kb);
     auto applied = applied_.find(kb);
     if (known != vip_ids_.end() && applied != applied_.end() && applied->second == vip) {
@@ -404,23 +441,15 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
     }
   }
 
-  std::vector<std::pair<VipKeyBytes, uint32_t>> gone;
-  for (const auto& [kb, id] : vip_ids_) {
-    if (!wanted_vips.contains(kb)) {
-      gone.emplace_back(kb, id);
-    }
-  }
-  for (const auto& [kb, id] : gone) {
-    if (auto r = removeVip(kb, id); !r) {
-      return std::unexpected(r.error());
-    }
-    stats.vips_removed++;
-  }
   filter_vips.clear();
   for (const auto& vip : cfg.vips) {
     filter_vips.push_back(&vip);
   }
   if (auto r = writeVipFilter(filter_vips); !r) {
+    return std::unexpected(r.error());
+  }
+  // Settings last: until here the running config's hash seed and encap source hold.
+  if (auto r = writeGlobals(cfg); !r) {
     return std::unexpected(r.error());
   }
   return stats;

@@ -72,6 +72,7 @@ class LbState {
   std::map<std::pair<uint32_t, IpAddr>, uint32_t> backend_ids_;  // (vip id, address)
   std::set<uint32_t> used_backend_ids_;
   uint32_t next_backend_id_ = 1;  // id 0 is never used: an unset slot must not route
+  uint32_t max_backend_gen_ = 0;  // generations only grow, across restarts too
   std::map<uint32_t, RingPair> rings_;
   std::vector<uint64_t> filter_;  // kernel content of mg_vip_filter
 };

@@ -2,7 +2,7 @@
 /*
  * IPIP encapsulation for direct server return: IPv4-in-IPv4, IPv4-in-IPv6 and
  * IPv6-in-IPv6. The inner packet is not modified. The outer header carries the inner
- * DSCP and ECN bits, the configured TTL, DF copied from the inner IPv4 header, and a
+ * DSCP and ECN bits, the configured TTL, DF always set (see mg_encap), and a
  * source address whose host bits come from the flow hash, so that the backend's NIC
  * spreads flows over its receive queues.
  */
@@ -59,7 +59,10 @@ static __always_inline int mg_encap(struct xdp_md *ctx, const struct mg_pkt *p,
 		oh->tos = p->tos;
 		oh->tot_len = bpf_htons(p->ip_len + sizeof(*oh));
 		oh->id = 0;
-		oh->frag_off = p->df ? bpf_htons(MG_IP_DF) : 0;
+		/* Always DF: a fragmented outer packet cannot be reassembled and decapsulated on
+		 * a backend without the ipip module, so it must fail loudly (mtu_exceeded here,
+		 * ICMP on the path) instead of being lost; id 0 is fine for atomic datagrams. */
+		oh->frag_off = bpf_htons(MG_IP_DF);
 		oh->ttl = g->outer_ttl;
 		oh->protocol = IPPROTO_IPIP;
 		oh->check = 0;

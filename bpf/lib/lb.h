@@ -121,7 +121,8 @@ static __always_inline bool mg_ct_hit(struct mg_pkt *p, const struct mg_lb_globa
 		st->atime_ns = now;
 	}
 	*be = mg_live_backend(st->backend_id);
-	if (!*be) {
+	if (!*be || (*be)->gen != st->backend_gen) {
+		*be = NULL;
 		mg_count(MG_LB_CT_BACKEND_GONE);
 		return false;
 	}
@@ -140,6 +141,7 @@ static __always_inline int mg_pick_and_track(struct mg_pkt *p, __u32 vip_id, __u
 					     __u32 *backend_id)
 {
 	struct mg_flow_state fresh = {};
+	struct mg_backend *be;
 	int rc;
 
 	rc = mg_ring_pick(vip_id, hash, backend_id);
@@ -152,9 +154,13 @@ static __always_inline int mg_pick_and_track(struct mg_pkt *p, __u32 vip_id, __u
 		mg_count(MG_LB_CT_INSERT_SKIPPED);
 		return MG_CONTINUE;
 	}
+	be = mg_live_backend(*backend_id);
+	if (!be)
+		return MG_DROP(MG_LB_DROP_NO_BACKEND);
 	fresh.backend_id = *backend_id;
 	fresh.vip_id = vip_id;
 	fresh.atime_ns = now;
+	fresh.backend_gen = be->gen;
 	bpf_map_update_elem(&mg_conntrack, &p->flow, &fresh, BPF_ANY);
 	mg_count(MG_LB_CT_INSERT);
 	return MG_CONTINUE;
@@ -193,7 +199,7 @@ static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id)
 
 /* A later IPv4 fragment follows its first fragment's backend, if that one was seen. */
 static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip_id,
-					      __u32 *backend_id)
+					      __u32 *backend_id, struct mg_backend **be)
 {
 	struct mg_frag_key key = {
 		.src = p->flow.src[0],
@@ -205,6 +211,11 @@ static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip
 
 	if (!st)
 		return MG_PASS(MG_LB_PASS_FRAG_UNTRACKED);
+	*be = mg_live_backend(st->backend_id);
+	if (!*be || (*be)->gen != st->backend_gen) {
+		*be = NULL;
+		return MG_PASS(MG_LB_PASS_FRAG_UNTRACKED);
+	}
 	*vip_id = st->vip_id;
 	*backend_id = st->backend_id;
 	mg_count(MG_LB_FRAG_FOLLOWED);
@@ -212,7 +223,7 @@ static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip
 }
 
 static __always_inline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_id,
-					      __u32 backend_id)
+					      __u32 backend_id, __u32 backend_gen)
 {
 	struct mg_frag_key key = {
 		.src = p->flow.src[0],
@@ -220,7 +231,8 @@ static __always_inline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_
 		.id = p->frag_id,
 		.proto = p->flow.proto,
 	};
-	struct mg_frag_state st = {.backend_id = backend_id, .vip_id = vip_id};
+	struct mg_frag_state st = {
+		.backend_id = backend_id, .vip_id = vip_id, .backend_gen = backend_gen};
 
 	bpf_map_update_elem(&mg_frags, &key, &st, BPF_ANY);
 	mg_count(MG_LB_FRAG_FIRST);
@@ -256,7 +268,7 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	hash = mg_flow_hash(&p.flow, g->hash_seed);
 
 	if (p.kind == MG_PKT_FRAG_LATER) {
-		rc = mg_follow_fragment(&p, &vip_id, &backend_id);
+		rc = mg_follow_fragment(&p, &vip_id, &backend_id, &be);
 		if (rc > 0)
 			goto pass;
 		goto forward;
@@ -273,14 +285,15 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	rc = mg_pick_and_track(&p, vip_id, hash, g, now, &backend_id);
 	if (rc < 0)
 		return mg_drop(rc);
-	if (p.first_frag)
-		mg_track_fragment(&p, vip_id, backend_id);
 
 forward:
 	if (!be)
 		be = mg_live_backend(backend_id);
 	if (!be)
 		return mg_drop(MG_DROP(MG_LB_DROP_NO_BACKEND));
+	/* Whatever chose the backend (conntrack or table), later fragments follow. */
+	if (p.first_frag)
+		mg_track_fragment(&p, vip_id, backend_id, be->gen);
 	mg_account(&mg_vip_stats, vip_id, p.ip_len);
 	mg_account(&mg_backend_stats, backend_id, p.ip_len);
 	if (p.kind == MG_PKT_ICMP_ERROR)

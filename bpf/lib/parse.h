@@ -57,7 +57,6 @@ struct mg_pkt {
 	__u8 kind;		 /* enum mg_pkt_kind */
 	__u8 tos;		 /* IPv4 TOS / IPv6 traffic class: DSCP + ECN */
 	__u8 tcp_flags;
-	__u8 df;		 /* IPv4 don't-fragment */
 	__u8 first_frag;	 /* IPv4 first fragment of several */
 };
 
@@ -89,7 +88,8 @@ static __always_inline int mg_parse_ports(void *l4, void *data_end, __u32 room, 
  * The packet quoted by an ICMP error starts at `q`: the original packet from the VIP to
  * the client. Only its IP header and first 4 L4 bytes are needed.
  */
-static __always_inline int mg_parse_icmp4_quote(void *q, void *data_end, struct mg_pkt *p)
+static __always_inline int mg_parse_icmp4_quote(void *q, void *data_end, struct mg_pkt *p,
+						__be32 outer_dst)
 {
 	struct iphdr *in = q;
 	__u32 ihl;
@@ -101,6 +101,9 @@ static __always_inline int mg_parse_icmp4_quote(void *q, void *data_end, struct 
 	if (in->version != 4 || ihl < sizeof(*in))
 		return MG_PASS(MG_LB_PASS_ICMP);
 	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+		return MG_PASS(MG_LB_PASS_ICMP);
+	/* An error about the VIP's reply is addressed to the VIP. */
+	if (in->saddr != outer_dst)
 		return MG_PASS(MG_LB_PASS_ICMP);
 	ports = q + ihl;
 	if ((void *)(ports + 2) > data_end)
@@ -137,7 +140,6 @@ static __always_inline int mg_parse_ipv4(void *data, void *data_end, struct mg_p
 	p->ip_len = tot_len;
 	p->tos = iph->tos;
 	frag = bpf_ntohs(iph->frag_off);
-	p->df = !!(frag & MG_IP_DF);
 	l4 = (void *)iph + ihl;
 	if (l4 > data_end)
 		return MG_DROP(MG_LB_DROP_BAD_IP);
@@ -164,14 +166,15 @@ static __always_inline int mg_parse_ipv4(void *data, void *data_end, struct mg_p
 			return MG_PASS(MG_LB_PASS_ICMP);
 		if (ic[0] != MG_ICMP_DEST_UNREACH && ic[0] != MG_ICMP_TIME_EXCEEDED)
 			return MG_PASS(MG_LB_PASS_ICMP);
-		return mg_parse_icmp4_quote(ic + MG_ICMP_HDR_LEN, data_end, p);
+		return mg_parse_icmp4_quote(ic + MG_ICMP_HDR_LEN, data_end, p, iph->daddr);
 	}
 	default:
 		return MG_PASS(MG_LB_PASS_NOT_VIP);
 	}
 }
 
-static __always_inline int mg_parse_icmp6_quote(void *q, void *data_end, struct mg_pkt *p)
+static __always_inline int mg_parse_icmp6_quote(void *q, void *data_end, struct mg_pkt *p,
+						const struct in6_addr *outer_dst)
 {
 	struct ipv6hdr *in = q;
 	__be16 *ports;
@@ -179,6 +182,8 @@ static __always_inline int mg_parse_icmp6_quote(void *q, void *data_end, struct 
 	if ((void *)(in + 1) > data_end)
 		return MG_PASS(MG_LB_PASS_ICMP);
 	if (in->version != 6 || (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+		return MG_PASS(MG_LB_PASS_ICMP);
+	if (__builtin_memcmp(&in->saddr, outer_dst, sizeof(in->saddr)))
 		return MG_PASS(MG_LB_PASS_ICMP);
 	ports = (void *)(in + 1);
 	if ((void *)(ports + 2) > data_end)
@@ -235,6 +240,8 @@ static __always_inline int mg_parse_ipv6(void *data, void *data_end, struct mg_p
 	switch (nexthdr) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
+		if ((__u32)(l4 - (void *)ip6) > p->ip_len)
+			return MG_DROP(MG_LB_DROP_BAD_EXT_HDR);
 		return mg_parse_ports(l4, data_end, p->ip_len - (__u32)(l4 - (void *)ip6), nexthdr,
 				      &p->flow.sport, &p->flow.dport, &p->tcp_flags);
 	case IPPROTO_ICMPV6: {
@@ -245,7 +252,7 @@ static __always_inline int mg_parse_ipv6(void *data, void *data_end, struct mg_p
 		if (ic[0] != MG_ICMPV6_DEST_UNREACH && ic[0] != MG_ICMPV6_PKT_TOOBIG &&
 		    ic[0] != MG_ICMPV6_TIME_EXCEED)
 			return MG_PASS(MG_LB_PASS_ICMP);
-		return mg_parse_icmp6_quote(ic + MG_ICMP_HDR_LEN, data_end, p);
+		return mg_parse_icmp6_quote(ic + MG_ICMP_HDR_LEN, data_end, p, &ip6->daddr);
 	}
 	default:
 		return MG_PASS(MG_LB_PASS_NOT_VIP);
@@ -265,7 +272,6 @@ static __always_inline int mg_parse(void *data, void *data_end, struct mg_pkt *p
 	p->kind = MG_PKT_FLOW;
 	p->tcp_flags = 0;
 	p->first_frag = 0;
-	p->df = 0;
 	p->frag_id = 0;
 	p->l3_off = sizeof(*eth);
 	if (eth->h_proto == bpf_htons(ETH_P_IP))

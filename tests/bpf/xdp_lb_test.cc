@@ -130,13 +130,13 @@ class XdpLbTest : public ::testing::Test {
         .build();
   }
   // eth(lb veth1 -> backend n) + IPv4 outer + the frame's IP packet.
+  // The outer IPv4 header always has DF set (see mg_encap).
   std::vector<uint8_t> encap4(const std::vector<uint8_t>& in, const mg_flow_key& k,
-                              const std::string& backend, int n, uint8_t tos = 0,
-                              bool df = false) {
+                              const std::string& backend, int n, uint8_t tos = 0) {
     return PacketBuilder()
         .eth(bed_->backendSideMac(), LbTestBed::backendMac(n))
         .ipv4(outerSource(k), backend,
-              {.ttl = 64, .tos = tos, .dont_fragment = df, .protocol = kIpProtoIpip})
+              {.ttl = 64, .tos = tos, .dont_fragment = true, .protocol = kIpProtoIpip})
         .payload(innerOf(in))
         .build();
   }
@@ -238,12 +238,14 @@ TEST_F(XdpLbTest, EncapsulatesIpv4InIpv6ForIpv6Backend) {
   EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
 }
 
-TEST_F(XdpLbTest, CopiesDscpEcnAndDfToOuterHeaderAndLeavesInnerTtl) {
+TEST_F(XdpLbTest, CopiesDscpEcnToOuterHeaderSetsDfAndLeavesInnerTtl) {
+  // Inner DF clear: the outer header still has DF, since a fragmented outer packet could
+  // not be decapsulated on the backend.
   const auto in = tcp4("198.18.0.2", "198.18.100.1", 40002, 80, kTcpSyn,
-                       {.ttl = 9, .tos = 0xb9, .dont_fragment = true});
+                       {.ttl = 9, .tos = 0xb9, .dont_fragment = false});
   const auto k = flowKey("198.18.0.2", "198.18.100.1", 40002, 80, kIpProtoTcp);
   const auto r = run(in);
-  const auto want = encap4(in, k, "198.18.1.10", 10, 0xb9, true);
+  const auto want = encap4(in, k, "198.18.1.10", 10, 0xb9);
   EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
 }
 
@@ -254,7 +256,8 @@ TEST_F(XdpLbTest, UsesXdpTxWhenBackendIsBehindIngressInterface) {
   EXPECT_STREQ(xdpActionName(r.retval), "XDP_TX");
   const auto want = PacketBuilder()
                         .eth(bed_->ingressMac(), LbTestBed::backendMac(20))
-                        .ipv4(outerSource(k), "198.18.0.20", {.ttl = 64, .protocol = kIpProtoIpip})
+                        .ipv4(outerSource(k), "198.18.0.20",
+                              {.ttl = 64, .dont_fragment = true, .protocol = kIpProtoIpip})
                         .payload(innerOf(in))
                         .build();
   EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
@@ -475,6 +478,67 @@ TEST_F(XdpLbTest, LaterFragmentsFollowTheirFirstFragment) {
   const auto ro = run(orphan);
   EXPECT_STREQ(xdpActionName(ro.retval), "XDP_PASS") << "untracked later fragment";
   EXPECT_EQ(counter(MG_LB_PASS_FRAG_UNTRACKED), 1u);
+}
+
+TEST_F(XdpLbTest, FragmentsFollowTheirFirstFragmentAlsoOnEstablishedFlows) {
+  const auto udp = PacketBuilder().eth(kClientMac, bed_->ingressMac())
+                       .ipv4("198.18.0.2", "198.18.100.1").udp(5353, 53).payload("q").build();
+  run(udp);  // the flow is now tracked: its next first fragment hits conntrack
+  const auto first = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv4("198.18.0.2", "198.18.100.1", {.id = 900, .more_fragments = true})
+                         .udp(5353, 53)
+                         .payload(std::string(32, 'a'))
+                         .build();
+  const auto later = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv4("198.18.0.2", "198.18.100.1",
+                               {.id = 900, .frag_offset_bytes = 40, .protocol = kIpProtoUdp})
+                         .payload(std::string(24, 'b'))
+                         .build();
+  EXPECT_STREQ(xdpActionName(run(first).retval), "XDP_REDIRECT");
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 1u) << "the first fragment hit conntrack";
+  const auto r = run(later);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "the later fragment follows";
+  EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 1u);
+}
+
+TEST_F(XdpLbTest, ReusedBackendIdDoesNotInheritAnotherVipsFlows) {
+  const auto dns = PacketBuilder().eth(kClientMac, bed_->ingressMac())
+                       .ipv4("198.18.0.2", "198.18.100.1").udp(5353, 53).payload("q").build();
+  ASSERT_STREQ(xdpActionName(run(dns).retval), "XDP_REDIRECT") << "tracked on the dns VIP";
+  // Remove the dns VIP, restart the agent (which forgets which ids were freed), and add
+  // a backend elsewhere: it may get the freed id.
+  std::string cfg = kConfig;
+  const auto at = cfg.find(R"({"name": "dns")");
+  ASSERT_NE(at, std::string::npos);
+  cfg.erase(at, cfg.find("},", cfg.find("backends", at)) + 2 - at);
+  ASSERT_TRUE(bed_->apply(cfg));
+  ASSERT_TRUE(bed_->restartAgentForTest());
+  const std::string from = R"([{"address": "198.18.1.10"}])";
+  cfg.replace(cfg.find(from), from.size(), R"([{"address": "198.18.1.10"}, {"address": "198.18.1.16"}])");
+  ASSERT_TRUE(bed_->apply(cfg));
+  const auto r = run(dns);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "the removed VIP's flow is not forwarded";
+  EXPECT_EQ(r.out, dns) << "untouched";
+  EXPECT_EQ(counter(MG_LB_CT_BACKEND_GONE), 1u) << "the stale entry was recognised";
+}
+
+TEST_F(XdpLbTest, IgnoresIcmpErrorsNotAddressedToTheVip) {
+  run(tcp4("198.18.0.2", "198.18.100.1", 43002, 80, kTcpSyn));
+  // Quotes the VIP's flow but is addressed to the balancer itself: not a VIP's business.
+  const auto icmp = PacketBuilder()
+                        .eth(kClientMac, bed_->ingressMac())
+                        .ipv4("198.18.0.254", "198.18.0.1")
+                        .icmp(3, 4, 1400)
+                        .ipv4("198.18.100.1", "198.18.0.2")
+                        .tcp(80, 43002, {.flags = kTcpAck})
+                        .icmpQuoteLimit(28)
+                        .build();
+  const auto r = run(icmp);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS");
+  EXPECT_EQ(r.out, icmp) << "untouched";
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 0u);
 }
 
 TEST_F(XdpLbTest, ForwardsIpv4OptionsIntact) {

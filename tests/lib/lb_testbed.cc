@@ -75,3 +75,17 @@ Result<agent::ApplyStats> LbTestBed::apply(std::string_view json) {
 }
 
 }  // namespace meshgate::test
+
+namespace meshgate::test {
+
+Result<void> LbTestBed::restartAgentForTest() {
+  state_.reset();
+  auto state = agent::LbState::adopt(pinRoot());
+  if (!state) {
+    return std::unexpected(state.error());
+  }
+  state_.emplace(std::move(*state));
+  return {};
+}
+
+}  // namespace meshgate::test

@@ -36,6 +36,8 @@ class LbTestBed {
   // Writes the config into the pinned maps with the agent's LbState (adopting on first use).
   Result<agent::ApplyStats> apply(std::string_view json);
   const agent::LbState& state() const { return *state_; }
+  // Forgets the agent state and adopts it again from the pins, as a restarted agent does.
+  Result<void> restartAgentForTest();
   const agent::ConfigPtr& config() const { return config_; }
 
  private:

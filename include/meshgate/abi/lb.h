@@ -68,11 +68,12 @@ MG_ABI_ASSERT(sizeof(struct mg_vip_info) == 8, "mg_vip_info ABI");
 struct mg_backend {
 	__be32 addr[4];
 	__u32 vip_id; /* the VIP whose table names this backend */
+	__u32 gen;    /* allocation generation: a reused id gets a new one */
 	__u8 family;
-	__u8 flags;
-	__u8 pad[2];
+	__u8 flags;   /* removal clears LIVE only, so a racing reader never sees a torn address */
+	__u8 pad[6];
 };
-MG_ABI_ASSERT(sizeof(struct mg_backend) == 24, "mg_backend ABI");
+MG_ABI_ASSERT(sizeof(struct mg_backend) == 32, "mg_backend ABI");
 
 /* Connection-tracking key: the client's 5-tuple as it arrives at the VIP. */
 struct mg_flow_key {
@@ -89,9 +90,11 @@ MG_ABI_ASSERT(sizeof(struct mg_flow_key) == 40, "mg_flow_key ABI");
 struct mg_flow_state {
 	__u32 backend_id;
 	__u32 vip_id;
-	__u64 atime_ns; /* last packet, UDP only (bpf_ktime_get_ns) */
+	__u64 atime_ns;    /* last packet, UDP only (coarse clock) */
+	__u32 backend_gen; /* mg_backend.gen when chosen: a hit on a reused id is a miss */
+	__u8 pad[4];
 };
-MG_ABI_ASSERT(sizeof(struct mg_flow_state) == 16, "mg_flow_state ABI");
+MG_ABI_ASSERT(sizeof(struct mg_flow_state) == 24, "mg_flow_state ABI");
 
 /* IPv4 fragment tracking: later fragments follow the first one's backend. */
 struct mg_frag_key {
@@ -106,8 +109,9 @@ MG_ABI_ASSERT(sizeof(struct mg_frag_key) == 12, "mg_frag_key ABI");
 struct mg_frag_state {
 	__u32 backend_id;
 	__u32 vip_id;
+	__u32 backend_gen;
 };
-MG_ABI_ASSERT(sizeof(struct mg_frag_state) == 8, "mg_frag_state ABI");
+MG_ABI_ASSERT(sizeof(struct mg_frag_state) == 12, "mg_frag_state ABI");
 
 /* Runtime settings, one entry at key 0, written by the agent before attach. */
 struct mg_lb_globals {
