@@ -39,6 +39,10 @@ Result<void> ensureBpffsDir(const std::string& dir) {
   if (!onBpffs(dir)) {
     return fail("pin directory '" + dir + "' is not on a bpf filesystem");
   }
+  if (!onBpffs(std::filesystem::path(dir).parent_path().string())) {
+    return fail("pin directory '" + dir + "' is a bpffs mount point; use a directory of its "
+                "own below it, e.g. " + std::string(kBpffsMount) + "/meshgate");
+  }
   return {};
 }
 
@@ -51,7 +55,16 @@ Result<UniqueFd> openPinned(const std::string& path) {
 }
 
 Result<void> removePinTree(const std::string& dir) {
+  // Only ever a directory of meshgate's own below a bpffs mount: never the mount itself
+  // (other tools' pins) and never a path outside bpffs.
   std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) {
+    return {};
+  }
+  const std::string parent = std::filesystem::path(dir).parent_path().string();
+  if (!onBpffs(dir) || !onBpffs(parent)) {
+    return fail("refusing to remove '" + dir + "': not a directory below a bpf filesystem mount");
+  }
   std::filesystem::remove_all(dir, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) {
     return fail("remove pins under '" + dir + "': " + ec.message());

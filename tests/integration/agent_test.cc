@@ -197,6 +197,27 @@ TEST_F(AgentTest, DetachRemovesEveryLinkAndMap) {
   auto xdp = topo_->lb().run({"ip", "-o", "link", "show", topo_->clientInterface()});
   ASSERT_TRUE(xdp) << xdp.error().message;
   EXPECT_EQ(xdp->find("xdp"), std::string::npos) << "XDP detached: " << *xdp;
+
+  // Neither a directory outside bpffs nor a bpffs mount point itself may be wiped. Both
+  // are the test's own: a temporary directory, and a bpffs instance mounted on another.
+  char plain[] = "/tmp/meshgate-detach-XXXXXX";
+  char mount_point[] = "/tmp/meshgate-bpffs-XXXXXX";
+  ASSERT_TRUE(::mkdtemp(plain) && ::mkdtemp(mount_point));
+  std::ofstream(std::string(plain) + "/keep") << "x";
+  ASSERT_TRUE(runCommand({"mount", "-t", "bpf", "bpf", mount_point}));
+  for (const char* dir : {static_cast<const char*>(plain), static_cast<const char*>(mount_point)}) {
+    auto refused = runCommand({builtBinary("meshgate-agent"), "--detach", "--pin-root", dir});
+    EXPECT_FALSE(refused) << "--detach of " << dir << " must be refused";
+    if (!refused) {
+      continue;
+    }
+    EXPECT_NE(refused.error().message.find("refusing to remove"), std::string::npos)
+        << refused.error().message;
+  }
+  EXPECT_TRUE(std::filesystem::exists(std::string(plain) + "/keep")) << "nothing removed";
+  runCommand({"umount", mount_point});
+  std::filesystem::remove_all(plain);
+  std::filesystem::remove(mount_point);
 }
 
 }  // namespace
