@@ -15,6 +15,7 @@
 
 #include "meshgate/abi/common.h"
 #include "meshgate/abi/lb.h"
+#include "meshgate/quic_lb.h"
 
 namespace meshgate::agent {
 namespace {
@@ -39,6 +40,9 @@ constexpr size_t kMaxVipNameLen = 64;
 constexpr size_t kMaxShownValueLen = 40;
 // mg_backends holds one entry per (VIP, backend address); id 0 is never used.
 constexpr uint64_t kMaxBackendSlots = MG_MAX_BACKENDS - 1;
+// One QUIC-LB config per config rotation codepoint 0..6 (0b111 marks unroutable CIDs).
+constexpr size_t kMaxQuicLbConfigs = quiclb::kMaxConfigRotation + 1;
+static_assert(std::tuple_size_v<decltype(QuicLbConfigEntry::key)::value_type> == quiclb::kKeyLen);
 
 using VipKey = std::tuple<IpAddr, uint16_t, uint8_t>;
 
@@ -120,6 +124,26 @@ std::string unusableAddress(const IpAddr& a) {
     return "an IPv4-mapped IPv6 address: write the IPv4 address";
   }
   return {};
+}
+
+// quiclb::QuicLbConfig::validate() says "quic-lb config: <field> <value> ..." (or
+// "server_id_len + nonce_len = ..."): the field it names, or "" for the config as a whole
+// (the sum involves two fields), and the problem without the prefix.
+std::pair<std::string, std::string> quicLbProblem(std::string_view message) {
+  constexpr std::string_view kPrefix = "quic-lb config: ";
+  if (message.starts_with(kPrefix)) {
+    message.remove_prefix(kPrefix.size());
+  }
+  std::string field;
+  if (!message.starts_with("server_id_len + nonce_len")) {
+    for (std::string_view f : {"config_rotation", "server_id_len", "nonce_len"}) {
+      if (message.starts_with(std::string(f) + " ")) {
+        field = f;
+        break;
+      }
+    }
+  }
+  return {field, std::string(message)};
 }
 
 // A SAX pass that reports the first duplicated key with its path: json::parse keeps the
@@ -250,6 +274,33 @@ class ConfigParser {
     return value;
   }
 
+  // A required integer that must fit a uint8_t. `min`..`max` only word the error: the
+  // caller checks the range itself, so that a library can say why (QUIC-LB's rotation 7).
+  std::optional<uint8_t> octet(const Node& n, std::string_view key, uint8_t min, uint8_t max) {
+    const json* v = n.find(key);
+    if (v == nullptr) {
+      error(n.field(key), "missing required field");
+    } else if (!v->is_number_unsigned() || v->get<uint64_t>() > UINT8_MAX) {
+      error(n.field(key), "must be an integer " + std::to_string(min) + ".." + std::to_string(max) +
+                              ", got " + shown(*v));
+    } else {
+      return static_cast<uint8_t>(v->get<uint64_t>());
+    }
+    return std::nullopt;
+  }
+
+  bool boolean(const Node& n, std::string_view key, bool dflt) {
+    const json* v = n.find(key);
+    if (v == nullptr) {
+      return dflt;
+    }
+    if (!v->is_boolean()) {
+      error(n.field(key), "must be true or false, got " + shown(*v));
+      return dflt;
+    }
+    return v->get<bool>();
+  }
+
   std::optional<std::string> string(const Node& n, std::string_view key, bool required) {
     const json* v = n.find(key);
     if (v == nullptr && required) {
@@ -322,6 +373,10 @@ class ConfigParser {
   std::vector<InterfaceConfig> parseInterfaces(const Node& root, const std::string& key);
   void parseVips(const Node& root, AgentConfig& cfg);
   VipConfig parseVip(const Node& n);
+  void parseQuicLb(const Node& vip_node, VipConfig& vip);
+  std::optional<std::array<uint8_t, quiclb::kKeyLen>> quicLbKey(const Node& n);
+  void parseQuicServerId(const Node& n, const VipConfig& vip, BackendConfig& be,
+                         std::map<std::vector<uint8_t>, size_t>& seen, size_t index);
   void parseBackends(const Node& vip_node, VipConfig& vip);
 
   std::string source_;
@@ -361,12 +416,152 @@ std::vector<InterfaceConfig> ConfigParser::parseInterfaces(const Node& root,
   return out;
 }
 
+// The key is a secret: errors describe it and never show it.
+std::optional<std::array<uint8_t, quiclb::kKeyLen>> ConfigParser::quicLbKey(const Node& n) {
+  auto text = string(n, "key", /*required=*/false);
+  if (!text) {
+    return std::nullopt;
+  }
+  const std::string want = "must be " + std::to_string(2 * quiclb::kKeyLen) + " hex digits (a " +
+                           std::to_string(quiclb::kKeyLen) + "-octet AES-128 key), got ";
+  const auto bad =
+      std::find_if(text->begin(), text->end(), [](unsigned char c) { return !std::isxdigit(c); });
+  if (bad != text->end()) {
+    error(n.field("key"), want + "a non-hex character at offset " +
+                              std::to_string(bad - text->begin()) + " (the key is not shown)");
+    return std::nullopt;
+  }
+  auto bytes = quiclb::parseHex(*text);
+  if (text->size() != 2 * quiclb::kKeyLen || !bytes) {
+    error(n.field("key"),
+          want + std::to_string(text->size()) + " characters (the key is not shown)");
+    return std::nullopt;
+  }
+  std::array<uint8_t, quiclb::kKeyLen> key{};
+  std::copy(bytes->begin(), bytes->end(), key.begin());
+  return key;
+}
+
+void ConfigParser::parseQuicLb(const Node& vip_node, VipConfig& vip) {
+  const json* q = vip_node.find("quic_lb");
+  if (q == nullptr) {
+    return;
+  }
+  const std::string path = vip_node.field("quic_lb");
+  if (vip.protocol != IPPROTO_UDP) {
+    // A missing or invalid protocol has been reported already.
+    error(path, "requires protocol \"udp\" (QUIC runs over UDP), got \"" +
+                    std::string(vip.protocol == IPPROTO_TCP ? "tcp" : "?") + "\"");
+    return;
+  }
+  if (!checkObject(*q, path, {"configs"})) {
+    return;
+  }
+  const Node qn{*q, path};
+  const json* list = array(qn, "configs");
+  if (list == nullptr) {
+    if (qn.find("configs") == nullptr) {
+      error(qn.field("configs"), "missing required field");
+    }
+    return;
+  }
+  if (list->empty()) {
+    error(qn.field("configs"),
+          "must not be empty (list at least one config, or drop quic_lb for a plain UDP VIP)");
+    return;
+  }
+  if (list->size() > kMaxQuicLbConfigs) {
+    error(qn.field("configs"),
+          "at most " + std::to_string(kMaxQuicLbConfigs) +
+              " configs (one per config_rotation 0..6; 7 is reserved for unroutable CIDs), got " +
+              std::to_string(list->size()));
+    return;
+  }
+  std::map<uint8_t, size_t> rotations;
+  std::optional<size_t> first_valid;  // the config whose server_id_len the others must match
+  for (size_t i = 0; i < list->size(); ++i) {
+    const Node n{(*list)[i], indexPath(qn.field("configs"), i)};
+    if (!checkObject(
+            n.obj, n.path,
+            {"config_rotation", "server_id_len", "nonce_len", "key", "self_encoded_length"})) {
+      continue;
+    }
+    const auto rotation = octet(n, "config_rotation", 0, quiclb::kMaxConfigRotation);
+    const auto sid_len =
+        octet(n, "server_id_len", quiclb::kMinServerIdLen, quiclb::kMaxServerIdLen);
+    const auto nonce_len = octet(n, "nonce_len", quiclb::kMinNonceLen, quiclb::kMaxNonceLen);
+    const auto key = quicLbKey(n);
+    const bool self_encoded = boolean(n, "self_encoded_length", false);
+    if (!rotation || !sid_len || !nonce_len) {
+      continue;
+    }
+    // The library owns the draft's rules; its message names the field.
+    if (auto made = quiclb::QuicLbConfig::make(*rotation, *sid_len, *nonce_len, key, self_encoded);
+        !made) {
+      const auto [field, problem] = quicLbProblem(made.error().message);
+      error(field.empty() ? n.path : n.field(field), problem);
+      continue;
+    }
+    if (auto [it, fresh] = rotations.emplace(*rotation, i); !fresh) {
+      error(n.field("config_rotation"), "duplicate config_rotation " + std::to_string(*rotation) +
+                                            " (also " + indexPath("configs", it->second) + ")");
+    }
+    if (!first_valid) {
+      first_valid = i;
+    } else if (const uint8_t want = vip.quic_lb.front().server_id_len; *sid_len != want) {
+      error(n.field("server_id_len"),
+            "must equal " + indexPath("configs", *first_valid) + ".server_id_len (" +
+                std::to_string(want) + "), got " + std::to_string(*sid_len) +
+                ": the configs of a VIP share one server-ID allocation (each backend has one "
+                "quic_server_id, routable under every live config)");
+    }
+    vip.quic_lb.push_back(QuicLbConfigEntry{*rotation, *sid_len, *nonce_len, key, self_encoded});
+  }
+  std::sort(vip.quic_lb.begin(), vip.quic_lb.end(),
+            [](const QuicLbConfigEntry& a, const QuicLbConfigEntry& b) {
+              return a.config_rotation < b.config_rotation;
+            });
+}
+
+void ConfigParser::parseQuicServerId(const Node& n, const VipConfig& vip, BackendConfig& be,
+                                     std::map<std::vector<uint8_t>, size_t>& seen, size_t index) {
+  const std::string path = n.field("quic_server_id");
+  if (vip.quic_lb.empty()) {
+    if (n.find("quic_server_id") != nullptr) {
+      error(path, "only allowed in a QUIC VIP (one with quic_lb)");
+    }
+    return;
+  }
+  const size_t len = vip.quic_lb.front().server_id_len;
+  const std::string digits =
+      std::to_string(2 * len) + " hex digits (server_id_len is " + std::to_string(len) + " octets)";
+  auto text = string(n, "quic_server_id", /*required=*/false);
+  if (!text) {
+    if (n.find("quic_server_id") == nullptr) {
+      error(path, "missing required field (every backend of a QUIC VIP needs a server ID: " +
+                      digits + ")");
+    }
+    return;
+  }
+  auto bytes = quiclb::parseHex(*text);
+  if (!bytes || bytes->size() != len) {
+    error(path, "must be " + digits + ", got " + shown(*text));
+    return;
+  }
+  if (auto [it, fresh] = seen.emplace(*bytes, index); !fresh) {
+    error(path, "duplicate server ID " + quiclb::toHex(*bytes) + " (also " +
+                    indexPath("backends", it->second) + ")");
+  }
+  be.quic_server_id = std::move(*bytes);
+}
+
 void ConfigParser::parseBackends(const Node& vip_node, VipConfig& vip) {
   const json* list = array(vip_node, "backends");
   std::map<IpAddr, size_t> seen;
+  std::map<std::vector<uint8_t>, size_t> server_ids;
   for (size_t i = 0; list != nullptr && i < list->size(); ++i) {
     const Node n{(*list)[i], indexPath(vip_node.field("backends"), i)};
-    if (!checkObject(n.obj, n.path, {"address", "weight"})) {
+    if (!checkObject(n.obj, n.path, {"address", "weight", "quic_server_id"})) {
       continue;
     }
     BackendConfig be;
@@ -386,7 +581,8 @@ void ConfigParser::parseBackends(const Node& vip_node, VipConfig& vip) {
       }
     }
     be.weight = static_cast<uint32_t>(integer(n, "weight", kDefaultWeight, 0, kMaxWeight));
-    vip.backends.push_back(be);
+    parseQuicServerId(n, vip, be, server_ids, i);
+    vip.backends.push_back(std::move(be));
   }
   // A set: the order in the file must not change the Maglev table.
   std::sort(vip.backends.begin(), vip.backends.end(),
@@ -396,7 +592,7 @@ void ConfigParser::parseBackends(const Node& vip_node, VipConfig& vip) {
 VipConfig ConfigParser::parseVip(const Node& n) {
   VipConfig vip;
   if (!checkObject(n.obj, n.path,
-                   {"name", "address", "port", "protocol", "ring_size", "backends"})) {
+                   {"name", "address", "port", "protocol", "ring_size", "quic_lb", "backends"})) {
     return vip;
   }
   if (auto name = string(n, "name", /*required=*/true)) {
@@ -423,6 +619,7 @@ VipConfig ConfigParser::parseVip(const Node& n) {
                                     " (the next prime is " +
                                     std::to_string(nextPrime(vip.ring_size)) + ")");
   }
+  parseQuicLb(n, vip);  // before the backends: their server IDs need server_id_len
   parseBackends(n, vip);
   const auto active = std::count_if(vip.backends.begin(), vip.backends.end(),
                                     [](const BackendConfig& b) { return b.weight > 0; });

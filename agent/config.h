@@ -5,6 +5,7 @@
 // config in place.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -21,8 +22,24 @@ struct BackendConfig {
   IpAddr address;
   // 0..1000000; 0 = drained: keeps its established (tracked) flows, gets no new ones.
   uint32_t weight = 1;
+  // QUIC-LB server ID ("quic_server_id", hex in the file): exactly the VIP's server_id_len
+  // octets, unique within the VIP. Required in a QUIC VIP (quic_lb non-empty), drained
+  // backends included; empty = none, the only value allowed in any other VIP.
+  std::vector<uint8_t> quic_server_id;
 
   friend bool operator==(const BackendConfig&, const BackendConfig&) = default;
+};
+
+// One QUIC-LB configuration of a VIP (draft-ietf-quic-load-balancers): the fields of
+// quiclb::QuicLbConfig (include/meshgate/quic_lb.h), which validated it.
+struct QuicLbConfigEntry {
+  uint8_t config_rotation = 0;  // 0..6, unique within the VIP; 7 (0b111) marks unroutable CIDs
+  uint8_t server_id_len = 0;    // 1..15 octets; the same in every config of the VIP
+  uint8_t nonce_len = 0;        // 4..18 octets; server_id_len + nonce_len <= 19
+  std::optional<std::array<uint8_t, 16>> key;  // AES-128 key; none = plaintext CIDs
+  bool self_encoded_length = false;            // first octet's low 5 bits = CID length - 1
+
+  friend bool operator==(const QuicLbConfigEntry&, const QuicLbConfigEntry&) = default;
 };
 
 struct VipConfig {
@@ -34,6 +51,10 @@ struct VipConfig {
   // A set keyed by address, sorted by address (IpAddr ordering) whatever the file's
   // order, so every balancer builds the same Maglev table from the same set.
   std::vector<BackendConfig> backends;
+  // QUIC-LB configs ("quic_lb.configs"; protocol UDP only): route by the server ID in the
+  // QUIC destination connection ID. Empty = not a QUIC VIP. Sorted by config_rotation
+  // whatever the file's order; 1..7 entries sharing one server_id_len.
+  std::vector<QuicLbConfigEntry> quic_lb;
 
   friend bool operator==(const VipConfig&, const VipConfig&) = default;
 };
@@ -93,14 +114,15 @@ struct VipChange {
 // point into the configs passed to diffVips(): keep both alive while using the diff.
 struct ConfigDiff {
   std::vector<const VipConfig*> added;    // in new only (into new_cfg), new_cfg order
-  std::vector<VipChange> changed;         // in both, name/ring_size/backends differ
+  std::vector<VipChange> changed;         // in both, name/ring_size/backends/quic_lb differ
   std::vector<const VipConfig*> removed;  // in old only (into old_cfg), old_cfg order
 
   bool empty() const { return added.empty() && changed.empty() && removed.empty(); }
 };
 
-// Backends compare as a set keyed by address (a reordered list is unchanged); a weight
-// change, an added or a removed backend makes the VIP `changed`.
+// Backends compare as a set keyed by address (a reordered list is unchanged); a weight or
+// quic_server_id change, an added or a removed backend makes the VIP `changed`, and so
+// does any change to quic_lb (compared as a set keyed by config_rotation).
 ConfigDiff diffVips(const AgentConfig& old_cfg, const AgentConfig& new_cfg);
 
 // "198.18.100.1:80/tcp", "[2001:db8::1]:*/udp" (port-less): how errors and logs name a VIP.

@@ -39,6 +39,7 @@ Result<LbMaps> LbMaps::openPinned(const std::string& pin_root) {
   const std::pair<UniqueFd*, const char*> all[] = {
       {&m.vips, MG_MAP_VIPS},           {&m.vip_filter, MG_MAP_VIP_FILTER},
       {&m.rings, MG_MAP_RINGS},         {&m.nexthops, MG_MAP_NEXTHOPS},
+      {&m.quic_configs, MG_MAP_QUIC_CONFIGS}, {&m.quic_servers, MG_MAP_QUIC_SERVERS},
       {&m.backends, MG_MAP_BACKENDS},   {&m.conntrack, MG_MAP_CONNTRACK},
       {&m.frags, MG_MAP_FRAGS},         {&m.globals, MG_MAP_GLOBALS},
       {&m.conn_rate, MG_MAP_CONN_RATE}, {&m.lb_stats, MG_MAP_LB_STATS},

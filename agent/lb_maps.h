@@ -10,12 +10,13 @@
 
 #include "agent/bpf_util.h"
 #include "meshgate/abi/lb.h"
+#include "meshgate/abi/quic.h"
 #include "meshgate/result.h"
 
 namespace meshgate::agent {
 
 struct LbMaps {
-  UniqueFd vips, vip_filter, rings, nexthops, backends, conntrack, frags, globals, conn_rate, lb_stats, lb_drops,
+  UniqueFd vips, vip_filter, rings, nexthops, quic_configs, quic_servers, backends, conntrack, frags, globals, conn_rate, lb_stats, lb_drops,
       vip_stats, backend_stats;
 
   // Opens every map pinned at <pin_root>/<name>. Fails naming the first missing pin.

@@ -94,6 +94,25 @@ Result<LbState> LbState::adopt(const std::string& pin_root) {
     state.next_backend_id_ = std::max(state.next_backend_id_, b.id + 1);
   }
 
+  for (auto [fd, by_vip] : {std::pair{state.maps_.quic_configs.get(), 0},
+                            std::pair{state.maps_.quic_servers.get(), 1}}) {
+    std::array<uint8_t, sizeof(mg_quic_server_key)> key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+      uint32_t vip = 0;
+      std::memcpy(&vip, next.data(), sizeof(vip));  // both keys start with vip_id
+      if (by_vip == 0) {
+        std::array<uint8_t, sizeof(mg_quic_config_key)> k;
+        std::memcpy(k.data(), next.data(), k.size());
+        state.quic_configs_[vip].insert(k);
+      } else {
+        state.quic_servers_[vip].insert(next);
+      }
+      key = next;
+      prev = key.data();
+    }
+  }
+
   auto vips = readVips(state.maps_.vips.get());
   if (!vips) {
     return std::unexpected(vips.error());
@@ -313,6 +332,56 @@ Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>
   return keys.size();
 }
 
+Result<void> LbState::writeQuic(uint32_t vip_id, const VipConfig& vip,
+                                const std::map<IpAddr, uint32_t>& backend_ids) {
+  std::set<std::array<uint8_t, sizeof(mg_quic_config_key)>> configs;
+  std::set<std::array<uint8_t, sizeof(mg_quic_server_key)>> servers;
+  for (const auto& c : vip.quic_lb) {
+    mg_quic_config_key ck{};
+    ck.vip_id = vip_id;
+    ck.config_rotation = c.config_rotation;
+    mg_quic_config cv{};
+    cv.server_id_len = c.server_id_len;
+    cv.nonce_len = c.nonce_len;
+    cv.algorithm = !c.key                                  ? MG_QUIC_ALG_PLAINTEXT
+                   : c.server_id_len + c.nonce_len == 16 ? MG_QUIC_ALG_SINGLE_PASS
+                                                           : MG_QUIC_ALG_FOUR_PASS;
+    if (auto r = mapUpdate(maps_.quic_configs.get(), &ck, &cv, MG_MAP_QUIC_CONFIGS); !r) {
+      return r;
+    }
+    configs.insert(bytesOf(ck));
+    for (const auto& b : vip.backends) {
+      if (b.quic_server_id.empty()) {
+        continue;
+      }
+      mg_quic_server_key sk{};
+      sk.vip_id = vip_id;
+      sk.config_rotation = c.config_rotation;
+      sk.server_id_len = static_cast<uint8_t>(b.quic_server_id.size());
+      std::memcpy(sk.server_id, b.quic_server_id.data(),
+                  std::min(b.quic_server_id.size(), sizeof(sk.server_id)));
+      const uint32_t id = backend_ids.at(b.address);
+      if (auto r = mapUpdate(maps_.quic_servers.get(), &sk, &id, MG_MAP_QUIC_SERVERS); !r) {
+        return r;
+      }
+      servers.insert(bytesOf(sk));
+    }
+  }
+  for (const auto& k : quic_servers_[vip_id]) {
+    if (!servers.contains(k)) {
+      bpf_map_delete_elem(maps_.quic_servers.get(), k.data());
+    }
+  }
+  for (const auto& k : quic_configs_[vip_id]) {
+    if (!configs.contains(k)) {
+      bpf_map_delete_elem(maps_.quic_configs.get(), k.data());
+    }
+  }
+  quic_configs_[vip_id] = std::move(configs);
+  quic_servers_[vip_id] = std::move(servers);
+  return {};
+}
+
 Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
   if (bpf_map_delete_elem(maps_.vips.get(), key.data()) != 0 && errno != ENOENT) {
     return failErrno("map 'mg_vips': delete vip " + std::to_string(vip_id), errno);
@@ -333,6 +402,14 @@ Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
       return r;
     }
   }
+  for (const auto& k : quic_servers_[vip_id]) {
+    bpf_map_delete_elem(maps_.quic_servers.get(), k.data());
+  }
+  for (const auto& k : quic_configs_[vip_id]) {
+    bpf_map_delete_elem(maps_.quic_configs.get(), k.data());
+  }
+  quic_servers_.erase(vip_id);
+  quic_configs_.erase(vip_id);
   rings_.erase(vip_id);
   vip_ids_.erase(key);
   applied_.erase(key);
@@ -400,6 +477,7 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
     std::vector<MaglevBackend> input;
     input.reserve(vip.backends.size());
     std::set<IpAddr> wanted;
+    std::map<IpAddr, uint32_t> ids;
     for (const auto& b : vip.backends) {
       auto id = ensureBackend(vip_id, b.address, stats);
       if (!id) {
@@ -407,6 +485,10 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
       }
       input.push_back({b.address.toString(), *id, b.weight});
       wanted.insert(b.address);
+      ids[b.address] = *id;
+    }
+    if (auto r = writeQuic(vip_id, vip, ids); !r) {
+      return std::unexpected(r.error());
     }
     auto table = buildMaglevTable(input, vip.ring_size);
     if (!table) {
@@ -417,7 +499,8 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
       return std::unexpected(written.error());
     }
     stats.ring_slots_written += *written;
-    mg_vip_info info{vip_id, vip.port == 0 ? MG_VIP_F_PORTLESS : 0u};
+    mg_vip_info info{vip_id, (vip.port == 0 ? MG_VIP_F_PORTLESS : 0u) |
+                                 (vip.quic_lb.empty() ? 0u : MG_VIP_F_QUIC)};
     if (auto r = mapUpdate(maps_.vips.get(), &key, &info, MG_MAP_VIPS); !r) {
       return std::unexpected(r.error());
     }

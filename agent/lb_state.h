@@ -62,6 +62,9 @@ class LbState {
   Result<uint32_t> allocVipId();
   Result<uint64_t> writeRing(uint32_t vip_id, const std::vector<uint32_t>& table);
   Result<void> removeVip(const VipKeyBytes& key, uint32_t vip_id);
+  // Writes the VIP's QUIC-LB configs and server IDs, deleting the ones it no longer has.
+  Result<void> writeQuic(uint32_t vip_id, const VipConfig& vip,
+                         const std::map<IpAddr, uint32_t>& backend_ids);
   Result<void> openRingPair(uint32_t vip_id, RingPair& pair);
   std::string ringPin(uint32_t vip_id, int which) const;
 
@@ -75,6 +78,9 @@ class LbState {
   uint32_t max_backend_gen_ = 0;  // generations only grow, across restarts too
   std::map<uint32_t, RingPair> rings_;
   std::vector<uint64_t> filter_;  // kernel content of mg_vip_filter
+  // Keys written into mg_quic_configs / mg_quic_servers, per VIP id.
+  std::map<uint32_t, std::set<std::array<uint8_t, sizeof(mg_quic_config_key)>>> quic_configs_;
+  std::map<uint32_t, std::set<std::array<uint8_t, sizeof(mg_quic_server_key)>>> quic_servers_;
 };
 
 // The ABI key of a configured VIP.

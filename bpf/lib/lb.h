@@ -14,40 +14,13 @@
 #include <meshgate/abi/hash.h>
 #include <meshgate/abi/lb.h>
 
+#include "lib/counters.h"
 #include "lib/encap.h"
+#include "lib/quic.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
 
 #define MG_NSEC_PER_SEC 1000000000ull
-
-static __always_inline void mg_count(__u32 counter)
-{
-	__u64 *v = bpf_map_lookup_elem(&mg_lb_stats, &counter);
-
-	if (v)
-		*v += 1;
-}
-
-static __always_inline int mg_drop(int rc)
-{
-	__u32 reason = MG_DROP_REASON(rc);
-	__u64 *v = bpf_map_lookup_elem(&mg_lb_drops, &reason);
-
-	if (v)
-		*v += 1;
-	mg_count(MG_LB_DROP);
-	return XDP_DROP;
-}
-
-static __always_inline void mg_account(void *map, __u32 id, __u32 bytes)
-{
-	struct mg_traffic *t = bpf_map_lookup_elem(map, &id);
-
-	if (t) {
-		t->packets += 1;
-		t->bytes += bytes;
-	}
-}
 
 /* Looks the flow up in the VIP's Maglev table. Returns the backend id or a drop. */
 static __always_inline int mg_ring_pick(__u32 vip_id, __u32 hash, __u32 *backend_id)
@@ -105,7 +78,8 @@ static __always_inline struct mg_backend *mg_live_backend(__u32 id)
  * names the VIP, so a hit needs no VIP lookup. Returns true on a usable hit.
  */
 static __always_inline bool mg_ct_hit(struct mg_pkt *p, const struct mg_lb_globals *g, __u64 now,
-				      __u32 *vip_id, __u32 *backend_id, struct mg_backend **be)
+				      __u32 *vip_id, __u32 *backend_id, struct mg_backend **be,
+				      __u8 *flags)
 {
 	struct mg_flow_state *st = bpf_map_lookup_elem(&mg_conntrack, &p->flow);
 
@@ -127,26 +101,22 @@ static __always_inline bool mg_ct_hit(struct mg_pkt *p, const struct mg_lb_globa
 		return false;
 	}
 	mg_count(MG_LB_CT_HIT);
+	*flags = st->flags;
 	*vip_id = st->vip_id;
 	*backend_id = st->backend_id;
 	return true;
 }
 
 /*
- * Chooses from the VIP's Maglev table and records the choice, unless the packet is an
- * ICMP error or a TCP RST (they never start a flow) or the flood guard says no.
+ * Records a new choice in conntrack, unless the packet is an ICMP error or a TCP RST
+ * (they never start a flow) or the flood guard says no.
  */
-static __always_inline int mg_pick_and_track(struct mg_pkt *p, __u32 vip_id, __u32 hash,
-					     const struct mg_lb_globals *g, __u64 now,
-					     __u32 *backend_id)
+static __always_inline int mg_track(struct mg_pkt *p, __u32 vip_id, const struct mg_lb_globals *g,
+				    __u64 now, __u32 *backend_id, __u8 flags)
 {
 	struct mg_flow_state fresh = {};
 	struct mg_backend *be;
-	int rc;
 
-	rc = mg_ring_pick(vip_id, hash, backend_id);
-	if (rc)
-		return rc;
 	if (p->kind == MG_PKT_ICMP_ERROR ||
 	    (p->flow.proto == IPPROTO_TCP && (p->tcp_flags & MG_TCP_FLAG_RST)))
 		return MG_CONTINUE;
@@ -161,6 +131,7 @@ static __always_inline int mg_pick_and_track(struct mg_pkt *p, __u32 vip_id, __u
 	fresh.vip_id = vip_id;
 	fresh.atime_ns = now;
 	fresh.backend_gen = be->gen;
+	fresh.flags = flags;
 	bpf_map_update_elem(&mg_conntrack, &p->flow, &fresh, BPF_ANY);
 	mg_count(MG_LB_CT_INSERT);
 	return MG_CONTINUE;
@@ -176,7 +147,7 @@ static __always_inline bool mg_maybe_vip(const struct mg_pkt *p)
 	return w && (*w & (1ull << (bit % 64)));
 }
 
-static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id)
+static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id, __u32 *flags)
 {
 	struct mg_vip_key key = {};
 	struct mg_vip_info *vip;
@@ -194,6 +165,7 @@ static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id)
 							    : MG_PASS(MG_LB_PASS_NOT_VIP);
 	}
 	*vip_id = vip->vip_id;
+	*flags = vip->flags;
 	return MG_CONTINUE;
 }
 
@@ -242,7 +214,9 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 zero = 0, vip_id = 0, backend_id = 0, hash, counter = 0;
+	__u32 zero = 0, vip_id = 0, vip_flags = 0, backend_id = 0, quic_backend = 0, hash,
+	      counter = 0;
+	__u8 ct_flags = 0;
 	struct mg_lb_globals *g;
 	struct mg_backend *be = NULL;
 	struct mg_pkt p;
@@ -276,13 +250,38 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	if (p.flow.proto == IPPROTO_TCP &&
 	    (p.tcp_flags & (MG_TCP_FLAG_SYN | MG_TCP_FLAG_ACK)) == MG_TCP_FLAG_SYN) {
 		mg_count(MG_LB_TCP_SYN); /* a SYN always chooses afresh */
-	} else if (mg_ct_hit(&p, g, now, &vip_id, &backend_id, &be)) {
+	} else if (mg_ct_hit(&p, g, now, &vip_id, &backend_id, &be, &ct_flags)) {
+		if (!(ct_flags & MG_FLOW_F_QUIC))
+			goto forward;
+		/* QUIC: a routable CID outranks the 4-tuple (QUIC-LB forwarding order). */
+		rc = mg_quic_choose(data, data_end, &p, vip_id, &quic_backend);
+		if (rc < 0)
+			return mg_drop(rc);
+		if (rc == MG_CONTINUE && quic_backend != backend_id) {
+			backend_id = quic_backend;
+			be = NULL;
+			rc = mg_track(&p, vip_id, g, now, &backend_id, MG_FLOW_F_QUIC);
+			if (rc < 0)
+				return mg_drop(rc);
+		}
 		goto forward;
 	}
-	rc = mg_lookup_vip(&p, &vip_id);
+	rc = mg_lookup_vip(&p, &vip_id, &vip_flags);
 	if (rc > 0)
 		goto pass;
-	rc = mg_pick_and_track(&p, vip_id, hash, g, now, &backend_id);
+	rc = MG_PASS(MG_LB_QUIC_FALLBACK);
+	if ((vip_flags & MG_VIP_F_QUIC) && p.kind == MG_PKT_FLOW && p.flow.proto == IPPROTO_UDP) {
+		ct_flags = MG_FLOW_F_QUIC;
+		rc = mg_quic_choose(data, data_end, &p, vip_id, &backend_id);
+		if (rc < 0)
+			return mg_drop(rc);
+	}
+	if (rc != MG_CONTINUE) {
+		rc = mg_ring_pick(vip_id, hash, &backend_id);
+		if (rc)
+			return mg_drop(rc);
+	}
+	rc = mg_track(&p, vip_id, g, now, &backend_id, ct_flags);
 	if (rc < 0)
 		return mg_drop(rc);
 

@@ -9,6 +9,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <meshgate/abi/lb.h>
+#include <meshgate/abi/quic.h>
 
 /* VIP (address, port, protocol) -> vip id; port 0 = port-less VIP. */
 struct {
@@ -100,6 +101,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct mg_nexthop);
 } mg_nexthops SEC(".maps");
+
+/* QUIC-LB: (VIP, config rotation) -> CID layout. Two codepoints may be live at once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_MAX_VIPS * 2);
+	__type(key, struct mg_quic_config_key);
+	__type(value, struct mg_quic_config);
+} mg_quic_configs SEC(".maps");
+
+/* QUIC-LB: (VIP, config rotation, server ID) -> backend id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mg_quic_server_key);
+	__type(value, __u32);
+} mg_quic_servers SEC(".maps");
 
 /* Global counters, indexed by enum mg_lb_counter. */
 struct {

@@ -52,6 +52,7 @@ enum mg_pkt_kind {
 struct mg_pkt {
 	struct mg_flow_key flow; /* client -> VIP */
 	__u32 l3_off;		 /* offset of the IP header */
+	__u32 l4_off;		 /* offset of the TCP/UDP header (MG_PKT_FLOW) */
 	__u32 ip_len;		 /* bytes of the IP packet (header included) */
 	__u16 frag_id;		 /* IPv4 id (fragments) */
 	__u8 kind;		 /* enum mg_pkt_kind */
@@ -157,6 +158,7 @@ static __always_inline int mg_parse_ipv4(void *data, void *data_end, struct mg_p
 	switch (iph->protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
+		p->l4_off = p->l3_off + ihl;
 		return mg_parse_ports(l4, data_end, tot_len - ihl, iph->protocol, &p->flow.sport,
 				      &p->flow.dport, &p->tcp_flags);
 	case IPPROTO_ICMP: {
@@ -240,6 +242,7 @@ static __always_inline int mg_parse_ipv6(void *data, void *data_end, struct mg_p
 	switch (nexthdr) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
+		p->l4_off = (__u32)(l4 - data);
 		if ((__u32)(l4 - (void *)ip6) > p->ip_len)
 			return MG_DROP(MG_LB_DROP_BAD_EXT_HDR);
 		return mg_parse_ports(l4, data_end, p->ip_len - (__u32)(l4 - (void *)ip6), nexthdr,
@@ -273,6 +276,7 @@ static __always_inline int mg_parse(void *data, void *data_end, struct mg_pkt *p
 	p->tcp_flags = 0;
 	p->first_frag = 0;
 	p->frag_id = 0;
+	p->l4_off = 0;
 	p->l3_off = sizeof(*eth);
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return mg_parse_ipv4(data, data_end, p);

@@ -7,12 +7,18 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <span>
+#include <vector>
 
 #include "meshgate/abi/lb.h"
+#include "meshgate/quic_lb.h"
 
 namespace meshgate::agent {
 namespace {
@@ -75,8 +81,11 @@ TEST(ConfigParse, AcceptsTheDeployExample) {
   auto cfg = loadConfigFile(path.string());
   ASSERT_TRUE(cfg.has_value()) << cfg.error().message;
   EXPECT_EQ((*cfg)->source, path.string()) << "source records the file";
-  EXPECT_EQ((*cfg)->vips.size(), 5u) << "every VIP of the example";
+  EXPECT_EQ((*cfg)->vips.size(), 6u) << "every VIP of the example";
   EXPECT_EQ((*cfg)->interfaces.size(), 1u) << "one balancer interface";
+  const auto quic = std::count_if((*cfg)->vips.begin(), (*cfg)->vips.end(),
+                                  [](const VipConfig& v) { return !v.quic_lb.empty(); });
+  EXPECT_EQ(quic, 1) << "one QUIC VIP in the example";
   EXPECT_EQ((*cfg)->metrics_listen.value_or(""), "127.0.0.1:9464") << "metrics listen";
 }
 
@@ -266,9 +275,10 @@ const RejectRow kRejectRows[] = {
      "6-in-4 encapsulation is not supported"},
 };
 
-TEST(ConfigReject, EveryRuleNamesTheFileAndFieldPath) {
-  for (const RejectRow& row : kRejectRows) {
-    json doc = json::parse(kBase);
+// Applies every row to `base` and checks the rejection names the file and field path.
+void expectRowsRejected(const char* base, std::span<const RejectRow> rows) {
+  for (const RejectRow& row : rows) {
+    json doc = json::parse(base);
     const json::json_pointer ptr(row.pointer);
     if (row.value == nullptr) {
       doc[ptr.parent_pointer()].erase(ptr.back());
@@ -281,6 +291,10 @@ TEST(ConfigReject, EveryRuleNamesTheFileAndFieldPath) {
         << "row " << row.pointer << " = " << (row.value ? row.value : "<erased>")
         << "\n  want substring: " << want << "\n  got: " << err;
   }
+}
+
+TEST(ConfigReject, EveryRuleNamesTheFileAndFieldPath) {
+  expectRowsRejected(kBase, kRejectRows);
 }
 
 TEST(ConfigReject, BaseOfTheTableIsValid) {
@@ -365,6 +379,325 @@ TEST(ConfigReject, MoreThanMaxBackendSlots) {
       << err;
   const size_t last = list.size() - list.rfind(",{");
   EXPECT_NE(mustParse(doc(last)), nullptr) << "exactly MG_MAX_BACKENDS - 1 slots fit";
+}
+
+// ---- QUIC-LB ---------------------------------------------------------------------------
+
+// A TCP VIP and a QUIC VIP with two live configs (plaintext and keyed), as in docs/CONFIG.md.
+constexpr const char* kQuicBase = R"({
+  "interfaces": [{"name": "eth0"}],
+  "vips": [
+    {"name": "web", "address": "198.18.100.1", "port": 443, "protocol": "tcp",
+     "backends": [{"address": "198.18.1.10"}]},
+    {"name": "h3", "address": "198.18.100.7", "port": 443, "protocol": "udp",
+     "quic_lb": {"configs": [
+        {"config_rotation": 0, "server_id_len": 2, "nonce_len": 6},
+        {"config_rotation": 1, "server_id_len": 2, "nonce_len": 10,
+         "key": "8f95f09245765f80256934e50c66207f", "self_encoded_length": true}]},
+     "backends": [{"address": "198.18.1.10", "quic_server_id": "0001"},
+                  {"address": "198.18.1.11", "quic_server_id": "00a2"}]}
+  ]
+})";
+
+constexpr const char* kSecretKey = "8f95f09245765f80256934e50c66207f";
+
+const RejectRow kQuicRejectRows[] = {
+    // The quic_lb object.
+    {"/vips/1/protocol", "\"tcp\"",
+     "vips[1].quic_lb: requires protocol \"udp\" (QUIC runs over UDP), got \"tcp\""},
+    {"/vips/1/quic_lb", "[]", "vips[1].quic_lb: must be an object, got []"},
+    {"/vips/1/quic_lb/config", "[]",
+     "vips[1].quic_lb.config: unknown field (expected one of: configs)"},
+    {"/vips/1/quic_lb/configs", nullptr, "vips[1].quic_lb.configs: missing required field"},
+    {"/vips/1/quic_lb/configs", "{}", "vips[1].quic_lb.configs: must be an array, got {}"},
+    {"/vips/1/quic_lb/configs", "[]", "vips[1].quic_lb.configs: must not be empty"},
+    {"/vips/1/quic_lb/configs",
+     R"([{"config_rotation": 0, "server_id_len": 2, "nonce_len": 6},
+         {"config_rotation": 1, "server_id_len": 2, "nonce_len": 6},
+         {"config_rotation": 2, "server_id_len": 2, "nonce_len": 6},
+         {"config_rotation": 3, "server_id_len": 2, "nonce_len": 6},
+         {"config_rotation": 4, "server_id_len": 2, "nonce_len": 6},
+         {"config_rotation": 5, "server_id_len": 2, "nonce_len": 6},
+         {"config_rotation": 6, "server_id_len": 2, "nonce_len": 6},
+         {"config_rotation": 7, "server_id_len": 2, "nonce_len": 6}])",
+     "vips[1].quic_lb.configs: at most 7 configs (one per config_rotation 0..6; 7 is reserved "
+     "for unroutable CIDs), got 8"},
+    {"/vips/1/quic_lb/configs/0", "\"plaintext\"", "vips[1].quic_lb.configs[0]: must be an object"},
+    {"/vips/1/quic_lb/configs/0/rotation", "2",
+     "vips[1].quic_lb.configs[0].rotation: unknown field (expected one of: config_rotation, "
+     "server_id_len, nonce_len, key, self_encoded_length)"},
+    // config_rotation.
+    {"/vips/1/quic_lb/configs/0/config_rotation", nullptr,
+     "vips[1].quic_lb.configs[0].config_rotation: missing required field"},
+    {"/vips/1/quic_lb/configs/0/config_rotation", "7",
+     "vips[1].quic_lb.configs[0].config_rotation: config_rotation 7 (0b111) is reserved for "
+     "unroutable CIDs"},
+    {"/vips/1/quic_lb/configs/0/config_rotation", "8",
+     "vips[1].quic_lb.configs[0].config_rotation: config_rotation 8 is out of range 0..6"},
+    {"/vips/1/quic_lb/configs/0/config_rotation", "256",
+     "vips[1].quic_lb.configs[0].config_rotation: must be an integer 0..6, got 256"},
+    {"/vips/1/quic_lb/configs/0/config_rotation", "-1",
+     "vips[1].quic_lb.configs[0].config_rotation: must be an integer 0..6, got -1"},
+    {"/vips/1/quic_lb/configs/0/config_rotation", "\"0\"",
+     "vips[1].quic_lb.configs[0].config_rotation: must be an integer 0..6, got \"0\""},
+    {"/vips/1/quic_lb/configs/1/config_rotation", "0",
+     "vips[1].quic_lb.configs[1].config_rotation: duplicate config_rotation 0 (also configs[0])"},
+    // server_id_len and nonce_len, through the library's rules.
+    {"/vips/1/quic_lb/configs/0/server_id_len", nullptr,
+     "vips[1].quic_lb.configs[0].server_id_len: missing required field"},
+    {"/vips/1/quic_lb/configs/0/server_id_len", "0",
+     "vips[1].quic_lb.configs[0].server_id_len: server_id_len 0 is out of range 1..15"},
+    {"/vips/1/quic_lb/configs/0/server_id_len", "16",
+     "vips[1].quic_lb.configs[0].server_id_len: server_id_len 16 is out of range 1..15"},
+    {"/vips/1/quic_lb/configs/0/server_id_len", "2.0",
+     "vips[1].quic_lb.configs[0].server_id_len: must be an integer 1..15, got 2.0"},
+    {"/vips/1/quic_lb/configs/0/nonce_len", nullptr,
+     "vips[1].quic_lb.configs[0].nonce_len: missing required field"},
+    {"/vips/1/quic_lb/configs/0/nonce_len", "3",
+     "vips[1].quic_lb.configs[0].nonce_len: nonce_len 3 is out of range 4..18"},
+    {"/vips/1/quic_lb/configs/0/nonce_len", "19",
+     "vips[1].quic_lb.configs[0].nonce_len: nonce_len 19 is out of range 4..18"},
+    {"/vips/1/quic_lb/configs/1/nonce_len", "18",
+     "vips[1].quic_lb.configs[1]: server_id_len + nonce_len = 2 + 18 exceeds 19"},
+    // One server-ID allocation per VIP.
+    {"/vips/1/quic_lb/configs/1/server_id_len", "3",
+     "vips[1].quic_lb.configs[1].server_id_len: must equal configs[0].server_id_len (2), got 3: "
+     "the configs of a VIP share one server-ID allocation"},
+    // key and self_encoded_length.
+    {"/vips/1/quic_lb/configs/1/key", "\"8f95f09245765f80256934e50c66207\"",
+     "vips[1].quic_lb.configs[1].key: must be 32 hex digits (a 16-octet AES-128 key), got 31"},
+    {"/vips/1/quic_lb/configs/1/key", "\"8f95f09245765f80256934e50c66207f00\"",
+     "vips[1].quic_lb.configs[1].key: must be 32 hex digits (a 16-octet AES-128 key), got 34"},
+    {"/vips/1/quic_lb/configs/1/key", "\"0x95f09245765f80256934e50c66207f\"",
+     "vips[1].quic_lb.configs[1].key: must be 32 hex digits (a 16-octet AES-128 key), got a "
+     "non-hex character at offset 1"},
+    {"/vips/1/quic_lb/configs/1/key", "16", "vips[1].quic_lb.configs[1].key: must be a string"},
+    {"/vips/1/quic_lb/configs/1/self_encoded_length", "1",
+     "vips[1].quic_lb.configs[1].self_encoded_length: must be true or false, got 1"},
+    // Backend server IDs.
+    {"/vips/1/backends/1/quic_server_id", nullptr,
+     "vips[1].backends[1].quic_server_id: missing required field (every backend of a QUIC VIP "
+     "needs a server ID: 4 hex digits"},
+    {"/vips/1/backends/2", R"({"address": "198.18.1.12", "weight": 0})",
+     "vips[1].backends[2].quic_server_id: missing required field"},
+    {"/vips/1/backends/0/quic_server_id", "\"001\"",
+     "vips[1].backends[0].quic_server_id: must be 4 hex digits (server_id_len is 2 octets), got "
+     "\"001\""},
+    {"/vips/1/backends/0/quic_server_id", "\"000001\"",
+     "vips[1].backends[0].quic_server_id: must be 4 hex digits (server_id_len is 2 octets), got "
+     "\"000001\""},
+    {"/vips/1/backends/0/quic_server_id", "\"0g01\"",
+     "vips[1].backends[0].quic_server_id: must be 4 hex digits"},
+    {"/vips/1/backends/0/quic_server_id", "\"\"",
+     "vips[1].backends[0].quic_server_id: must be 4 hex digits"},
+    {"/vips/1/backends/0/quic_server_id", "1",
+     "vips[1].backends[0].quic_server_id: must be a string, got 1"},
+    {"/vips/1/backends/1/quic_server_id", "\"0001\"",
+     "vips[1].backends[1].quic_server_id: duplicate server ID 0001 (also backends[0])"},
+    {"/vips/1/backends/0/quic_server_id", "\"00A2\"",
+     "vips[1].backends[1].quic_server_id: duplicate server ID 00a2 (also backends[0])"},
+    {"/vips/1/backends/0/quic_sid", "\"0001\"",
+     "vips[1].backends[0].quic_sid: unknown field (expected one of: address, weight, "
+     "quic_server_id)"},
+    // Server IDs only in QUIC VIPs: a TCP VIP, and a UDP VIP without quic_lb.
+    {"/vips/0/backends/0/quic_server_id", "\"0001\"",
+     "vips[0].backends[0].quic_server_id: only allowed in a QUIC VIP (one with quic_lb)"},
+    {"/vips/1/quic_lb", nullptr,
+     "vips[1].backends[0].quic_server_id: only allowed in a QUIC VIP (one with quic_lb)"},
+};
+
+TEST(ConfigQuicLb, BaseOfTheTableIsValid) {
+  EXPECT_NE(mustParse(std::string(kQuicBase)), nullptr) << "kQuicBase must parse";
+}
+
+TEST(ConfigQuicLb, EveryRuleNamesTheFileAndFieldPath) {
+  expectRowsRejected(kQuicBase, kQuicRejectRows);
+}
+
+TEST(ConfigQuicLb, KeyIsNeverShownInErrors) {
+  json doc = json::parse(kQuicBase);
+  const std::string bad_key = std::string(kSecretKey) + "0";  // 33 digits
+  doc["vips"][1]["quic_lb"]["configs"][1]["key"] = bad_key;
+  const std::string err = mustFail(doc.dump());
+  EXPECT_NE(err.find("configs[1].key: must be 32 hex digits"), std::string::npos) << err;
+  EXPECT_EQ(err.find(kSecretKey), std::string::npos) << "the key leaked: " << err;
+  doc["vips"][1]["quic_lb"]["configs"][1]["key"] = std::string(kSecretKey).replace(31, 1, "x");
+  const std::string err2 = mustFail(doc.dump());
+  EXPECT_EQ(err2.find(std::string(kSecretKey).substr(0, 31)), std::string::npos)
+      << "the key leaked: " << err2;
+}
+
+TEST(ConfigQuicLb, ParsesAQuicVip) {
+  ConfigPtr cfg = mustParse(kQuicBase);
+  ASSERT_NE(cfg, nullptr) << "parses";
+  EXPECT_TRUE(cfg->vips[0].quic_lb.empty()) << "a VIP without quic_lb is not a QUIC VIP";
+  EXPECT_TRUE(cfg->vips[0].backends[0].quic_server_id.empty()) << "no server ID outside QUIC";
+  const VipConfig& h3 = cfg->vips[1];
+  EXPECT_EQ(h3.protocol, IPPROTO_UDP) << "QUIC VIPs are UDP";
+  ASSERT_EQ(h3.quic_lb.size(), 2u) << "two live configs";
+
+  const QuicLbConfigEntry& plain = h3.quic_lb[0];
+  EXPECT_EQ(plain.config_rotation, 0) << "config_rotation";
+  EXPECT_EQ(plain.server_id_len, 2) << "server_id_len";
+  EXPECT_EQ(plain.nonce_len, 6) << "nonce_len";
+  EXPECT_FALSE(plain.key.has_value()) << "no key = plaintext";
+  EXPECT_FALSE(plain.self_encoded_length) << "self_encoded_length default";
+
+  const QuicLbConfigEntry& keyed = h3.quic_lb[1];
+  EXPECT_EQ(keyed.config_rotation, 1) << "config_rotation";
+  EXPECT_EQ(keyed.server_id_len, 2) << "server_id_len";
+  EXPECT_EQ(keyed.nonce_len, 10) << "nonce_len";
+  ASSERT_TRUE(keyed.key.has_value()) << "key parsed";
+  const std::array<uint8_t, 16> want_key = {0x8f, 0x95, 0xf0, 0x92, 0x45, 0x76, 0x5f, 0x80,
+                                            0x25, 0x69, 0x34, 0xe5, 0x0c, 0x66, 0x20, 0x7f};
+  EXPECT_EQ(*keyed.key, want_key) << "key octets";
+  EXPECT_TRUE(keyed.self_encoded_length) << "self_encoded_length";
+
+  ASSERT_EQ(h3.backends.size(), 2u) << "two backends";
+  EXPECT_EQ(h3.backends[0].address.toString(), "198.18.1.10") << "sorted by address";
+  EXPECT_EQ(h3.backends[0].quic_server_id, (std::vector<uint8_t>{0x00, 0x01})) << "server ID";
+  EXPECT_EQ(h3.backends[1].quic_server_id, (std::vector<uint8_t>{0x00, 0xa2})) << "server ID";
+
+  // Each entry is a valid library config, and a CID it encodes decodes to the backend.
+  for (const QuicLbConfigEntry& e : h3.quic_lb) {
+    auto lib = quiclb::QuicLbConfig::make(e.config_rotation, e.server_id_len, e.nonce_len, e.key,
+                                          e.self_encoded_length);
+    ASSERT_TRUE(lib.has_value()) << lib.error().message;
+    const std::vector<uint8_t> nonce(e.nonce_len, 0x5a);
+    auto cid = quiclb::encode(*lib, h3.backends[1].quic_server_id, nonce);
+    ASSERT_TRUE(cid.has_value()) << cid.error().message;
+    auto sid = quiclb::decode(*lib, *cid);
+    ASSERT_TRUE(sid.has_value()) << sid.error().message;
+    EXPECT_EQ(*sid, h3.backends[1].quic_server_id)
+        << "round trip, rotation " << int{e.config_rotation};
+  }
+}
+
+TEST(ConfigQuicLb, SortsConfigsByRotationAndAcceptsEdgeCases) {
+  json doc = json::parse(kQuicBase);
+  json& configs = doc["vips"][1]["quic_lb"]["configs"];
+  configs = json::array();
+  for (int r = 6; r >= 0; --r) {  // all seven codepoints, in reverse
+    configs.push_back({{"config_rotation", r}, {"server_id_len", 2}, {"nonce_len", 4 + r}});
+  }
+  // 2 + 17 = 19, the largest plaintext.
+  configs[0]["nonce_len"] = 17;
+  doc["vips"][1]["backends"][0]["quic_server_id"] = "FFff";  // either case
+  doc["vips"][1]["backends"].push_back(
+      {{"address", "198.18.1.12"}, {"weight", 0}, {"quic_server_id", "0000"}});
+  ConfigPtr cfg = mustParseDoc(doc);
+  ASSERT_NE(cfg, nullptr) << "seven configs, drained backend with a server ID";
+  const auto& q = cfg->vips[1].quic_lb;
+  ASSERT_EQ(q.size(), 7u) << "one config per codepoint 0..6";
+  for (size_t i = 0; i < q.size(); ++i) {
+    EXPECT_EQ(q[i].config_rotation, i) << "sorted by config_rotation";
+  }
+  EXPECT_EQ(q[6].nonce_len, 17) << "rotation 6 keeps its own nonce_len";
+  EXPECT_EQ(cfg->vips[1].backends[0].quic_server_id, (std::vector<uint8_t>{0xff, 0xff}))
+      << "upper-case hex";
+  EXPECT_EQ(cfg->vips[1].backends[2].quic_server_id, (std::vector<uint8_t>{0x00, 0x00}))
+      << "drained backend keeps its server ID";
+
+  // The largest server ID, and a single-pass (16-octet) keyed config.
+  json big = json::parse(kQuicBase);
+  big["vips"][1]["quic_lb"]["configs"] = json::parse(
+      R"([{"config_rotation": 3, "server_id_len": 15, "nonce_len": 4},
+          {"config_rotation": 4, "server_id_len": 15, "nonce_len": 4, "key": "00112233445566778899AABBCCDDEEFF"}])");
+  big["vips"][1]["backends"][0]["quic_server_id"] = "0102030405060708090a0b0c0d0e0f";
+  big["vips"][1]["backends"][1]["quic_server_id"] = "0102030405060708090a0b0c0d0e10";
+  EXPECT_NE(mustParseDoc(big), nullptr) << "server_id_len 15 + nonce_len 4 = 19";
+
+  // A QUIC VIP with no backends is valid (new flows are dropped as for any VIP).
+  json empty = json::parse(kQuicBase);
+  empty["vips"][1]["backends"] = json::array();
+  EXPECT_NE(mustParseDoc(empty), nullptr) << "no backends";
+}
+
+TEST(ConfigQuicLb, DiffReportsQuicChanges) {
+  ConfigPtr old_cfg = mustParse(kQuicBase);
+  ASSERT_NE(old_cfg, nullptr) << "parses";
+  struct Edit {
+    const char* what;
+    std::function<void(json&)> apply;
+  };
+  const Edit edits[] = {
+      {"nonce_len", [](json& d) { d["vips"][1]["quic_lb"]["configs"][0]["nonce_len"] = 8; }},
+      {"key rotated",
+       [](json& d) {
+         d["vips"][1]["quic_lb"]["configs"][1]["key"] = "000102030405060708090a0b0c0d0e0f";
+       }},
+      {"key removed", [](json& d) { d["vips"][1]["quic_lb"]["configs"][1].erase("key"); }},
+      {"key added",
+       [](json& d) {
+         d["vips"][1]["quic_lb"]["configs"][0]["key"] = "000102030405060708090a0b0c0d0e0f";
+       }},
+      {"self_encoded_length",
+       [](json& d) { d["vips"][1]["quic_lb"]["configs"][1]["self_encoded_length"] = false; }},
+      {"config_rotation",
+       [](json& d) { d["vips"][1]["quic_lb"]["configs"][1]["config_rotation"] = 2; }},
+      {"config added",
+       [](json& d) {
+         d["vips"][1]["quic_lb"]["configs"].push_back(
+             {{"config_rotation", 2}, {"server_id_len", 2}, {"nonce_len", 4}});
+       }},
+      {"config retired", [](json& d) { d["vips"][1]["quic_lb"]["configs"].erase(0); }},
+      {"server ID", [](json& d) { d["vips"][1]["backends"][1]["quic_server_id"] = "00a3"; }},
+      {"server IDs swapped",
+       [](json& d) {
+         d["vips"][1]["backends"][0]["quic_server_id"] = "00a2";
+         d["vips"][1]["backends"][1]["quic_server_id"] = "0001";
+       }},
+      {"server_id_len",
+       [](json& d) {
+         for (json& c : d["vips"][1]["quic_lb"]["configs"]) {
+           c["server_id_len"] = 3;
+         }
+         d["vips"][1]["backends"][0]["quic_server_id"] = "000001";
+         d["vips"][1]["backends"][1]["quic_server_id"] = "0000a2";
+       }},
+      {"no longer QUIC",
+       [](json& d) {
+         d["vips"][1].erase("quic_lb");
+         for (json& b : d["vips"][1]["backends"]) {
+           b.erase("quic_server_id");
+         }
+       }},
+  };
+  for (const Edit& e : edits) {
+    json doc = json::parse(kQuicBase);
+    e.apply(doc);
+    ConfigPtr new_cfg = mustParseDoc(doc);
+    ASSERT_NE(new_cfg, nullptr) << e.what;
+    const ConfigDiff d = diffVips(*old_cfg, *new_cfg);
+    ASSERT_EQ(d.changed.size(), 1u) << e.what << " makes the VIP changed";
+    EXPECT_EQ(d.changed[0].new_vip, &new_cfg->vips[1]) << e.what << ": the QUIC VIP";
+    EXPECT_TRUE(d.added.empty() && d.removed.empty()) << e.what << " keeps the key";
+  }
+  // A plain UDP VIP that becomes QUIC changes too.
+  json plain = json::parse(kQuicBase);
+  plain["vips"][1].erase("quic_lb");
+  for (json& b : plain["vips"][1]["backends"]) {
+    b.erase("quic_server_id");
+  }
+  ConfigPtr plain_cfg = mustParseDoc(plain);
+  ASSERT_NE(plain_cfg, nullptr) << "plain UDP VIP parses";
+  EXPECT_EQ(diffVips(*plain_cfg, *old_cfg).changed.size(), 1u)
+      << "a UDP VIP that becomes QUIC is changed";
+}
+
+TEST(ConfigQuicLb, ReorderedConfigsAndBackendsAreUnchanged) {
+  json doc = json::parse(kQuicBase);
+  json& configs = doc["vips"][1]["quic_lb"]["configs"];
+  std::swap(configs[0], configs[1]);
+  std::swap(doc["vips"][1]["backends"][0], doc["vips"][1]["backends"][1]);
+  doc["vips"][1]["backends"][1]["quic_server_id"] = "0001";  // same octets, other spelling
+  doc["vips"][1]["backends"][0]["quic_server_id"] = "00A2";
+  ConfigPtr old_cfg = mustParse(kQuicBase);
+  ConfigPtr new_cfg = mustParseDoc(doc);
+  ASSERT_TRUE(old_cfg && new_cfg) << "both parse";
+  EXPECT_TRUE(diffVips(*old_cfg, *new_cfg).empty())
+      << "configs are a set keyed by config_rotation; server IDs compare as octets";
+  EXPECT_TRUE(checkReloadable(*old_cfg, *new_cfg).has_value()) << "QUIC changes are reloadable";
 }
 
 // ---- loading -------------------------------------------------------------------------

@@ -51,6 +51,7 @@ MG_ABI_ASSERT(sizeof(struct mg_vip_key) == 20, "mg_vip_key ABI");
 
 /* mg_vip_info.flags */
 #define MG_VIP_F_PORTLESS (1u << 0) /* informational: key.port == 0 */
+#define MG_VIP_F_QUIC (1u << 1)     /* route UDP by QUIC connection ID (abi/quic.h) */
 
 struct mg_vip_info {
 	__u32 vip_id; /* index into mg_rings and mg_vip_stats */
@@ -87,12 +88,16 @@ struct mg_flow_key {
 };
 MG_ABI_ASSERT(sizeof(struct mg_flow_key) == 40, "mg_flow_key ABI");
 
+/* mg_flow_state.flags */
+#define MG_FLOW_F_QUIC (1u << 0) /* a QUIC VIP's flow: a routable CID overrides the entry */
+
 struct mg_flow_state {
 	__u32 backend_id;
 	__u32 vip_id;
 	__u64 atime_ns;    /* last packet, UDP only (coarse clock) */
 	__u32 backend_gen; /* mg_backend.gen when chosen: a hit on a reused id is a miss */
-	__u8 pad[4];
+	__u8 flags;        /* MG_FLOW_F_* */
+	__u8 pad[3];
 };
 MG_ABI_ASSERT(sizeof(struct mg_flow_state) == 24, "mg_flow_state ABI");
 
@@ -186,7 +191,14 @@ MG_ABI_ASSERT(sizeof(struct mg_traffic) == 16, "mg_traffic ABI");
 	X(FRAG_FIRST, "first IPv4 fragments, tracked")                             \
 	X(FRAG_FOLLOWED, "IPv4 non-first fragments sent after their first")         \
 	X(NEXTHOP_CACHED, "next hops taken from the per-CPU FIB cache")             \
-	X(NEXTHOP_LOOKUP, "next hops looked up in the kernel FIB")
+	X(NEXTHOP_LOOKUP, "next hops looked up in the kernel FIB")                  \
+	X(QUIC_ROUTED_CID, "QUIC packets routed by the server ID in their CID")     \
+	X(QUIC_FALLBACK, "QUIC packets with an unroutable CID, routed by 4-tuple")  \
+	X(QUIC_UNROUTABLE_CR, "unroutable: config rotation 0b111")                  \
+	X(QUIC_UNKNOWN_CONFIG, "unroutable: no config at the CID's codepoint")      \
+	X(QUIC_CID_LENGTH, "unroutable: CID length does not fit its config")      \
+	X(QUIC_UNKNOWN_SERVER, "unroutable: server ID not mapped to a live backend") \
+	X(QUIC_NO_DECODER, "unroutable: encrypted config, no in-kernel decoder yet")
 
 #define MG_LB_X_ENUM(name, help) MG_LB_##name,
 enum mg_lb_counter { MG_LB_COUNTERS(MG_LB_X_ENUM) MG_LB_COUNTER_MAX };
@@ -206,7 +218,8 @@ enum mg_lb_counter { MG_LB_COUNTERS(MG_LB_X_ENUM) MG_LB_COUNTER_MAX };
 	X(FIB_FAILED, "no route to the backend (bpf_fib_lookup)")                  \
 	X(FIB_FWD_DISABLED, "forwarding is off on the ingress interface")          \
 	X(MTU_EXCEEDED, "encapsulated packet exceeds the egress MTU")              \
-	X(NO_GLOBALS, "agent has not written mg_globals")
+	X(NO_GLOBALS, "agent has not written mg_globals")                          \
+	X(QUIC_MALFORMED, "QUIC v1/v2 header truncated or DCID longer than 20")
 
 #define MG_LB_DROP_X_ENUM(name, help) MG_LB_DROP_##name,
 enum mg_lb_drop { MG_LB_DROPS(MG_LB_DROP_X_ENUM) MG_LB_DROP_MAX };

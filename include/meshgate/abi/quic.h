@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * ABI of QUIC connection-ID steering in xdp_lb (IETF QUIC-LB,
+ * draft-ietf-quic-load-balancers-21): a VIP flagged MG_VIP_F_QUIC routes UDP packets by
+ * the server ID encoded in the QUIC destination connection ID; unroutable CIDs fall back
+ * to the 4-tuple Maglev hash with connection tracking.
+ */
+#ifndef MESHGATE_ABI_QUIC_H
+#define MESHGATE_ABI_QUIC_H
+
+#include "common.h"
+
+#define MG_QUIC_MAX_CID_LEN 20
+#define MG_QUIC_MAX_SID_LEN 15
+#define MG_QUIC_CONFIG_UNROUTABLE 7 /* config rotation codepoint 0b111 */
+#define MG_QUIC_V1 0x00000001u
+#define MG_QUIC_V2 0x6b3343cfu
+
+#define MG_MAP_QUIC_CONFIGS "mg_quic_configs"
+#define MG_MAP_QUIC_SERVERS "mg_quic_servers"
+
+/* mg_quic_config.algorithm */
+#define MG_QUIC_ALG_PLAINTEXT 0
+#define MG_QUIC_ALG_SINGLE_PASS 1 /* AES-128-ECB of the 16-octet server ID + nonce */
+#define MG_QUIC_ALG_FOUR_PASS 2   /* the draft's four-pass Feistel */
+
+/* (VIP, config rotation codepoint) -> how its CIDs are built. */
+struct mg_quic_config_key {
+	__u32 vip_id;
+	__u8 config_rotation;
+	__u8 pad[3];
+};
+MG_ABI_ASSERT(sizeof(struct mg_quic_config_key) == 8, "mg_quic_config_key ABI");
+
+struct mg_quic_config {
+	__u8 server_id_len;
+	__u8 nonce_len;
+	__u8 algorithm;
+	__u8 pad;
+};
+MG_ABI_ASSERT(sizeof(struct mg_quic_config) == 4, "mg_quic_config ABI");
+
+/* (VIP, config rotation, server ID) -> backend id. Unused sid bytes are zero. */
+struct mg_quic_server_key {
+	__u32 vip_id;
+	__u8 config_rotation;
+	__u8 server_id_len;
+	__u8 server_id[MG_QUIC_MAX_SID_LEN];
+	__u8 pad[3];
+};
+MG_ABI_ASSERT(sizeof(struct mg_quic_server_key) == 24, "mg_quic_server_key ABI");
+
+#endif /* MESHGATE_ABI_QUIC_H */

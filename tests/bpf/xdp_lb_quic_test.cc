@@ -1,0 +1,311 @@
+// Proves QUIC connection-ID steering in xdp_lb (IETF QUIC-LB) through BPF_PROG_TEST_RUN:
+// a server's CID routes to its backend whatever the client's address (connection
+// migration), for long and short headers, QUIC v1, v2 and unknown versions, under two
+// live configs; every unroutable CID falls back to the 4-tuple hash with a counted
+// reason; malformed v1/v2 headers are dropped and counted.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include <optional>
+
+#include "agent/datapath.h"
+#include "agent/lb_maps.h"
+#include "meshgate/abi/hash.h"
+#include "meshgate/quic_lb.h"
+#include "tests/lib/bpf_run.h"
+#include "tests/lib/lb_testbed.h"
+#include "tests/lib/packet_builder.h"
+
+namespace meshgate::test {
+namespace {
+
+constexpr uint32_t kSeed = 7;
+constexpr char kVip[] = "198.18.100.7";
+constexpr uint16_t kPort = 443;
+constexpr char kConfig[] = R"({
+  "hash_seed": 7,
+  "conntrack": {"size": 65536, "max_inserts_per_cpu_per_second": 0},
+  "vips": [
+    {"name": "h3", "address": "198.18.100.7", "port": 443, "protocol": "udp", "ring_size": 1009,
+     "quic_lb": {"configs": [
+        {"config_rotation": 0, "server_id_len": 2, "nonce_len": 6},
+        {"config_rotation": 1, "server_id_len": 2, "nonce_len": 10},
+        {"config_rotation": 2, "server_id_len": 2, "nonce_len": 14,
+         "key": "8f95f09245765f80256934e50c66207f"}]},
+     "backends": [{"address": "198.18.1.10", "quic_server_id": "0001"},
+                  {"address": "198.18.1.11", "quic_server_id": "00a2"},
+                  {"address": "198.18.1.12", "quic_server_id": "0100"}]}
+  ]
+})";
+
+const MacAddr kClientMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
+const std::vector<std::vector<uint8_t>> kSids = {{0x00, 0x01}, {0x00, 0xa2}, {0x01, 0x00}};
+
+std::vector<uint8_t> cid(uint8_t cr, uint8_t nonce_len, const std::vector<uint8_t>& sid) {
+  auto cfg = quiclb::QuicLbConfig::make(cr, 2, nonce_len);
+  EXPECT_TRUE(cfg) << cfg.error().message;
+  std::vector<uint8_t> nonce(nonce_len);
+  for (size_t i = 0; i < nonce.size(); i++) {
+    nonce[i] = static_cast<uint8_t>(0x30 + i);
+  }
+  auto out = quiclb::encode(*cfg, sid, nonce, 0x05);
+  EXPECT_TRUE(out) << out.error().message;
+  return out ? *out : std::vector<uint8_t>{};
+}
+
+std::vector<uint8_t> shortHeader(const std::vector<uint8_t>& dcid) {
+  std::vector<uint8_t> p = {0x41};
+  p.insert(p.end(), dcid.begin(), dcid.end());
+  p.insert(p.end(), 24, 0xee);  // packet number and protected payload
+  return p;
+}
+
+std::vector<uint8_t> longHeader(uint32_t version, const std::vector<uint8_t>& dcid,
+                                uint8_t first = 0xe0 /* v1 Handshake */) {
+  std::vector<uint8_t> p = {first, static_cast<uint8_t>(version >> 24),
+                            static_cast<uint8_t>(version >> 16), static_cast<uint8_t>(version >> 8),
+                            static_cast<uint8_t>(version), static_cast<uint8_t>(dcid.size())};
+  p.insert(p.end(), dcid.begin(), dcid.end());
+  p.push_back(8);  // SCID
+  p.insert(p.end(), 8, 0x5c);
+  p.insert(p.end(), 40, 0xee);
+  return p;
+}
+
+class XdpLbQuicTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root: BPF programs and network namespaces";
+    }
+    auto bed = LbTestBed::create("xq");
+    ASSERT_TRUE(bed) << bed.error().message;
+    bed_ = std::move(*bed);
+    auto prog = agent::LoadedProgram::load(agent::XdpProgram::kLoadBalancer,
+                                           {bed_->pinRoot(), 65536});
+    ASSERT_TRUE(prog) << prog.error().message;
+    prog_.emplace(std::move(*prog));
+    auto maps = agent::LbMaps::openPinned(bed_->pinRoot());
+    ASSERT_TRUE(maps) << maps.error().message;
+    maps_.emplace(std::move(*maps));
+    auto applied = bed_->apply(kConfig);
+    ASSERT_TRUE(applied) << applied.error().message;
+    auto enter = bed_->lbNs().enter();
+    ASSERT_TRUE(enter) << enter.error().message;
+    enter_.emplace(std::move(*enter));
+  }
+
+  std::vector<uint8_t> udp(const std::string& client, uint16_t sport,
+                           const std::vector<uint8_t>& payload) {
+    return PacketBuilder()
+        .eth(kClientMac, bed_->ingressMac())
+        .ipv4(client, kVip)
+        .udp(sport, kPort)
+        .payload(payload)
+        .build();
+  }
+  XdpRunResult run(const std::vector<uint8_t>& pkt) {
+    auto r = runXdp(prog_->progFd(), pkt, {.ingress_ifindex = bed_->ingressIfindex()});
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : XdpRunResult{};
+  }
+  uint64_t counter(mg_lb_counter c) {
+    auto v = agent::sumPerCpuU64(maps_->lb_stats.get(), c, MG_MAP_LB_STATS);
+    return v ? *v : ~0ull;
+  }
+  uint64_t drops(mg_lb_drop d) {
+    auto v = agent::sumPerCpuU64(maps_->lb_drops.get(), d, MG_MAP_LB_DROPS);
+    return v ? *v : ~0ull;
+  }
+  // The backend (10, 11 or 12) an encapsulated frame went to, from its outer destination.
+  int backendOf(const XdpRunResult& r) {
+    if (r.retval != XDP_REDIRECT || r.out.size() < 34 || r.out[14 + 9] != kIpProtoIpip) {
+      return -1;
+    }
+    return r.out[14 + 19];  // last octet of 198.18.1.N
+  }
+  // The backend the 4-tuple hash (the table) picks for a client port.
+  int tableBackend(const std::string& client, uint16_t sport) {
+    mg_flow_key k{};
+    k.family = MG_AF_INET;
+    inet_pton(AF_INET, client.c_str(), k.src);
+    inet_pton(AF_INET, kVip, k.dst);
+    k.sport = htons(sport);
+    k.dport = htons(kPort);
+    k.proto = kIpProtoUdp;
+    auto vip_id = bed_->state().vipId(bed_->config()->vips[0]);
+    auto ring = agent::readRing(maps_->rings.get(), *vip_id);
+    const uint32_t id = (*ring)[mg_flow_hash(&k, kSeed) % ring->size()];
+    for (int n = 10; n <= 12; n++) {
+      if (bed_->state().backendId(*vip_id, *agent::IpAddr::parse("198.18.1." +
+                                                                 std::to_string(n))) == id) {
+        return n;
+      }
+    }
+    return -1;
+  }
+  // A client port whose 4-tuple hash would NOT pick backend n: a CID route then differs.
+  uint16_t portAvoiding(const std::string& client, int n) {
+    for (uint16_t p = 50000;; p++) {
+      if (tableBackend(client, p) != n) {
+        return p;
+      }
+    }
+  }
+
+  std::unique_ptr<LbTestBed> bed_;
+  std::optional<agent::LoadedProgram> prog_;
+  std::optional<agent::LbMaps> maps_;
+  std::optional<ScopedNetnsEnter> enter_;
+};
+
+TEST_F(XdpLbQuicTest, ShortHeaderRoutesByServerIdInsteadOfTheFourTuple) {
+  for (int i = 0; i < 3; i++) {
+    const int want = 10 + i;
+    const uint16_t port = portAvoiding("198.18.0.2", want);
+    const auto in = udp("198.18.0.2", port, shortHeader(cid(0, 6, kSids[i])));
+    const auto r = run(in);
+    EXPECT_EQ(backendOf(r), want) << "server id of backend " << want << " from port " << port;
+    ASSERT_GE(r.out.size(), in.size() + 20);
+    EXPECT_TRUE(std::equal(in.begin() + 14, in.end(), r.out.begin() + 34))
+        << "inner packet untouched";
+  }
+  EXPECT_EQ(counter(MG_LB_QUIC_ROUTED_CID), 3u);
+  EXPECT_EQ(counter(MG_LB_QUIC_FALLBACK), 0u);
+}
+
+TEST_F(XdpLbQuicTest, RoutableCidOutranksConntrackOnTheSameFourTuple) {
+  const uint16_t port = 55000;
+  EXPECT_EQ(backendOf(run(udp("198.18.0.6", port, shortHeader(cid(0, 6, kSids[0]))))), 10);
+  // Same 4-tuple (NAT rebinding handed it to another connection), another server's CID.
+  EXPECT_EQ(backendOf(run(udp("198.18.0.6", port, shortHeader(cid(0, 6, kSids[2]))))), 12)
+      << "the CID wins over the tracked 4-tuple";
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 1u) << "the second packet did hit conntrack";
+  // An unroutable CID on that 4-tuple keeps the tracked backend (now .12).
+  auto cr7 = cid(0, 6, kSids[0]);
+  cr7[0] |= 0xe0;
+  EXPECT_EQ(backendOf(run(udp("198.18.0.6", port, shortHeader(cr7)))), 12)
+      << "unroutable: the 4-tuple's entry decides";
+}
+
+TEST_F(XdpLbQuicTest, MigratedClientKeepsItsBackend) {
+  const auto dcid = cid(0, 6, kSids[2]);  // backend .12
+  const uint16_t port = portAvoiding("198.18.0.2", 12);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.2", port, shortHeader(dcid)))), 12) << "before";
+  // 4G -> WiFi: a new source address and port, never seen by conntrack.
+  const uint16_t new_port = portAvoiding("198.18.0.77", 12);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.77", new_port, shortHeader(dcid)))), 12)
+      << "after the address change the connection stays on its backend";
+  EXPECT_EQ(counter(MG_LB_QUIC_ROUTED_CID), 2u);
+}
+
+TEST_F(XdpLbQuicTest, BothLiveConfigsRoute) {
+  const uint16_t port = portAvoiding("198.18.0.2", 11);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.2", port, shortHeader(cid(0, 6, kSids[1]))))), 11)
+      << "config rotation 0";
+  EXPECT_EQ(backendOf(run(udp("198.18.0.2", port + 1000, shortHeader(cid(1, 10, kSids[1]))))),
+            11)
+      << "config rotation 1";
+}
+
+TEST_F(XdpLbQuicTest, LongHeadersOfV1V2AndUnknownVersionsRouteByDcid) {
+  const auto dcid = cid(0, 6, kSids[1]);
+  const std::vector<std::pair<uint32_t, uint8_t>> versions = {
+      {MG_QUIC_V1, 0xe0}, {MG_QUIC_V2, 0xf0}, {0x1a2a3a4a, 0x80}};
+  uint16_t port = 51000;
+  for (auto [version, first] : versions) {
+    port = portAvoiding("198.18.0.3", 11);
+    const auto r = run(udp("198.18.0.3", port, longHeader(version, dcid, first)));
+    EXPECT_EQ(backendOf(r), 11) << "version " << std::hex << version;
+    // Forget the flow so each version is routed by its CID, not by conntrack.
+    mg_flow_key k{};
+    k.family = MG_AF_INET;
+    inet_pton(AF_INET, "198.18.0.3", k.src);
+    inet_pton(AF_INET, kVip, k.dst);
+    k.sport = htons(port);
+    k.dport = htons(kPort);
+    k.proto = kIpProtoUdp;
+    bpf_map_delete_elem(maps_->conntrack.get(), &k);
+  }
+  EXPECT_EQ(counter(MG_LB_QUIC_ROUTED_CID), 3u);
+}
+
+TEST_F(XdpLbQuicTest, InitialWithClientChosenDcidFallsBackToTheFourTupleAndSticks) {
+  const std::vector<uint8_t> random_dcid = {0x6f, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde};
+  const uint16_t port = 52000;
+  const auto initial = udp("198.18.0.2", port, longHeader(MG_QUIC_V1, random_dcid, 0xc0));
+  const auto r = run(initial);
+  EXPECT_EQ(backendOf(r), tableBackend("198.18.0.2", port)) << "by the 4-tuple hash";
+  EXPECT_EQ(counter(MG_LB_QUIC_FALLBACK), 1u);
+  EXPECT_EQ(counter(MG_LB_QUIC_UNKNOWN_CONFIG), 1u) << "codepoint 3 has no config";
+  EXPECT_EQ(backendOf(run(initial)), backendOf(r)) << "the handshake stays put";
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 1u) << "through conntrack";
+}
+
+TEST_F(XdpLbQuicTest, EveryUnroutableCidFallsBackWithItsReason) {
+  struct Row {
+    const char* name;
+    std::vector<uint8_t> payload;
+    mg_lb_counter reason;
+  };
+  auto cr7 = cid(0, 6, kSids[0]);
+  cr7[0] |= 0xe0;
+  auto cr5 = cid(0, 6, kSids[0]);
+  cr5[0] = (cr5[0] & 0x1f) | (5 << 5);
+  const std::vector<Row> rows = {
+      {"config rotation 0b111", shortHeader(cr7), MG_LB_QUIC_UNROUTABLE_CR},
+      {"no config at codepoint 5", shortHeader(cr5), MG_LB_QUIC_UNKNOWN_CONFIG},
+      {"long header DCID shorter than the config", longHeader(MG_QUIC_V1, {0x00, 0x00, 0x01, 0x7}),
+       MG_LB_QUIC_CID_LENGTH},
+      {"server id mapped to nobody", shortHeader(cid(0, 6, {0x77, 0x77})),
+       MG_LB_QUIC_UNKNOWN_SERVER},
+      {"encrypted config", shortHeader([] {
+         auto c = cid(2, 14, {0x00, 0x01});
+         return c;
+       }()),
+       MG_LB_QUIC_NO_DECODER},
+      {"unknown version with a 25-octet DCID", longHeader(0x1a2a3a4a, std::vector<uint8_t>(25, 1)),
+       MG_LB_QUIC_CID_LENGTH},
+  };
+  uint16_t port = 53000;
+  for (const auto& row : rows) {
+    const uint64_t before = counter(row.reason), fb = counter(MG_LB_QUIC_FALLBACK);
+    const auto r = run(udp("198.18.0.4", port, row.payload));
+    EXPECT_EQ(backendOf(r), tableBackend("198.18.0.4", port)) << row.name << ": by 4-tuple";
+    EXPECT_EQ(counter(row.reason), before + 1) << row.name << ": reason counted";
+    EXPECT_EQ(counter(MG_LB_QUIC_FALLBACK), fb + 1) << row.name << ": fallback counted";
+    port++;
+  }
+}
+
+TEST_F(XdpLbQuicTest, MalformedV1AndV2HeadersAreDroppedAndCounted) {
+  const std::vector<std::pair<const char*, std::vector<uint8_t>>> rows = {
+      {"v1 DCID length 21", longHeader(MG_QUIC_V1, std::vector<uint8_t>(21, 0))},
+      {"v2 DCID length 255 cut", [] {
+         auto p = longHeader(MG_QUIC_V2, std::vector<uint8_t>(8, 0), 0xd0);
+         p[5] = 255;
+         p.resize(20);
+         return p;
+       }()},
+      {"v1 long header cut inside the DCID", [] {
+         auto p = longHeader(MG_QUIC_V1, std::vector<uint8_t>(18, 0));
+         p.resize(12);
+         return p;
+       }()},
+      {"long header cut before the DCID length", {0xc0, 0x00, 0x00}},
+      {"empty datagram", {}},
+  };
+  for (const auto& [name, payload] : rows) {
+    const uint64_t before = drops(MG_LB_DROP_QUIC_MALFORMED);
+    const auto r = run(udp("198.18.0.5", 54000, payload));
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << name;
+    EXPECT_EQ(drops(MG_LB_DROP_QUIC_MALFORMED), before + 1) << name << ": counted";
+  }
+}
+
+}  // namespace
+}  // namespace meshgate::test
