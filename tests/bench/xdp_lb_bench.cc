@@ -14,6 +14,7 @@
 
 #include "agent/datapath.h"
 #include "agent/lb_maps.h"
+#include "meshgate/quic_lb.h"
 #include "tests/lib/bench.h"
 #include "tests/lib/bpf_run.h"
 #include "tests/lib/lb_testbed.h"
@@ -53,7 +54,12 @@ std::string config(int skip) {
     {"name": "web", "address": "198.18.100.1", "port": 80, "protocol": "tcp", "backends": [)" +
          small + R"(]},
     {"name": "dns", "address": "198.18.100.1", "port": 53, "protocol": "udp", "backends": [)" +
-         small + "]}, " + bigVip(1000, skip) + "]}";
+         small + R"(]},
+    {"name": "h3", "address": "198.18.100.7", "port": 443, "protocol": "udp",
+     "quic_lb": {"configs": [{"config_rotation": 0, "server_id_len": 2, "nonce_len": 6}]},
+     "backends": [{"address": "198.18.1.10", "quic_server_id": "0001"},
+                  {"address": "198.18.1.11", "quic_server_id": "0002"}]}, )" +
+         bigVip(1000, skip) + "]}";
 }
 
 // Average ns per run of `repeat` runs; a wrong verdict makes the figure meaningless, so it
@@ -112,6 +118,23 @@ int main(int argc, char** argv) {
   const auto non_vip = tcp("198.18.0.1", 22, mt::kTcpAck);
   const auto udp = mt::PacketBuilder().eth(client, (*bed)->ingressMac())
                        .ipv4("198.18.0.2", "198.18.100.1").udp(40000, 53).payload(pad).build();
+  // QUIC: a short header whose CID names backend .10 (plaintext QUIC-LB), and a client
+  // Initial whose random DCID is unroutable (4-tuple fallback).
+  auto qcfg = meshgate::quiclb::QuicLbConfig::make(0, 2, 6);
+  const std::vector<uint8_t> sid = {0x00, 0x01}, nonce = {1, 2, 3, 4, 5, 6};
+  auto qcid = meshgate::quiclb::encode(*qcfg, sid, nonce, 0x07);
+  std::vector<uint8_t> short_hdr = {0x41};
+  short_hdr.insert(short_hdr.end(), qcid->begin(), qcid->end());
+  short_hdr.insert(short_hdr.end(), 100, 0xee);
+  std::vector<uint8_t> initial = {0xc0, 0, 0, 0, 1, 8, 0x6f, 1, 2, 3, 4, 5, 6, 7, 8};
+  initial.insert(initial.end(), 8, 0x5c);
+  initial.insert(initial.end(), 100, 0xee);
+  auto quic = [&](uint16_t sport, const std::vector<uint8_t>& payload) {
+    return mt::PacketBuilder().eth(client, (*bed)->ingressMac()).ipv4("198.18.0.2", "198.18.100.7")
+        .udp(sport, 443).payload(payload).build();
+  };
+  const auto q_short = quic(40001, short_hdr);
+  const auto q_initial = quic(40002, initial);
   const int lb = bpf_program__fd(skel->progs.bench_lb);
   const int restore = bpf_program__fd(skel->progs.bench_restore_only);
   const int restore_adj = bpf_program__fd(skel->progs.bench_restore_adjust);
@@ -119,8 +142,10 @@ int main(int argc, char** argv) {
   // Establish the flows once so that ACK and UDP hit conntrack.
   mt::runXdp(lb, syn, {.ingress_ifindex = ifx});
   mt::runXdp(lb, udp, {.ingress_ifindex = ifx});
+  mt::runXdp(lb, q_short, {.ingress_ifindex = ifx});
+  mt::runXdp(lb, q_initial, {.ingress_ifindex = ifx});
 
-  std::vector<double> floor, h_plain, h_adj, t_syn, t_ack, t_udp, t_non;
+  std::vector<double> floor, h_plain, h_adj, t_syn, t_ack, t_udp, t_non, t_qshort, t_qinit;
   bool ok = true;
   for (int rep = 0; rep < kReps && ok; rep++) {  // interleaved: every series once per round
     floor.push_back(runNs(pass, syn, ifx, XDP_PASS, ok));
@@ -130,6 +155,8 @@ int main(int argc, char** argv) {
     t_ack.push_back(runNs(lb, ack, ifx, XDP_REDIRECT, ok));
     t_udp.push_back(runNs(lb, udp, ifx, XDP_REDIRECT, ok));
     t_non.push_back(runNs(lb, non_vip, ifx, XDP_PASS, ok));
+    t_qshort.push_back(runNs(lb, q_short, ifx, XDP_REDIRECT, ok));
+    t_qinit.push_back(runNs(lb, q_initial, ifx, XDP_REDIRECT, ok));
   }
   if (!ok) {
     xdp_lb_bench_bpf__destroy(skel);
@@ -174,6 +201,8 @@ int main(int argc, char** argv) {
   add("tcp_established", t_ack, restore_adjust, 5);
   add("udp_established", t_udp, restore_adjust, 5);
   add("non_vip_pass", t_non, restore_plain, 2);
+  add("quic_short_plaintext_cid", t_qshort, restore_adjust, 5);
+  add("quic_initial_fallback", t_qinit, restore_adjust, 5);
   char single_note[160];
   std::snprintf(single_note, sizeof(single_note),
                 "single-shot: median of %d x 3 runs with repeat 1 (includes per-run timer cost)",
