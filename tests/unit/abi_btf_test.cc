@@ -14,6 +14,7 @@
 
 #include "meshgate/abi/decap.h"
 #include "meshgate/abi/lb.h"
+#include "meshgate/abi/quic.h"
 #include "xdp_decap.skel.h"
 #include "xdp_lb.skel.h"
 
@@ -41,12 +42,15 @@ struct AbiStruct {
 #type, sizeof(type)     \
   }
 
-// Every struct of include/meshgate/abi/lb.h.
+// Every struct of include/meshgate/abi/lb.h and abi/quic.h (all used by xdp_lb's maps).
 const std::vector<AbiStruct> kLbStructs = {
-    MG_ABI_STRUCT(mg_vip_key),    MG_ABI_STRUCT(mg_vip_info),   MG_ABI_STRUCT(mg_backend),
-    MG_ABI_STRUCT(mg_flow_key),   MG_ABI_STRUCT(mg_flow_state), MG_ABI_STRUCT(mg_frag_key),
-    MG_ABI_STRUCT(mg_frag_state), MG_ABI_STRUCT(mg_lb_globals), MG_ABI_STRUCT(mg_conn_rate),
-    MG_ABI_STRUCT(mg_traffic),
+    MG_ABI_STRUCT(mg_vip_key),         MG_ABI_STRUCT(mg_vip_info),
+    MG_ABI_STRUCT(mg_backend),         MG_ABI_STRUCT(mg_flow_key),
+    MG_ABI_STRUCT(mg_flow_state),      MG_ABI_STRUCT(mg_frag_key),
+    MG_ABI_STRUCT(mg_frag_state),      MG_ABI_STRUCT(mg_lb_globals),
+    MG_ABI_STRUCT(mg_conn_rate),       MG_ABI_STRUCT(mg_traffic),
+    MG_ABI_STRUCT(mg_nexthop),         MG_ABI_STRUCT(mg_quic_config_key),
+    MG_ABI_STRUCT(mg_quic_config),     MG_ABI_STRUCT(mg_quic_server_key),
 };
 
 struct AbiField {
@@ -68,6 +72,12 @@ const std::vector<AbiField> kLbFields = {
     MG_ABI_FIELD(mg_vip_key, family),
     MG_ABI_FIELD(mg_vip_info, flags),
     MG_ABI_FIELD(mg_backend, vip_id),
+    MG_ABI_FIELD(mg_backend, gen),
+    MG_ABI_FIELD(mg_flow_state, backend_gen),
+    MG_ABI_FIELD(mg_flow_state, flags),
+    MG_ABI_FIELD(mg_nexthop, max_len),
+    MG_ABI_FIELD(mg_quic_server_key, server_id),
+    MG_ABI_FIELD(mg_quic_config, algorithm),
     MG_ABI_FIELD(mg_backend, family),
     MG_ABI_FIELD(mg_backend, flags),
     MG_ABI_FIELD(mg_flow_key, dst),
