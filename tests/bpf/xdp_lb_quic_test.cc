@@ -19,6 +19,7 @@
 #include "tests/lib/bpf_run.h"
 #include "tests/lib/lb_testbed.h"
 #include "tests/lib/packet_builder.h"
+#include "tests/lib/xdp_lb_fixture.h"
 
 namespace meshgate::test {
 namespace {
@@ -76,28 +77,9 @@ std::vector<uint8_t> longHeader(uint32_t version, const std::vector<uint8_t>& dc
   return p;
 }
 
-class XdpLbQuicTest : public ::testing::Test {
+class XdpLbQuicTest : public XdpLbFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) {
-      GTEST_SKIP() << "needs root: BPF programs and network namespaces";
-    }
-    auto bed = LbTestBed::create("xq");
-    ASSERT_TRUE(bed) << bed.error().message;
-    bed_ = std::move(*bed);
-    auto prog = agent::LoadedProgram::load(agent::XdpProgram::kLoadBalancer,
-                                           {bed_->pinRoot(), 65536});
-    ASSERT_TRUE(prog) << prog.error().message;
-    prog_.emplace(std::move(*prog));
-    auto maps = agent::LbMaps::openPinned(bed_->pinRoot());
-    ASSERT_TRUE(maps) << maps.error().message;
-    maps_.emplace(std::move(*maps));
-    auto applied = bed_->apply(kConfig);
-    ASSERT_TRUE(applied) << applied.error().message;
-    auto enter = bed_->lbNs().enter();
-    ASSERT_TRUE(enter) << enter.error().message;
-    enter_.emplace(std::move(*enter));
-  }
+  void SetUp() override { setUpWith("xq", kConfig); }
 
   std::vector<uint8_t> udp(const std::string& client, uint16_t sport,
                            const std::vector<uint8_t>& payload) {
@@ -107,19 +89,6 @@ class XdpLbQuicTest : public ::testing::Test {
         .udp(sport, kPort)
         .payload(payload)
         .build();
-  }
-  XdpRunResult run(const std::vector<uint8_t>& pkt) {
-    auto r = runXdp(prog_->progFd(), pkt, {.ingress_ifindex = bed_->ingressIfindex()});
-    EXPECT_TRUE(r) << r.error().message;
-    return r ? *r : XdpRunResult{};
-  }
-  uint64_t counter(mg_lb_counter c) {
-    auto v = agent::sumPerCpuU64(maps_->lb_stats.get(), c, MG_MAP_LB_STATS);
-    return v ? *v : ~0ull;
-  }
-  uint64_t drops(mg_lb_drop d) {
-    auto v = agent::sumPerCpuU64(maps_->lb_drops.get(), d, MG_MAP_LB_DROPS);
-    return v ? *v : ~0ull;
   }
   // The backend (10, 11 or 12) an encapsulated frame went to, from its outer destination.
   int backendOf(const XdpRunResult& r) {
@@ -156,11 +125,6 @@ class XdpLbQuicTest : public ::testing::Test {
       }
     }
   }
-
-  std::unique_ptr<LbTestBed> bed_;
-  std::optional<agent::LoadedProgram> prog_;
-  std::optional<agent::LbMaps> maps_;
-  std::optional<ScopedNetnsEnter> enter_;
 };
 
 TEST_F(XdpLbQuicTest, ShortHeaderRoutesByServerIdInsteadOfTheFourTuple) {

@@ -15,6 +15,7 @@
 #include "tests/lib/bpf_run.h"
 #include "tests/lib/lb_testbed.h"
 #include "tests/lib/packet_builder.h"
+#include "tests/lib/xdp_lb_fixture.h"
 
 namespace meshgate::test {
 namespace {
@@ -84,42 +85,10 @@ std::vector<uint8_t> innerOf(const std::vector<uint8_t>& frame) {
   return {frame.begin() + 14, frame.end()};
 }
 
-class XdpLbTest : public ::testing::Test {
+class XdpLbTest : public XdpLbFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) {
-      GTEST_SKIP() << "needs root: BPF programs and network namespaces";
-    }
-    auto bed = LbTestBed::create("xlb");
-    ASSERT_TRUE(bed) << bed.error().message;
-    bed_ = std::move(*bed);
-    auto prog = agent::LoadedProgram::load(agent::XdpProgram::kLoadBalancer,
-                                           {bed_->pinRoot(), 65536});
-    ASSERT_TRUE(prog) << prog.error().message;
-    prog_.emplace(std::move(*prog));
-    auto maps = agent::LbMaps::openPinned(bed_->pinRoot());
-    ASSERT_TRUE(maps) << maps.error().message;
-    maps_.emplace(std::move(*maps));
-    auto applied = bed_->apply(kConfig);
-    ASSERT_TRUE(applied) << applied.error().message;
-    auto enter = bed_->lbNs().enter();
-    ASSERT_TRUE(enter) << enter.error().message;
-    enter_.emplace(std::move(*enter));
-  }
+  void SetUp() override { setUpWith("xlb", kConfig); }
 
-  XdpRunResult run(const std::vector<uint8_t>& pkt) {
-    auto r = runXdp(prog_->progFd(), pkt, {.ingress_ifindex = bed_->ingressIfindex()});
-    EXPECT_TRUE(r) << r.error().message;
-    return r ? *r : XdpRunResult{};
-  }
-  uint64_t counter(mg_lb_counter c) {
-    auto v = agent::sumPerCpuU64(maps_->lb_stats.get(), c, MG_MAP_LB_STATS);
-    return v ? *v : ~0ull;
-  }
-  uint64_t drops(mg_lb_drop d) {
-    auto v = agent::sumPerCpuU64(maps_->lb_drops.get(), d, MG_MAP_LB_DROPS);
-    return v ? *v : ~0ull;
-  }
   std::vector<uint8_t> tcp4(const std::string& src, const std::string& dst, uint16_t sport,
                             uint16_t dport, uint8_t flags, Ipv4Opts ip = {}) {
     return PacketBuilder()
@@ -172,11 +141,6 @@ class XdpLbTest : public ::testing::Test {
     auto vip_id = bed_->state().vipId(bed_->config()->vips[0]);
     return *bed_->state().backendId(*vip_id, *agent::IpAddr::parse(addr));
   }
-
-  std::unique_ptr<LbTestBed> bed_;
-  std::optional<agent::LoadedProgram> prog_;
-  std::optional<agent::LbMaps> maps_;
-  std::optional<ScopedNetnsEnter> enter_;
 };
 
 TEST_F(XdpLbTest, EncapsulatesTcpSynToIpv4VipAndRedirectsToBackendInterface) {
