@@ -74,6 +74,7 @@ Result<Agent> Agent::start(ConfigPtr cfg) {
     return std::unexpected(state.error());
   }
   agent.state_.emplace(std::move(*state));
+  agent.state_->setQuicKeyProgram(agent.lb_->quicKeyProgFd());
   const auto t0 = std::chrono::steady_clock::now();
   auto applied = agent.state_->apply(c);
   if (!applied) {

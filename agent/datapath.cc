@@ -70,6 +70,7 @@ LoadedProgram::LoadedProgram(LoadedProgram&& o) noexcept
       skel_(std::exchange(o.skel_, nullptr)),
       obj_(std::exchange(o.obj_, nullptr)),
       prog_fd_(std::exchange(o.prog_fd_, -1)),
+      quic_key_prog_fd_(std::exchange(o.quic_key_prog_fd_, -1)),
       pin_root_(std::move(o.pin_root_)) {}
 
 LoadedProgram& LoadedProgram::operator=(LoadedProgram&& o) noexcept {
@@ -79,6 +80,7 @@ LoadedProgram& LoadedProgram::operator=(LoadedProgram&& o) noexcept {
     skel_ = std::exchange(o.skel_, nullptr);
     obj_ = std::exchange(o.obj_, nullptr);
     prog_fd_ = std::exchange(o.prog_fd_, -1);
+    quic_key_prog_fd_ = std::exchange(o.quic_key_prog_fd_, -1);
     pin_root_ = std::move(o.pin_root_);
   }
   return *this;
@@ -125,6 +127,7 @@ Result<LoadedProgram> LoadedProgram::load(XdpProgram which, const LoadOptions& o
                        err);
     }
     prog.prog_fd_ = bpf_program__fd(skel->progs.xdp_lb);
+    prog.quic_key_prog_fd_ = bpf_program__fd(skel->progs.mg_quic_set_key);
     return prog;
   }
   xdp_decap_bpf* skel = xdp_decap_bpf__open();

@@ -38,6 +38,9 @@ class LoadedProgram {
   ~LoadedProgram();
 
   int progFd() const;
+  // fd of xdp_lb's SEC("syscall") program mg_quic_set_key, which installs QUIC-LB keys
+  // (LbState::setQuicKeyProgram); -1 for other programs. Valid while this object lives.
+  int quicKeyProgFd() const { return quic_key_prog_fd_; }
   XdpProgram which() const { return which_; }
 
   // Attaches to `ifname` (native mode unless `generic`; native falls back to generic
@@ -55,6 +58,7 @@ class LoadedProgram {
   void* skel_ = nullptr;
   bpf_object* obj_ = nullptr;
   int prog_fd_ = -1;
+  int quic_key_prog_fd_ = -1;
   std::string pin_root_;
 };
 

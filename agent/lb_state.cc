@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 
+#include "agent/log.h"
 #include "agent/maglev.h"
 #include "meshgate/abi/hash.h"
 
@@ -332,6 +334,52 @@ Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>
   return keys.size();
 }
 
+Result<void> LbState::setQuicKey(uint32_t vip_id, uint8_t config_rotation,
+                                 const std::optional<std::array<uint8_t, 16>>& key) {
+  mg_quic_config_key ck{};
+  ck.vip_id = vip_id;
+  ck.config_rotation = config_rotation;
+  const auto kb = bytesOf(ck);
+  auto installed = quic_keys_.find(kb);
+  if (key && installed != quic_keys_.end() && installed->second == *key) {
+    return {};  // a new context would only make every cached CID miss once
+  }
+  // Never name the key itself: errors and logs carry the codepoint only.
+  const std::string what = "quic-lb key of vip " + std::to_string(vip_id) +
+                           " config_rotation " + std::to_string(config_rotation);
+  if (quic_key_prog_fd_ < 0) {
+    if (key && !warned_no_key_prog_) {
+      logWarn(what + ": no mg_quic_set_key program: encrypted CIDs fall back to the 4-tuple");
+      warned_no_key_prog_ = true;
+    }
+    return {};
+  }
+  mg_quic_key_args args{};
+  args.vip_id = vip_id;
+  args.config_rotation = config_rotation;
+  args.clear = key ? 0 : 1;
+  if (key) {
+    std::memcpy(args.key, key->data(), sizeof(args.key));
+  }
+  // A SYSCALL program takes ctx_in only; the kernel copies the ctx back into `args`.
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  opts.ctx_in = &args;
+  opts.ctx_size_in = sizeof(args);
+  const int rc = bpf_prog_test_run_opts(quic_key_prog_fd_, &opts);
+  const int err = rc != 0 ? errno : -args.err;
+  explicit_bzero(args.key, sizeof(args.key));
+  if (rc != 0 || args.err != 0) {
+    return failErrno(what + (key ? ": install" : ": clear") + " (program mg_quic_set_key)",
+                     err);
+  }
+  if (key) {
+    quic_keys_[kb] = *key;
+  } else {
+    quic_keys_.erase(kb);
+  }
+  return {};
+}
+
 Result<void> LbState::writeQuic(uint32_t vip_id, const VipConfig& vip,
                                 const std::map<IpAddr, uint32_t>& backend_ids) {
   std::set<std::array<uint8_t, sizeof(mg_quic_config_key)>> configs;
@@ -346,6 +394,11 @@ Result<void> LbState::writeQuic(uint32_t vip_id, const VipConfig& vip,
     cv.algorithm = !c.key                                  ? MG_QUIC_ALG_PLAINTEXT
                    : c.server_id_len + c.nonce_len == 16 ? MG_QUIC_ALG_SINGLE_PASS
                                                            : MG_QUIC_ALG_FOUR_PASS;
+    // The key is in place before the config that needs it; a config that lost its key
+    // (now plaintext) has the old one cleared.
+    if (auto r = setQuicKey(vip_id, c.config_rotation, c.key); !r) {
+      return r;
+    }
     if (auto r = mapUpdate(maps_.quic_configs.get(), &ck, &cv, MG_MAP_QUIC_CONFIGS); !r) {
       return r;
     }
@@ -375,6 +428,11 @@ Result<void> LbState::writeQuic(uint32_t vip_id, const VipConfig& vip,
   for (const auto& k : quic_configs_[vip_id]) {
     if (!configs.contains(k)) {
       bpf_map_delete_elem(maps_.quic_configs.get(), k.data());
+      if (auto r = setQuicKey(vip_id, k[offsetof(mg_quic_config_key, config_rotation)],
+                              std::nullopt);
+          !r) {
+        return r;
+      }
     }
   }
   quic_configs_[vip_id] = std::move(configs);
@@ -407,6 +465,11 @@ Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
   }
   for (const auto& k : quic_configs_[vip_id]) {
     bpf_map_delete_elem(maps_.quic_configs.get(), k.data());
+    if (auto r = setQuicKey(vip_id, k[offsetof(mg_quic_config_key, config_rotation)],
+                            std::nullopt);
+        !r) {
+      return r;
+    }
   }
   quic_servers_.erase(vip_id);
   quic_configs_.erase(vip_id);

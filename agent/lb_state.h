@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,6 +37,12 @@ class LbState {
   // Writes `cfg` into the maps. On error the maps may hold part of the new config; the
   // agent reports it and the next apply converges.
   Result<ApplyStats> apply(const AgentConfig& cfg);
+
+  // The fd of xdp_lb's mg_quic_set_key program (LoadedProgram::quicKeyProgFd), not owned:
+  // apply() runs it to install the AES keys of encrypted QUIC-LB configs and to clear the
+  // keys of configs that lose theirs or go away. Without it (-1, the default) encrypted
+  // configs are written but stay undecodable in the kernel (counted as quic_no_decoder).
+  void setQuicKeyProgram(int fd) { quic_key_prog_fd_ = fd; }
 
   const LbMaps& maps() const { return maps_; }
   // Backend id of an address behind a VIP, if installed.
@@ -65,6 +72,9 @@ class LbState {
   // Writes the VIP's QUIC-LB configs and server IDs, deleting the ones it no longer has.
   Result<void> writeQuic(uint32_t vip_id, const VipConfig& vip,
                          const std::map<IpAddr, uint32_t>& backend_ids);
+  // Runs mg_quic_set_key: installs `key` at (vip id, config rotation), or clears it.
+  Result<void> setQuicKey(uint32_t vip_id, uint8_t config_rotation,
+                          const std::optional<std::array<uint8_t, 16>>& key);
   Result<void> openRingPair(uint32_t vip_id, RingPair& pair);
   std::string ringPin(uint32_t vip_id, int which) const;
 
@@ -81,6 +91,11 @@ class LbState {
   // Keys written into mg_quic_configs / mg_quic_servers, per VIP id.
   std::map<uint32_t, std::set<std::array<uint8_t, sizeof(mg_quic_config_key)>>> quic_configs_;
   std::map<uint32_t, std::set<std::array<uint8_t, sizeof(mg_quic_server_key)>>> quic_servers_;
+  // Keys installed in mg_quic_keys by this agent (the kernel's copy cannot be read back);
+  // empty after adopt(), so the first apply installs every key again.
+  std::map<std::array<uint8_t, sizeof(mg_quic_config_key)>, std::array<uint8_t, 16>> quic_keys_;
+  int quic_key_prog_fd_ = -1;
+  bool warned_no_key_prog_ = false;
 };
 
 // The ABI key of a configured VIP.

@@ -8,4 +8,11 @@ int xdp_lb(struct xdp_md *ctx)
 	return mg_lb_process(ctx);
 }
 
+/* Installs or clears the AES key of an encrypted QUIC-LB config; run by the agent. */
+SEC("syscall")
+int mg_quic_set_key(struct mg_quic_key_args *args)
+{
+	return mg_quic_set_key_body(args);
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -11,6 +11,8 @@
 #include <meshgate/abi/lb.h>
 #include <meshgate/abi/quic.h>
 
+#include "lib/crypto.h"
+
 /* VIP (address, port, protocol) -> vip id; port 0 = port-less VIP. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -117,6 +119,52 @@ struct {
 	__type(key, struct mg_quic_server_key);
 	__type(value, __u32);
 } mg_quic_servers SEC(".maps");
+
+/*
+ * QUIC-LB: (VIP, config rotation) -> the AES-128-ECB context of an encrypted config.
+ * BPF-only value (a kptr is invisible to user space: a lookup reads 0); written only by
+ * the SEC("syscall") program mg_quic_set_key. `gen` (the install time) tells cached
+ * decodes of an earlier key apart.
+ */
+struct mg_quic_key_slot {
+	struct bpf_crypto_ctx __kptr *ctx;
+	__u64 gen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_MAX_VIPS * 2);
+	__type(key, struct mg_quic_config_key);
+	__type(value, struct mg_quic_key_slot);
+} mg_quic_keys SEC(".maps");
+
+/* QUIC-LB: decoded encrypted CIDs -> server ID; a connection's later packets skip AES. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mg_quic_cid_key);
+	__type(value, struct mg_quic_cid_entry);
+} mg_quic_cid_cache SEC(".maps");
+
+/*
+ * Per-CPU AES scratch: bpf_dynptr_from_mem() takes map memory, not the stack. Also holds
+ * the Feistel halves so that their variable indexes stay inside one map value.
+ */
+struct mg_quic_scratch {
+	__u8 in[16]; /* AES block, encrypted or decrypted in place */
+	__u8 left[16];
+	__u8 right[16];
+	__u8 text[32];
+	struct mg_quic_cid_key cache_key;
+	struct mg_quic_cid_entry entry;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mg_quic_scratch);
+} mg_quic_scratch SEC(".maps");
 
 /* Global counters, indexed by enum mg_lb_counter. */
 struct {

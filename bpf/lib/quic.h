@@ -3,7 +3,7 @@
  * QUIC connection-ID steering (IETF QUIC-LB, draft-ietf-quic-load-balancers-21) for a VIP
  * flagged MG_VIP_F_QUIC. Version-invariant parsing (RFC 8999): long header -> DCID length
  * on the wire; short header -> the length comes from the config the CID's first octet
- * names. No filtering on the fixed bit, the packet type or unknown versions: a client's
+ * names. Encrypted configs are decoded in lib/quic_crypto.h. No filtering on the fixed bit, the packet type or unknown versions: a client's
  * Initial with a random DCID is simply unroutable and falls back to the 4-tuple hash.
  */
 #ifndef MESHGATE_BPF_LIB_QUIC_H
@@ -18,6 +18,7 @@
 #include "lib/counters.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/quic_crypto.h"
 
 #define MG_UDP_HDR_LEN 8
 #define MG_QUIC_LONG_HDR_DCID_OFF 6 /* byte0, version(4), dcid_len */
@@ -82,18 +83,23 @@ static __always_inline int mg_quic_route(void *data, void *data_end, const struc
 		return MG_PASS(MG_LB_QUIC_CID_LENGTH);
 	if ((void *)(dcid + 1 + cfg->server_id_len + cfg->nonce_len) > data_end)
 		return MG_PASS(MG_LB_QUIC_CID_LENGTH);
-	if (cfg->algorithm != MG_QUIC_ALG_PLAINTEXT)
-		return MG_PASS(MG_LB_QUIC_NO_DECODER);
 
 	sk.config_rotation = ck.config_rotation;
 	sk.server_id_len = cfg->server_id_len;
+	if (cfg->algorithm != MG_QUIC_ALG_PLAINTEXT) {
+		int rc = mg_quic_decode_sid(dcid, data_end, &ck, cfg, &sk);
+
+		if (rc != MG_CONTINUE)
+			return rc;
+	} else {
 #pragma unroll
-	for (i = 0; i < MG_QUIC_MAX_SID_LEN; i++) {
-		if (i >= cfg->server_id_len)
-			break;
-		if ((void *)(dcid + 2 + i) > data_end)
-			return MG_PASS(MG_LB_QUIC_CID_LENGTH);
-		sk.server_id[i] = dcid[1 + i];
+		for (i = 0; i < MG_QUIC_MAX_SID_LEN; i++) {
+			if (i >= cfg->server_id_len)
+				break;
+			if ((void *)(dcid + 2 + i) > data_end)
+				return MG_PASS(MG_LB_QUIC_CID_LENGTH);
+			sk.server_id[i] = dcid[1 + i];
+		}
 	}
 	id = bpf_map_lookup_elem(&mg_quic_servers, &sk);
 	if (!id)

@@ -1,7 +1,9 @@
 // Proves QUIC connection-ID steering in xdp_lb (IETF QUIC-LB) through BPF_PROG_TEST_RUN:
 // a server's CID routes to its backend whatever the client's address (connection
 // migration), for long and short headers, QUIC v1, v2 and unknown versions, under two
-// live configs; every unroutable CID falls back to the 4-tuple hash with a counted
+// live configs; encrypted CIDs (single-pass AES and the four-pass Feistel, keys installed by
+// the agent through the mg_quic_set_key program) route too, later packets of a CID from the
+// decode cache; every unroutable CID falls back to the 4-tuple hash with a counted
 // reason; malformed v1/v2 headers are dropped and counted.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -10,6 +12,8 @@
 
 #include <bpf/bpf.h>
 
+#include <algorithm>
+#include <array>
 #include <optional>
 
 #include "agent/datapath.h"
@@ -36,12 +40,50 @@ constexpr char kConfig[] = R"({
         {"config_rotation": 0, "server_id_len": 2, "nonce_len": 6},
         {"config_rotation": 1, "server_id_len": 2, "nonce_len": 10},
         {"config_rotation": 2, "server_id_len": 2, "nonce_len": 14,
-         "key": "8f95f09245765f80256934e50c66207f"}]},
+         "key": "8f95f09245765f80256934e50c66207f"},
+        {"config_rotation": 4, "server_id_len": 2, "nonce_len": 9,
+         "key": "fdf726a9893ec05c0632d3956680baf0"},
+        {"config_rotation": 6, "server_id_len": 2, "nonce_len": 8,
+         "key": "00112233445566778899aabbccddeeff"}]},
      "backends": [{"address": "198.18.1.10", "quic_server_id": "0001"},
                   {"address": "198.18.1.11", "quic_server_id": "00a2"},
-                  {"address": "198.18.1.12", "quic_server_id": "0100"}]}
+                  {"address": "198.18.1.12", "quic_server_id": "0100"}]},
+    {"name": "h3-long-sid", "address": "198.18.100.7", "port": 8443, "protocol": "udp",
+     "ring_size": 1009,
+     "quic_lb": {"configs": [
+        {"config_rotation": 0, "server_id_len": 8, "nonce_len": 5,
+         "key": "2b7e151628aed2a6abf7158809cf4f3c"}]},
+     "backends": [{"address": "198.18.1.13", "quic_server_id": "0102030405060708"},
+                  {"address": "198.18.1.14", "quic_server_id": "a1a2a3a4a5a6a7a8"}]}
   ]
 })";
+
+using Key = std::array<uint8_t, 16>;
+Key keyOf(const char* hex) {
+  auto bytes = quiclb::parseHex(hex);
+  Key k{};
+  std::copy(bytes->begin(), bytes->end(), k.begin());
+  return k;
+}
+const Key kKeyCr2 = keyOf("8f95f09245765f80256934e50c66207f");  // single pass (2 + 14)
+const Key kKeyCr4 = keyOf("fdf726a9893ec05c0632d3956680baf0");  // four-pass, odd (2 + 9)
+const Key kKeyCr6 = keyOf("00112233445566778899aabbccddeeff");  // four-pass, even (2 + 8)
+const Key kKeyLong = keyOf("2b7e151628aed2a6abf7158809cf4f3c"); // 8 + 5: all four passes
+constexpr uint16_t kLongSidPort = 8443;
+
+// A CID built by the C++ library (the reference implementation) with a key.
+std::vector<uint8_t> encCid(uint8_t cr, uint8_t sid_len, uint8_t nonce_len, const Key& key,
+                            const std::vector<uint8_t>& sid, uint8_t nonce_seed = 0x30) {
+  auto cfg = quiclb::QuicLbConfig::make(cr, sid_len, nonce_len, key);
+  EXPECT_TRUE(cfg) << cfg.error().message;
+  std::vector<uint8_t> nonce(nonce_len);
+  for (size_t i = 0; i < nonce.size(); i++) {
+    nonce[i] = static_cast<uint8_t>(nonce_seed + i);
+  }
+  auto out = quiclb::encode(*cfg, sid, nonce, 0x05);
+  EXPECT_TRUE(out) << out.error().message;
+  return out ? *out : std::vector<uint8_t>{};
+}
 
 const MacAddr kClientMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
 const std::vector<std::vector<uint8_t>> kSids = {{0x00, 0x01}, {0x00, 0xa2}, {0x01, 0x00}};
@@ -82,11 +124,11 @@ class XdpLbQuicTest : public XdpLbFixture {
   void SetUp() override { setUpWith("xq", kConfig); }
 
   std::vector<uint8_t> udp(const std::string& client, uint16_t sport,
-                           const std::vector<uint8_t>& payload) {
+                           const std::vector<uint8_t>& payload, uint16_t dport = kPort) {
     return PacketBuilder()
         .eth(kClientMac, bed_->ingressMac())
         .ipv4(client, kVip)
-        .udp(sport, kPort)
+        .udp(sport, dport)
         .payload(payload)
         .build();
   }
@@ -98,18 +140,18 @@ class XdpLbQuicTest : public XdpLbFixture {
     return r.out[14 + 19];  // last octet of 198.18.1.N
   }
   // The backend the 4-tuple hash (the table) picks for a client port.
-  int tableBackend(const std::string& client, uint16_t sport) {
+  int tableBackend(const std::string& client, uint16_t sport, uint16_t dport = kPort) {
     mg_flow_key k{};
     k.family = MG_AF_INET;
     inet_pton(AF_INET, client.c_str(), k.src);
     inet_pton(AF_INET, kVip, k.dst);
     k.sport = htons(sport);
-    k.dport = htons(kPort);
+    k.dport = htons(dport);
     k.proto = kIpProtoUdp;
-    auto vip_id = bed_->state().vipId(bed_->config()->vips[0]);
+    auto vip_id = bed_->state().vipId(bed_->config()->vips[dport == kPort ? 0 : 1]);
     auto ring = agent::readRing(maps_->rings.get(), *vip_id);
     const uint32_t id = (*ring)[mg_flow_hash(&k, kSeed) % ring->size()];
-    for (int n = 10; n <= 12; n++) {
+    for (int n = 10; n <= 14; n++) {
       if (bed_->state().backendId(*vip_id, *agent::IpAddr::parse("198.18.1." +
                                                                  std::to_string(n))) == id) {
         return n;
@@ -118,12 +160,42 @@ class XdpLbQuicTest : public XdpLbFixture {
     return -1;
   }
   // A client port whose 4-tuple hash would NOT pick backend n: a CID route then differs.
-  uint16_t portAvoiding(const std::string& client, int n) {
+  uint16_t portAvoiding(const std::string& client, int n, uint16_t dport = kPort) {
     for (uint16_t p = 50000;; p++) {
-      if (tableBackend(client, p) != n) {
+      if (tableBackend(client, p, dport) != n) {
         return p;
       }
     }
+  }
+  uint32_t vipId(size_t i) { return *bed_->state().vipId(bed_->config()->vips[i]); }
+  // Runs mg_quic_set_key directly, as the agent does (clear = remove the key).
+  int runSetKey(uint32_t vip_id, uint8_t cr, const std::optional<Key>& key) {
+    mg_quic_key_args args{};
+    args.vip_id = vip_id;
+    args.config_rotation = cr;
+    args.clear = key ? 0 : 1;
+    if (key) {
+      std::copy(key->begin(), key->end(), args.key);
+    }
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    opts.ctx_in = &args;
+    opts.ctx_size_in = sizeof(args);
+    if (bpf_prog_test_run_opts(prog_->quicKeyProgFd(), &opts) != 0) {
+      return -errno;
+    }
+    return args.err;
+  }
+  // Whether mg_quic_keys has a slot for (vip, cr): user space cannot see the kptr itself.
+  bool hasKeySlot(uint32_t vip_id, uint8_t cr) {
+    const int fd = bpf_obj_get((bed_->pinRoot() + "/" MG_MAP_QUIC_KEYS).c_str());
+    EXPECT_GE(fd, 0) << "open pinned " MG_MAP_QUIC_KEYS;
+    mg_quic_config_key ck{};
+    ck.vip_id = vip_id;
+    ck.config_rotation = cr;
+    std::array<uint8_t, 16> value{};  // struct mg_quic_key_slot: kptr + gen
+    const bool found = bpf_map_lookup_elem(fd, &ck, value.data()) == 0;
+    close(fd);
+    return found;
   }
 };
 
@@ -227,11 +299,8 @@ TEST_F(XdpLbQuicTest, EveryUnroutableCidFallsBackWithItsReason) {
        MG_LB_QUIC_CID_LENGTH},
       {"server id mapped to nobody", shortHeader(cid(0, 6, {0x77, 0x77})),
        MG_LB_QUIC_UNKNOWN_SERVER},
-      {"encrypted config", shortHeader([] {
-         auto c = cid(2, 14, {0x00, 0x01});
-         return c;
-       }()),
-       MG_LB_QUIC_NO_DECODER},
+      {"encrypted CID, server id mapped to nobody",
+       shortHeader(encCid(2, 2, 14, kKeyCr2, {0x77, 0x77})), MG_LB_QUIC_UNKNOWN_SERVER},
       {"unknown version with a 25-octet DCID", longHeader(0x1a2a3a4a, std::vector<uint8_t>(25, 1)),
        MG_LB_QUIC_CID_LENGTH},
   };
@@ -244,6 +313,147 @@ TEST_F(XdpLbQuicTest, EveryUnroutableCidFallsBackWithItsReason) {
     EXPECT_EQ(counter(MG_LB_QUIC_FALLBACK), fb + 1) << row.name << ": fallback counted";
     port++;
   }
+}
+
+TEST_F(XdpLbQuicTest, SinglePassEncryptedCidRoutesByItsServerId) {
+  for (int i = 0; i < 3; i++) {
+    const int want = 10 + i;
+    const uint16_t port = portAvoiding("198.18.0.2", want);
+    const auto dcid = encCid(2, 2, 14, kKeyCr2, kSids[i]);
+    EXPECT_NE(std::vector<uint8_t>(dcid.begin() + 1, dcid.begin() + 3), kSids[i])
+        << "the server id is not in the clear";
+    EXPECT_EQ(backendOf(run(udp("198.18.0.2", port, shortHeader(dcid)))), want)
+        << "backend " << want << " from port " << port;
+  }
+  EXPECT_EQ(counter(MG_LB_QUIC_ROUTED_CID), 3u);
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_DECODED), 3u) << "one AES decode per CID";
+  EXPECT_EQ(counter(MG_LB_QUIC_FALLBACK), 0u);
+}
+
+TEST_F(XdpLbQuicTest, FourPassEncryptedCidsRouteForOddEvenAndLongServerIds) {
+  for (int i = 0; i < 3; i++) {
+    const int want = 10 + i;
+    uint16_t port = portAvoiding("198.18.0.8", want);
+    EXPECT_EQ(backendOf(run(udp("198.18.0.8", port, shortHeader(encCid(4, 2, 9, kKeyCr4,
+                                                                       kSids[i]))))),
+              want)
+        << "2 + 9 octets (odd: shared middle octet), backend " << want;
+    port = portAvoiding("198.18.0.9", want);
+    EXPECT_EQ(backendOf(run(udp("198.18.0.9", port, shortHeader(encCid(6, 2, 8, kKeyCr6,
+                                                                       kSids[i]))))),
+              want)
+        << "2 + 8 octets (three-pass shortcut), backend " << want;
+  }
+  // server_id_len 8 > (8 + 5) / 2: the decoder runs all four passes and joins the halves.
+  const std::vector<std::vector<uint8_t>> long_sids = {
+      {1, 2, 3, 4, 5, 6, 7, 8}, {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8}};
+  for (int i = 0; i < 2; i++) {
+    const int want = 13 + i;
+    const uint16_t port = portAvoiding("198.18.0.10", want, kLongSidPort);
+    const auto in = udp("198.18.0.10", port,
+                        longHeader(MG_QUIC_V1, encCid(0, 8, 5, kKeyLong, long_sids[i])),
+                        kLongSidPort);
+    EXPECT_EQ(backendOf(run(in)), want) << "8 + 5 octets, backend " << want;
+  }
+  EXPECT_EQ(counter(MG_LB_QUIC_ROUTED_CID), 8u);
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_DECODED), 8u);
+  EXPECT_EQ(counter(MG_LB_QUIC_FALLBACK), 0u);
+}
+
+TEST_F(XdpLbQuicTest, LaterPacketsOfAnEncryptedCidComeFromTheCache) {
+  const auto dcid = encCid(4, 2, 9, kKeyCr4, kSids[1]);
+  const uint16_t port = portAvoiding("198.18.0.11", 11);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.11", port, shortHeader(dcid)))), 11) << "first";
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_DECODED), 1u);
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_CACHE_HIT), 0u);
+  // The same connection migrated (new 4-tuple), then a long header carrying the same CID.
+  const uint16_t new_port = portAvoiding("198.18.0.12", 11);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.12", new_port, shortHeader(dcid)))), 11) << "second";
+  EXPECT_EQ(backendOf(run(udp("198.18.0.12", new_port + 1, longHeader(MG_QUIC_V1, dcid)))), 11)
+      << "long header";
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_DECODED), 1u) << "AES ran once";
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_CACHE_HIT), 2u);
+}
+
+TEST_F(XdpLbQuicTest, TwoLiveEncryptedConfigsWithDifferentKeysBothRoute) {
+  const uint16_t port = portAvoiding("198.18.0.13", 12);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.13", port, shortHeader(encCid(2, 2, 14, kKeyCr2,
+                                                                      kSids[2]))))),
+            12)
+      << "config rotation 2, key A";
+  const uint16_t port2 = portAvoiding("198.18.0.14", 12);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.14", port2, shortHeader(encCid(6, 2, 8, kKeyCr6,
+                                                                       kSids[2]))))),
+            12)
+      << "config rotation 6, key C";
+  EXPECT_EQ(counter(MG_LB_QUIC_ROUTED_CID), 2u);
+}
+
+TEST_F(XdpLbQuicTest, EncryptedConfigWithoutItsKeyFallsBackWithNoDecoder) {
+  const auto dcid = encCid(2, 2, 14, kKeyCr2, kSids[0]);
+  const uint16_t port = portAvoiding("198.18.0.15", 10);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.15", port, shortHeader(dcid)))), 10) << "keyed";
+  // The key slot is cleared while the config still says "encrypted": the cached decode
+  // must not outlive the key.
+  ASSERT_EQ(runSetKey(vipId(0), 2, std::nullopt), 0);
+  EXPECT_FALSE(hasKeySlot(vipId(0), 2));
+  const uint16_t port2 = 53500;
+  EXPECT_EQ(backendOf(run(udp("198.18.0.15", port2, shortHeader(dcid)))),
+            tableBackend("198.18.0.15", port2))
+      << "no key: by 4-tuple";
+  EXPECT_EQ(counter(MG_LB_QUIC_NO_DECODER), 1u);
+  EXPECT_EQ(counter(MG_LB_QUIC_FALLBACK), 1u);
+  // Installing the key again routes again.
+  ASSERT_EQ(runSetKey(vipId(0), 2, kKeyCr2), 0);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.15", port2 + 1, shortHeader(dcid)))), 10) << "rekeyed";
+}
+
+TEST_F(XdpLbQuicTest, AgentClearsTheKeyOfAConfigThatLosesItOrGoesAway) {
+  const uint32_t vip = vipId(0), long_vip = vipId(1);
+  EXPECT_TRUE(hasKeySlot(vip, 2));
+  EXPECT_TRUE(hasKeySlot(vip, 4));
+  EXPECT_TRUE(hasKeySlot(long_vip, 0));
+  // cr 2 loses its key (now plaintext), cr 4 goes away, the second VIP goes away.
+  auto applied = bed_->apply(R"({
+  "hash_seed": 7,
+  "conntrack": {"size": 65536, "max_inserts_per_cpu_per_second": 0},
+  "vips": [
+    {"name": "h3", "address": "198.18.100.7", "port": 443, "protocol": "udp", "ring_size": 1009,
+     "quic_lb": {"configs": [
+        {"config_rotation": 2, "server_id_len": 2, "nonce_len": 14},
+        {"config_rotation": 6, "server_id_len": 2, "nonce_len": 8,
+         "key": "00112233445566778899aabbccddeeff"}]},
+     "backends": [{"address": "198.18.1.10", "quic_server_id": "0001"},
+                  {"address": "198.18.1.11", "quic_server_id": "00a2"},
+                  {"address": "198.18.1.12", "quic_server_id": "0100"}]}
+  ]
+})");
+  ASSERT_TRUE(applied) << applied.error().message;
+  EXPECT_FALSE(hasKeySlot(vip, 2)) << "key removed from the config";
+  EXPECT_FALSE(hasKeySlot(vip, 4)) << "config removed";
+  EXPECT_FALSE(hasKeySlot(long_vip, 0)) << "VIP removed";
+  EXPECT_TRUE(hasKeySlot(vip, 6)) << "untouched config keeps its key";
+  const uint16_t port = portAvoiding("198.18.0.16", 12);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.16", port, shortHeader(encCid(6, 2, 8, kKeyCr6,
+                                                                      kSids[2]))))),
+            12);
+}
+
+TEST_F(XdpLbQuicTest, RotatedKeyAtTheSameCodepointIgnoresCachedDecodes) {
+  const auto old_dcid = encCid(6, 2, 8, kKeyCr6, kSids[0]);
+  const uint16_t port = portAvoiding("198.18.0.17", 10);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.17", port, shortHeader(old_dcid)))), 10);
+  const Key fresh = keyOf("0f0e0d0c0b0a09080706050403020100");
+  ASSERT_EQ(runSetKey(vipId(0), 6, fresh), 0);
+  const uint64_t decoded = counter(MG_LB_QUIC_CID_DECODED);
+  run(udp("198.18.0.17", port + 1, shortHeader(old_dcid)));
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_DECODED), decoded + 1) << "decoded again with the new key";
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_CACHE_HIT), 0u);
+  const uint16_t port2 = portAvoiding("198.18.0.18", 11);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.18", port2,
+                              shortHeader(encCid(6, 2, 8, fresh, kSids[1]))))),
+            11)
+      << "a CID of the new key routes";
 }
 
 TEST_F(XdpLbQuicTest, MalformedV1AndV2HeadersAreDroppedAndCounted) {

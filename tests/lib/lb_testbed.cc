@@ -66,6 +66,7 @@ Result<agent::ApplyStats> LbTestBed::apply(std::string_view json) {
       return std::unexpected(state.error());
     }
     state_.emplace(std::move(*state));
+    state_->setQuicKeyProgram(quic_key_prog_fd_);
   }
   auto stats = state_->apply(**cfg);
   if (stats) {
@@ -85,7 +86,15 @@ Result<void> LbTestBed::restartAgentForTest() {
     return std::unexpected(state.error());
   }
   state_.emplace(std::move(*state));
+  state_->setQuicKeyProgram(quic_key_prog_fd_);
   return {};
+}
+
+void LbTestBed::setQuicKeyProgramForTest(int fd) {
+  quic_key_prog_fd_ = fd;
+  if (state_) {
+    state_->setQuicKeyProgram(fd);
+  }
 }
 
 }  // namespace meshgate::test

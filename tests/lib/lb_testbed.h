@@ -36,6 +36,9 @@ class LbTestBed {
   // Writes the config into the pinned maps with the agent's LbState (adopting on first use).
   Result<agent::ApplyStats> apply(std::string_view json);
   const agent::LbState& state() const { return *state_; }
+  // The loaded xdp_lb's mg_quic_set_key program (LoadedProgram::quicKeyProgFd), given to
+  // every LbState this bed adopts so encrypted QUIC-LB configs get their keys; -1: none.
+  void setQuicKeyProgramForTest(int fd);
   // Forgets the agent state and adopts it again from the pins, as a restarted agent does.
   Result<void> restartAgentForTest();
   const agent::ConfigPtr& config() const { return config_; }
@@ -49,6 +52,7 @@ class LbTestBed {
   NetNs lb_, peer0_, peer1_;
   std::optional<VethPair> veth0_, veth1_;
   uint32_t ingress_ifindex_ = 0;
+  int quic_key_prog_fd_ = -1;
   std::optional<agent::LbState> state_;
   agent::ConfigPtr config_;
 };

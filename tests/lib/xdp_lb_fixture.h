@@ -33,6 +33,7 @@ class XdpLbFixture : public ::testing::Test {
                                            {bed_->pinRoot(), 65536});
     ASSERT_TRUE(prog) << prog.error().message;
     prog_.emplace(std::move(*prog));
+    bed_->setQuicKeyProgramForTest(prog_->quicKeyProgFd());
     auto maps = agent::LbMaps::openPinned(bed_->pinRoot());
     ASSERT_TRUE(maps) << maps.error().message;
     maps_.emplace(std::move(*maps));

@@ -51,6 +51,8 @@ const std::vector<AbiStruct> kLbStructs = {
     MG_ABI_STRUCT(mg_conn_rate),       MG_ABI_STRUCT(mg_traffic),
     MG_ABI_STRUCT(mg_nexthop),         MG_ABI_STRUCT(mg_quic_config_key),
     MG_ABI_STRUCT(mg_quic_config),     MG_ABI_STRUCT(mg_quic_server_key),
+    MG_ABI_STRUCT(mg_quic_key_args),   MG_ABI_STRUCT(mg_quic_cid_key),
+    MG_ABI_STRUCT(mg_quic_cid_entry),
 };
 
 struct AbiField {
@@ -78,6 +80,10 @@ const std::vector<AbiField> kLbFields = {
     MG_ABI_FIELD(mg_nexthop, max_len),
     MG_ABI_FIELD(mg_quic_server_key, server_id),
     MG_ABI_FIELD(mg_quic_config, algorithm),
+    MG_ABI_FIELD(mg_quic_key_args, key),
+    MG_ABI_FIELD(mg_quic_key_args, err),
+    MG_ABI_FIELD(mg_quic_cid_key, cid),
+    MG_ABI_FIELD(mg_quic_cid_entry, server_id),
     MG_ABI_FIELD(mg_backend, family),
     MG_ABI_FIELD(mg_backend, flags),
     MG_ABI_FIELD(mg_flow_key, dst),
@@ -169,6 +175,8 @@ TEST(AbiBtf, LbMapsUseTheAbiStructsAsKeysAndValues) {
       {MG_MAP_LB_DROPS, m.mg_lb_drops, sizeof(uint32_t), sizeof(uint64_t)},
       {MG_MAP_VIP_STATS, m.mg_vip_stats, sizeof(uint32_t), sizeof(mg_traffic)},
       {MG_MAP_BACKEND_STATS, m.mg_backend_stats, sizeof(uint32_t), sizeof(mg_traffic)},
+      {MG_MAP_QUIC_CID_CACHE, m.mg_quic_cid_cache, sizeof(mg_quic_cid_key),
+       sizeof(mg_quic_cid_entry)},
   };
   for (const auto& s : maps) {
     ASSERT_NE(s.handle, nullptr) << "skeleton has map " << s.map;

@@ -198,7 +198,9 @@ MG_ABI_ASSERT(sizeof(struct mg_traffic) == 16, "mg_traffic ABI");
 	X(QUIC_UNKNOWN_CONFIG, "unroutable: no config at the CID's codepoint")      \
 	X(QUIC_CID_LENGTH, "unroutable: CID length does not fit its config")      \
 	X(QUIC_UNKNOWN_SERVER, "unroutable: server ID not mapped to a live backend") \
-	X(QUIC_NO_DECODER, "unroutable: encrypted config, no in-kernel decoder yet")
+	X(QUIC_NO_DECODER, "unroutable: encrypted config, no key installed")        \
+	X(QUIC_CID_CACHE_HIT, "encrypted CIDs whose server ID came from the cache") \
+	X(QUIC_CID_DECODED, "encrypted CIDs decoded with AES (cache misses)")
 
 #define MG_LB_X_ENUM(name, help) MG_LB_##name,
 enum mg_lb_counter { MG_LB_COUNTERS(MG_LB_X_ENUM) MG_LB_COUNTER_MAX };
