@@ -99,6 +99,13 @@ int bench_restore_adjust(struct xdp_md *ctx)
 	return restore(ctx, s, len, XDP_TX);
 }
 
+/* Installs QUIC-LB keys into this object's maps, as mg_quic_set_key does for xdp_lb. */
+SEC("syscall")
+int bench_quic_set_key(struct mg_quic_key_args *args)
+{
+	return mg_quic_set_key_body(args);
+}
+
 /* The floor: a trivial program. */
 SEC("xdp")
 int bench_pass(struct xdp_md *ctx)
