@@ -27,7 +27,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Bytes = std::vector<uint8_t>;
 
-constexpr const char* kVectorsPath = "shared/data/quic-lb-vectors.json";
+// A copy of ../shared/data/quic-lb-vectors.json (the draft's test vectors) kept in the repo,
+// so the test does not depend on where shared/ sits.
+constexpr const char* kVectorsPath = "tests/data/quic-lb-vectors.json";
 constexpr std::array<uint8_t, kKeyLen> kKey = {0x8f, 0x95, 0xf0, 0x92, 0x45, 0x76, 0x5f, 0x80,
                                                0x25, 0x69, 0x34, 0xe5, 0x0c, 0x66, 0x20, 0x7f};
 constexpr uint32_t kSeed = 0x51c1b;  // fixed: a failing round trip reproduces exactly
@@ -36,8 +38,7 @@ fs::path testBinaryDir() {
   return fs::read_symlink("/proc/self/exe").parent_path();
 }
 
-// The vectors live in shared/ next to the repo: the first ancestor of the test binary's
-// directory holding shared/data/quic-lb-vectors.json.
+// The first ancestor of the test binary's directory (the repo root) holding kVectorsPath.
 Result<json> loadVectors() {
   std::error_code ec;
   for (fs::path dir = testBinaryDir(); !dir.empty(); dir = dir.parent_path()) {
@@ -55,7 +56,7 @@ Result<json> loadVectors() {
     }
   }
   return fail(std::string("test vectors not found: no ancestor of ") + testBinaryDir().string() +
-              " holds " + kVectorsPath + " (expected ../shared/data/ beside the repo)");
+              " holds " + kVectorsPath);
 }
 
 const Result<json>& vectors() {
