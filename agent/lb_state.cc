@@ -391,6 +391,7 @@ Result<void> LbState::writeQuic(uint32_t vip_id, const VipConfig& vip,
     mg_quic_config cv{};
     cv.server_id_len = c.server_id_len;
     cv.nonce_len = c.nonce_len;
+    cv.flags = c.self_encoded_length ? MG_QUIC_CFG_F_SELF_ENCODED_LEN : 0;
     cv.algorithm = !c.key                                  ? MG_QUIC_ALG_PLAINTEXT
                    : c.server_id_len + c.nonce_len == 16 ? MG_QUIC_ALG_SINGLE_PASS
                                                            : MG_QUIC_ALG_FOUR_PASS;

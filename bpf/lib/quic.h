@@ -83,6 +83,17 @@ static __always_inline int mg_quic_route(void *data, void *data_end, const struc
 		return MG_PASS(MG_LB_QUIC_CID_LENGTH);
 	if ((void *)(dcid + 1 + cfg->server_id_len + cfg->nonce_len) > data_end)
 		return MG_PASS(MG_LB_QUIC_CID_LENGTH);
+	/* Self-encoded length (draft §2.2): it must cover the config, fit the packet and, in
+	 * a long header, agree with the DCID length on the wire. */
+	if (cfg->flags & MG_QUIC_CFG_F_SELF_ENCODED_LEN) {
+		__u32 cid_len = (dcid[0] & 0x1f) + 1u;
+
+		if (cid_len < 1u + cfg->server_id_len + cfg->nonce_len)
+			return MG_PASS(MG_LB_QUIC_CID_LENGTH);
+		if (need <= MG_QUIC_MAX_CID_LEN ? cid_len != need
+						: (void *)(dcid + cid_len) > data_end)
+			return MG_PASS(MG_LB_QUIC_CID_LENGTH);
+	}
 
 	sk.config_rotation = ck.config_rotation;
 	sk.server_id_len = cfg->server_id_len;

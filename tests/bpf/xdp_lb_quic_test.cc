@@ -52,7 +52,8 @@ constexpr char kConfig[] = R"({
      "ring_size": 1009,
      "quic_lb": {"configs": [
         {"config_rotation": 0, "server_id_len": 8, "nonce_len": 5,
-         "key": "2b7e151628aed2a6abf7158809cf4f3c"}]},
+         "key": "2b7e151628aed2a6abf7158809cf4f3c"},
+        {"config_rotation": 1, "server_id_len": 8, "nonce_len": 5, "self_encoded_length": true}]},
      "backends": [{"address": "198.18.1.13", "quic_server_id": "0102030405060708"},
                   {"address": "198.18.1.14", "quic_server_id": "a1a2a3a4a5a6a7a8"}]}
   ]
@@ -226,6 +227,31 @@ TEST_F(XdpLbQuicTest, RoutableCidOutranksConntrackOnTheSameFourTuple) {
   cr7[0] |= 0xe0;
   EXPECT_EQ(backendOf(run(udp("198.18.0.6", port, shortHeader(cr7)))), 12)
       << "unroutable: the 4-tuple's entry decides";
+}
+
+TEST_F(XdpLbQuicTest, SelfEncodedLengthMustCoverTheConfigAndMatchTheWire) {
+  auto cfg = quiclb::QuicLbConfig::make(1, 8, 5, std::nullopt, true);
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  const std::vector<uint8_t> sid = {1, 2, 3, 4, 5, 6, 7, 8}, nonce = {9, 9, 9, 9, 9};
+  auto good = quiclb::encode(*cfg, sid, nonce);
+  ASSERT_TRUE(good) << good.error().message;
+  ASSERT_EQ((*good)[0] & 0x1f, 13) << "the library encodes length - 1";
+  const uint16_t port = portAvoiding("198.18.0.11", 13, kLongSidPort);
+  EXPECT_EQ(backendOf(run(udp("198.18.0.11", port, shortHeader(*good), kLongSidPort))), 13)
+      << "short header, length covers the config";
+  EXPECT_EQ(backendOf(run(udp("198.18.0.12", port, longHeader(MG_QUIC_V1, *good),
+                              kLongSidPort))),
+            13)
+      << "long header, length equals the DCID length";
+  const uint64_t before = counter(MG_LB_QUIC_CID_LENGTH);
+  auto short_len = *good;
+  short_len[0] = (short_len[0] & 0xe0) | 5;  // claims 6 octets: less than 1 + 8 + 5
+  run(udp("198.18.0.13", port, shortHeader(short_len), kLongSidPort));
+  auto with_extra = *good;
+  with_extra.push_back(0x77);  // a server-use octet the self-encoded length does not count
+  run(udp("198.18.0.14", port, longHeader(MG_QUIC_V1, with_extra), kLongSidPort));
+  EXPECT_EQ(counter(MG_LB_QUIC_CID_LENGTH), before + 2) << "both unroutable by length";
+  EXPECT_EQ(counter(MG_LB_QUIC_ROUTED_CID), 2u);
 }
 
 TEST_F(XdpLbQuicTest, MigratedClientKeepsItsBackend) {

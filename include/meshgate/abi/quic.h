@@ -36,11 +36,14 @@ struct mg_quic_config_key {
 };
 MG_ABI_ASSERT(sizeof(struct mg_quic_config_key) == 8, "mg_quic_config_key ABI");
 
+/* mg_quic_config.flags */
+#define MG_QUIC_CFG_F_SELF_ENCODED_LEN (1u << 0) /* first octet's low 5 bits = CID length - 1 */
+
 struct mg_quic_config {
 	__u8 server_id_len;
 	__u8 nonce_len;
 	__u8 algorithm;
-	__u8 pad;
+	__u8 flags; /* MG_QUIC_CFG_F_* */
 };
 MG_ABI_ASSERT(sizeof(struct mg_quic_config) == 4, "mg_quic_config ABI");
 
