@@ -1,8 +1,10 @@
 // The agent's configuration: a JSON file (docs/CONFIG.md) parsed once into the typed,
 // validated structs below and frozen into a ConfigPtr. On SIGHUP the agent parses the
-// file again, checks the new snapshot with checkReloadable(), writes only what
-// diffVips() reports, then swaps the pointer; a rejected file leaves the running
-// config in place.
+// file again, checks the new snapshot with checkReloadable(), lets LbState write what
+// changed (it compares each VIP with the one it last wrote, by the same equality that
+// diffVips() uses), then swaps the pointer; a rejected file leaves the running config in
+// place. diffVips() and globalsChanged() describe a change for tools and tests; the agent
+// does not call them.
 #pragma once
 
 #include <array>

@@ -4,6 +4,8 @@
 #include <bpf/bpf.h>
 #include <netinet/in.h>
 
+#include "meshgate/abi/decap.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -90,6 +92,19 @@ const std::vector<std::pair<std::string, std::string>>& lbDropNames() {
 #undef MG_X_NAME
   };
   return names;
+}
+
+const std::vector<std::pair<std::string, std::string>>& decapCounterNames() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
+#define MG_X_NAME(name, help) {lower(#name), help},
+      MG_DECAP_COUNTERS(MG_X_NAME)
+#undef MG_X_NAME
+  };
+  return names;
+}
+
+Result<std::vector<CounterValue>> readDecapCounters(int decap_stats_fd) {
+  return readCounters(decap_stats_fd, decapCounterNames(), MG_MAP_DECAP_STATS);
 }
 
 Result<std::vector<VipEntry>> readVips(int vips_fd) {

@@ -60,5 +60,8 @@ std::string addressText(const __be32* words, uint8_t family);
 // Lower-case names of the ABI enums, indexed by enum value.
 const std::vector<std::pair<std::string, std::string>>& lbCounterNames();
 const std::vector<std::pair<std::string, std::string>>& lbDropNames();
+const std::vector<std::pair<std::string, std::string>>& decapCounterNames();
+// mg_decap_stats by name, summed over CPUs, in enum order.
+Result<std::vector<CounterValue>> readDecapCounters(int decap_stats_fd);
 
 }  // namespace meshgate::agent

@@ -19,14 +19,6 @@ void line(std::string& out, const std::string& metric, const std::string& labels
   out += metric + "{" + labels + "} " + std::to_string(v) + "\n";
 }
 
-std::string lower(const char* s) {
-  std::string out(s);
-  for (auto& c : out) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
 }  // namespace
 
 Result<std::string> renderPrometheus(const std::string& pin_root) {
@@ -76,14 +68,12 @@ Result<std::string> renderPrometheus(const std::string& pin_root) {
     }
   }
   if (auto decap = openPinned(pin_root + "/" MG_MAP_DECAP_STATS)) {
-    out += "# TYPE meshgate_decap_events_total counter\n";
-    uint32_t i = 0;
-#define MG_X_LINE(name, help)                                                        \
-  if (auto v = sumPerCpuU64(decap->get(), i++, MG_MAP_DECAP_STATS)) {                \
-    line(out, "meshgate_decap_events_total", "event=\"" + lower(#name) + "\"", *v); \
-  }
-    MG_DECAP_COUNTERS(MG_X_LINE)
-#undef MG_X_LINE
+    if (auto counters = readDecapCounters(decap->get())) {
+      out += "# TYPE meshgate_decap_events_total counter\n";
+      for (const auto& c : *counters) {
+        line(out, "meshgate_decap_events_total", "event=\"" + c.name + "\"", c.value);
+      }
+    }
   }
   return out;
 }
