@@ -57,12 +57,16 @@ TEST_BINS := $(patsubst %.cc,$(BUILD)/%,$(TEST_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*_bench.cc)
 BENCH_BINS := $(patsubst %.cc,$(BUILD)/%,$(BENCH_SRCS))
 
-BINS := $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshgate-demo
+BINS := $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshgate-demo \
+	$(BUILD)/bin/meshgate-quic-server
+# The example QUIC server (tools/quic-server): ngtcp2 + nghttp3 over GnuTLS.
+QUIC_SERVER_LDLIBS := -lngtcp2_crypto_gnutls -lngtcp2 -lnghttp3 -lgnutls
 
 # Debian 12 packages for build, tests, demo and benchmarks.
 DEB_PACKAGES := make g++ cmake clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
 	linux-libc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev liburing-dev \
-	libssl-dev libnghttp2-dev iproute2 ethtool iputils-ping procps curl python3 python3-scapy
+	libssl-dev libnghttp2-dev iproute2 ethtool iputils-ping procps curl python3 python3-scapy \
+	libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client openssl
 
 .PHONY: all deps test demo bench install clean fmt
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS)
@@ -103,6 +107,11 @@ $(BUILD)/bin/meshgatectl: $(patsubst %.cc,$(BUILD)/obj/%.o,$(CTL_SRCS)) $(AGENT_
 	$(call msg,LINK,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bin/meshgate-quic-server: $(BUILD)/obj/tools/quic-server/main.o $(AGENT_LIB)
+	$(call msg,LINK,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ $(QUIC_SERVER_LDLIBS) $(LDLIBS)
 
 $(BUILD)/bin/meshgate-demo: $(BUILD)/obj/tools/demo/main.o $(TESTLIB) $(AGENT_LIB)
 	$(call msg,LINK,$@)
