@@ -73,6 +73,7 @@ class LbTopology {
 
   const NetNs& client() const { return *client_; }
   const NetNs& lb() const { return *lb_; }
+  const NetNs& backend(int i) const { return backend_ns_.at(i - 1); }  // i = 1..backends()
   std::string backendAddress(int i) const { return "198.18." + std::to_string(10 + i) + ".2"; }
   std::string backendName(int i) const { return "b" + std::to_string(i); }
   int backends() const { return static_cast<int>(backend_ns_.size()); }

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "meshgate/quic_lb.h"
+#include "tools/quic-server/body.h"
 
 namespace {
 
@@ -61,10 +62,10 @@ ngtcp2_tstamp now() {
           .count());
 }
 
-// The response body: byte i of every response is bodyByte(i). The period is prime so that
-// a chunk delivered at the wrong offset shows up as a mismatch.
-constexpr size_t kPatternLen = 65521;
-uint8_t bodyByte(uint64_t i) { return static_cast<uint8_t>(((i % kPatternLen) * 2654435761u) >> 13); }
+// The body bytes (tools/quic-server/body.h), one period plus room for a vector that starts
+// near its end, so that any body slice is one contiguous span of this array.
+using meshgate::quicserver::bodyByte;
+constexpr size_t kPatternLen = meshgate::quicserver::kBodyPeriod;
 const std::array<uint8_t, kPatternLen + 4096>& pattern() {
   static const auto p = [] {
     std::array<uint8_t, kPatternLen + 4096> a{};
