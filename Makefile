@@ -46,7 +46,7 @@ BPF_OBJS := $(patsubst %.bpf.c,$(BUILD)/bpf/%.bpf.o,$(notdir $(BPF_SRCS)))
 SKELS := $(patsubst %.bpf.c,$(BUILD)/skel/%.skel.h,$(notdir $(BPF_SRCS)))
 BPF_HDRS := $(wildcard bpf/lib/*.h) $(wildcard include/meshgate/abi/*.h)
 
-AGENT_LIB_SRCS := $(filter-out agent/main.cc,$(wildcard agent/*.cc))
+AGENT_LIB_SRCS := $(filter-out agent/main.cc,$(wildcard agent/*.cc)) $(wildcard common/*.cc)
 AGENT_LIB := $(BUILD)/lib/libmeshgate.a
 CTL_SRCS := $(wildcard tools/meshgatectl/*.cc)
 TESTLIB_SRCS := $(wildcard tests/lib/*.cc)

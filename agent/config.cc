@@ -13,6 +13,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/json_reader.h"
 #include "meshgate/abi/common.h"
 #include "meshgate/abi/lb.h"
 #include "meshgate/quic_lb.h"
@@ -37,7 +38,6 @@ constexpr uint32_t kDefaultWeight = 1;
 constexpr uint32_t kMinEncapV6PrefixLen = 96;
 constexpr size_t kMaxIfNameLen = 15;  // IFNAMSIZ - 1
 constexpr size_t kMaxVipNameLen = 64;
-constexpr size_t kMaxShownValueLen = 40;
 // mg_backends holds one entry per (VIP, backend address); id 0 is never used.
 constexpr uint64_t kMaxBackendSlots = MG_MAX_BACKENDS - 1;
 // One QUIC-LB config per config rotation codepoint 0..6 (0b111 marks unroutable CIDs).
@@ -72,24 +72,12 @@ uint32_t nextPrime(uint32_t n) {
 }
 
 // The offending value as JSON text, shortened: `got "ten"`.
-std::string shown(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > kMaxShownValueLen) {
-    s.resize(kMaxShownValueLen);
-    s += "...";
-  }
-  return s;
-}
-
+std::string shown(const json& v) { return jsonShown(v); }
 std::string childPath(const std::string& parent, std::string_view key) {
-  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+  return jsonChildPath(parent, key);
 }
+std::string indexPath(const std::string& parent, size_t i) { return jsonIndexPath(parent, i); }
 
-std::string indexPath(const std::string& parent, size_t i) {
-  return parent + "[" + std::to_string(i) + "]";
-}
-
-// Linux dev_valid_name(), and printable ASCII only.
 bool validIfName(std::string_view name) {
   if (name.empty() || name.size() > kMaxIfNameLen || name == "." || name == "..") {
     return false;
@@ -146,134 +134,17 @@ std::pair<std::string, std::string> quicLbProblem(std::string_view message) {
   return {field, std::string(message)};
 }
 
-// A SAX pass that reports the first duplicated key with its path: json::parse keeps the
-// last value silently. (A json::parse callback could do this too, but nlohmann's callback
-// parser is quadratic in array length.) Runs after json::parse accepted the syntax.
-class DuplicateKeyFinder : public nlohmann::json_sax<json> {
- public:
-  const std::optional<std::string>& firstDuplicate() const { return first_duplicate_; }
-
-  bool null() override { return elementDone(); }
-  bool boolean(bool) override { return elementDone(); }
-  bool number_integer(number_integer_t) override { return elementDone(); }
-  bool number_unsigned(number_unsigned_t) override { return elementDone(); }
-  bool number_float(number_float_t, const string_t&) override { return elementDone(); }
-  bool string(string_t&) override { return elementDone(); }
-  bool binary(binary_t&) override { return elementDone(); }
-  bool start_object(std::size_t) override { return push(false); }
-  bool start_array(std::size_t) override { return push(true); }
-  bool end_object() override { return pop(); }
-  bool end_array() override { return pop(); }
-  bool key(string_t& k) override {
-    Frame& f = stack_.back();
-    f.key = k;
-    if (!f.seen.insert(k).second && !first_duplicate_) {
-      first_duplicate_ = path();
-    }
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
-
- private:
-  struct Frame {
-    bool is_array;
-    std::string key;  // objects: the current key
-    size_t index;     // arrays: the current element
-    std::set<std::string> seen;
-  };
-
-  bool push(bool is_array) {
-    stack_.push_back(Frame{is_array, {}, 0, {}});
-    return true;
-  }
-  bool pop() {
-    stack_.pop_back();
-    return elementDone();
-  }
-  bool elementDone() {
-    if (!stack_.empty() && stack_.back().is_array) {
-      ++stack_.back().index;
-    }
-    return true;
-  }
-  std::string path() const {
-    std::string p;
-    for (const Frame& f : stack_) {
-      p = f.is_array ? indexPath(p, f.index) : childPath(p, f.key);
-    }
-    return p;
-  }
-
-  std::vector<Frame> stack_;
-  std::optional<std::string> first_duplicate_;
-};
-
-// A JSON object and its path in the document ("vips[1].backends[0]").
-struct Node {
-  const json& obj;
-  std::string path;
-
-  const json* find(std::string_view key) const {
-    auto it = obj.find(key);
-    return it == obj.end() ? nullptr : &*it;
-  }
-  std::string field(std::string_view key) const { return childPath(path, key); }
-};
+using Node = JsonNode;
 
 // Walks a parsed document into an AgentConfig. It records the first error and carries on
 // with defaults (later errors are dropped), which keeps every step free of early returns.
-class ConfigParser {
+class ConfigParser : public JsonReader {
  public:
-  explicit ConfigParser(std::string_view source) : source_(source) {}
+  explicit ConfigParser(std::string_view source) : JsonReader(std::string(source)) {}
 
   Result<ConfigPtr> parse(const json& root);
 
  private:
-  void error(const std::string& path, const std::string& problem) {
-    if (!error_) {
-      error_ = source_ + ": " + (path.empty() ? "" : path + ": ") + problem;
-    }
-  }
-
-  // True when `node` is an object whose keys are all in `allowed`.
-  bool checkObject(const json& node, const std::string& path,
-                   std::initializer_list<std::string_view> allowed) {
-    if (!node.is_object()) {
-      error(path, "must be an object, got " + shown(node));
-      return false;
-    }
-    for (const auto& [key, value] : node.items()) {
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string expected;
-        for (std::string_view a : allowed) {
-          expected += (expected.empty() ? "" : ", ") + std::string(a);
-        }
-        error(childPath(path, key), "unknown field (expected one of: " + expected + ")");
-        return false;
-      }
-    }
-    return true;
-  }
-
-  // An optional integer field in min..max.
-  uint64_t integer(const Node& n, std::string_view key, uint64_t dflt, uint64_t min, uint64_t max) {
-    const json* v = n.find(key);
-    if (v == nullptr) {
-      return dflt;
-    }
-    // nlohmann stores a non-negative JSON integer as unsigned; negatives are signed and
-    // 1.0 or 1e3 are floats: all of those are out of every range here.
-    const uint64_t value = v->is_number_unsigned() ? v->get<uint64_t>() : 0;
-    if (!v->is_number_unsigned() || value < min || value > max) {
-      error(n.field(key), "must be an integer " + std::to_string(min) + ".." + std::to_string(max) +
-                              ", got " + shown(*v));
-      return dflt;
-    }
-    return value;
-  }
-
   // A required integer that must fit a uint8_t. `min`..`max` only word the error: the
   // caller checks the range itself, so that a library can say why (QUIC-LB's rotation 7).
   std::optional<uint8_t> octet(const Node& n, std::string_view key, uint8_t min, uint8_t max) {
@@ -285,30 +156,6 @@ class ConfigParser {
                               ", got " + shown(*v));
     } else {
       return static_cast<uint8_t>(v->get<uint64_t>());
-    }
-    return std::nullopt;
-  }
-
-  bool boolean(const Node& n, std::string_view key, bool dflt) {
-    const json* v = n.find(key);
-    if (v == nullptr) {
-      return dflt;
-    }
-    if (!v->is_boolean()) {
-      error(n.field(key), "must be true or false, got " + shown(*v));
-      return dflt;
-    }
-    return v->get<bool>();
-  }
-
-  std::optional<std::string> string(const Node& n, std::string_view key, bool required) {
-    const json* v = n.find(key);
-    if (v == nullptr && required) {
-      error(n.field(key), "missing required field");
-    } else if (v != nullptr && !v->is_string()) {
-      error(n.field(key), "must be a string, got " + shown(*v));
-    } else if (v != nullptr) {
-      return v->get<std::string>();
     }
     return std::nullopt;
   }
@@ -354,22 +201,6 @@ class ConfigParser {
     return fallback;
   }
 
-  const json* array(const Node& n, std::string_view key) {
-    const json* v = n.find(key);
-    if (v != nullptr && !v->is_array()) {
-      error(n.field(key), "must be an array, got " + shown(*v));
-      return nullptr;
-    }
-    return v;
-  }
-
-  // An optional object section; null when absent, or invalid (error recorded).
-  const json* section(const Node& root, std::string_view key,
-                      std::initializer_list<std::string_view> allowed) {
-    const json* v = root.find(key);
-    return v != nullptr && checkObject(*v, std::string(key), allowed) ? v : nullptr;
-  }
-
   std::vector<InterfaceConfig> parseInterfaces(const Node& root, const std::string& key);
   void parseVips(const Node& root, AgentConfig& cfg);
   VipConfig parseVip(const Node& n);
@@ -379,8 +210,6 @@ class ConfigParser {
                          std::map<std::vector<uint8_t>, size_t>& seen, size_t index);
   void parseBackends(const Node& vip_node, VipConfig& vip);
 
-  std::string source_;
-  std::optional<std::string> error_;
   uint64_t backend_slots_ = 0;  // (VIP, backend) pairs so far
 };
 
@@ -657,16 +486,16 @@ void ConfigParser::parseVips(const Node& root, AgentConfig& cfg) {
 
 Result<ConfigPtr> ConfigParser::parse(const json& root_json) {
   if (!root_json.is_object()) {
-    return fail(source_ + ": the document must be a JSON object, got " + shown(root_json));
+    return fail(source() + ": the document must be a JSON object, got " + shown(root_json));
   }
   if (!checkObject(root_json, "",
                    {"pin_root", "interfaces", "decap_interfaces", "hash_seed", "conntrack", "encap",
                     "metrics", "vips"})) {
-    return fail(*error_);
+    return fail(*firstError());
   }
   const Node root{root_json, ""};
   auto cfg = std::make_shared<AgentConfig>();
-  cfg->source = source_;
+  cfg->source = source();
 
   cfg->pin_root = string(root, "pin_root", /*required=*/false).value_or(MG_PIN_ROOT);
   while (cfg->pin_root.size() > 1 && cfg->pin_root.back() == '/') {
@@ -725,8 +554,8 @@ Result<ConfigPtr> ConfigParser::parse(const json& root_json) {
     error("interfaces",
           "interfaces and decap_interfaces are both empty: the agent would attach nothing");
   }
-  if (error_) {
-    return fail(*error_);
+  if (firstError()) {
+    return fail(*firstError());
   }
   return ConfigPtr(std::move(cfg));
 }
@@ -746,46 +575,19 @@ std::string interfaceSet(std::vector<InterfaceConfig> v) {
 
 Result<ConfigPtr> parseConfig(std::string_view json_text, std::string_view source_name) {
   const std::string source(source_name);
-  // nlohmann reports errors by exception; they stop here.
-  try {
-    const json root = json::parse(json_text, /*cb=*/nullptr, /*allow_exceptions=*/true,
-                                  /*ignore_comments=*/false);
-    DuplicateKeyFinder dups;
-    json::sax_parse(json_text, &dups);
-    if (dups.firstDuplicate()) {
-      return fail(source + ": " + *dups.firstDuplicate() + ": duplicate key");
-    }
-    return ConfigParser(source).parse(root);
-  } catch (const json::parse_error& e) {
-    // "[json.exception.parse_error.101] parse error at line 2, column 7: ..." -> drop the tag.
-    std::string_view what = e.what();
-    if (auto tag_end = what.find("] "); tag_end != std::string_view::npos) {
-      what.remove_prefix(tag_end + 2);
-    }
-    return fail(source + ": " + std::string(what));
-  } catch (const std::exception& e) {
-    return fail(source + ": " + e.what());
+  auto root = parseJsonDocument(json_text, source);
+  if (!root) {
+    return std::unexpected(root.error());
   }
+  return ConfigParser(source).parse(*root);
 }
 
 Result<ConfigPtr> loadConfigFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return failErrno(path + ": cannot read", errno);
+  auto text = readTextFile(path);
+  if (!text) {
+    return std::unexpected(text.error());
   }
-  std::string text;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) != 0) {
-    if (n < 0 && errno != EINTR) {
-      const int err = errno;
-      ::close(fd);
-      return failErrno(path + ": cannot read", err);
-    }
-    text.append(buf, static_cast<size_t>(std::max<ssize_t>(n, 0)));
-  }
-  ::close(fd);
-  return parseConfig(text, path);
+  return parseConfig(*text, path);
 }
 
 Result<void> checkReloadable(const AgentConfig& running, const AgentConfig& next) {
