@@ -25,6 +25,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)"
 endif
 
 CLANG_BPF ?= clang-19
+CLANG_FUZZ ?= clang++-19
 BPFTOOL ?= bpftool
 CXX ?= g++
 ARCH := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
@@ -39,6 +40,8 @@ CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++2b -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
 	-Iinclude -I. -I$(BUILD)/skel
 LDLIBS := -lbpf -lelf -lz -lcrypto -lpthread
+# libFuzzer targets: clang with libFuzzer, ASan and UBSan (libclang-rt-19-dev).
+FUZZ_CXXFLAGS := -O1 -g -std=c++2b -fsanitize=fuzzer,address,undefined -Iinclude -I.
 
 # ---- sources -------------------------------------------------------------------------
 BPF_SRCS := $(wildcard bpf/*.bpf.c) $(wildcard tests/progs/*.bpf.c)
@@ -48,6 +51,8 @@ BPF_HDRS := $(wildcard bpf/lib/*.h) $(wildcard include/meshgate/abi/*.h)
 
 AGENT_LIB_SRCS := $(filter-out agent/main.cc,$(wildcard agent/*.cc)) $(wildcard common/*.cc)
 AGENT_LIB := $(BUILD)/lib/libmeshgate.a
+PROXY_LIB_SRCS := $(filter-out %/main.cc,$(wildcard proxy/*/*.cc))
+PROXY_LIB := $(BUILD)/lib/libmgproxy.a
 CTL_SRCS := $(wildcard tools/meshgatectl/*.cc)
 TESTLIB_SRCS := $(wildcard tests/lib/*.cc)
 TESTLIB := $(BUILD)/lib/libmgtest.a
@@ -56,6 +61,8 @@ TEST_SRCS := $(wildcard tests/unit/*_test.cc tests/bpf/*_test.cc tests/integrati
 TEST_BINS := $(patsubst %.cc,$(BUILD)/%,$(TEST_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*_bench.cc)
 BENCH_BINS := $(patsubst %.cc,$(BUILD)/%,$(BENCH_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.cc)
+FUZZ_BINS := $(patsubst %.cc,$(BUILD)/%,$(FUZZ_SRCS))
 
 BINS := $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshgate-demo \
 	$(BUILD)/bin/meshgate-quic-server
@@ -66,10 +73,11 @@ QUIC_SERVER_LDLIBS := -lngtcp2_crypto_gnutls -lngtcp2 -lnghttp3 -lgnutls
 DEB_PACKAGES := make g++ cmake clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
 	linux-libc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev liburing-dev \
 	libssl-dev libnghttp2-dev iproute2 ethtool iputils-ping procps curl python3 python3-scapy \
-	libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client openssl
+	libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client openssl \
+	libclang-rt-19-dev
 
 .PHONY: all deps test demo bench install clean fmt
-all: $(BINS) $(TEST_BINS) $(BENCH_BINS)
+all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(FUZZ_BINS)
 
 # ---- BPF: .bpf.c -> .bpf.o -> .skel.h ----------------------------------------------------
 vpath %.bpf.c bpf tests/progs
@@ -89,6 +97,11 @@ $(BUILD)/obj/%.o: %.cc | $(SKELS)
 	$(Q)$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(AGENT_LIB): $(patsubst %.cc,$(BUILD)/obj/%.o,$(AGENT_LIB_SRCS))
+	$(call msg,AR,$@)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(PROXY_LIB): $(patsubst %.cc,$(BUILD)/obj/%.o,$(PROXY_LIB_SRCS))
 	$(call msg,AR,$@)
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -118,16 +131,22 @@ $(BUILD)/bin/meshgate-demo: $(BUILD)/obj/tools/demo/main.o $(TESTLIB) $(AGENT_LI
 	@mkdir -p $(@D)
 	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(AGENT_LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(PROXY_LIB) $(AGENT_LIB)
 	$(call msg,LINK,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ -lgmock -lgtest_main -lgtest $(LDLIBS)
 
 # Benchmarks have their own main (tests/lib/bench.h writes the JSON report).
-$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(TESTLIB) $(AGENT_LIB)
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(TESTLIB) $(PROXY_LIB) $(AGENT_LIB)
 	$(call msg,LINK,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
+
+# Fuzz targets build with clang straight from the sources they fuzz (sanitizers throughout).
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(PROXY_LIB_SRCS) $(wildcard proxy/*/*.h tests/fuzz/*.h)
+	$(call msg,FUZZ,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG_FUZZ) $(FUZZ_CXXFLAGS) $< $(PROXY_LIB_SRCS) -o $@
 
 $(BUILD)/bpf $(BUILD)/skel:
 	@mkdir -p $@
@@ -149,7 +168,7 @@ deps:
 # run unless MESHGATE_ALLOW_SKIP=1 (developer machines without root).
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/gen-ctest.sh $(BUILD) $(patsubst $(BUILD)/%,%,$(TEST_BINS)) > $(BUILD)/CTestTestfile.cmake
+	$(Q)scripts/gen-ctest.sh $(BUILD) $(patsubst $(BUILD)/%,%,$(TEST_BINS) $(FUZZ_BINS)) > $(BUILD)/CTestTestfile.cmake
 	$(Q)cd $(BUILD) && ctest --output-on-failure --timeout 600
 
 demo: deps
