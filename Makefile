@@ -51,6 +51,7 @@ BPF_HDRS := $(wildcard bpf/lib/*.h) $(wildcard include/meshgate/abi/*.h)
 
 AGENT_LIB_SRCS := $(filter-out agent/main.cc,$(wildcard agent/*.cc)) $(wildcard common/*.cc)
 AGENT_LIB := $(BUILD)/lib/libmeshgate.a
+# meshgate-proxy: proxy/<area>/*.cc is the library, proxy/main.cc the binary.
 PROXY_LIB_SRCS := $(filter-out %/main.cc,$(wildcard proxy/*/*.cc))
 PROXY_LIB := $(BUILD)/lib/libmgproxy.a
 CTL_SRCS := $(wildcard tools/meshgatectl/*.cc)
@@ -62,10 +63,12 @@ TEST_BINS := $(patsubst %.cc,$(BUILD)/%,$(TEST_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*_bench.cc)
 BENCH_BINS := $(patsubst %.cc,$(BUILD)/%,$(BENCH_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.cc)
+# The fuzzers are built from the parsers' own sources, instrumented; nothing else.
+FUZZ_LIB_SRCS := $(wildcard proxy/http1/*.cc)
 FUZZ_BINS := $(patsubst %.cc,$(BUILD)/%,$(FUZZ_SRCS))
 
 BINS := $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshgate-demo \
-	$(BUILD)/bin/meshgate-quic-server
+	$(BUILD)/bin/meshgate-quic-server $(BUILD)/bin/meshgate-proxy
 # The example QUIC server (tools/quic-server): ngtcp2 + nghttp3 over GnuTLS.
 QUIC_SERVER_LDLIBS := -lngtcp2_crypto_gnutls -lngtcp2 -lnghttp3 -lgnutls
 
@@ -74,7 +77,10 @@ DEB_PACKAGES := make g++ cmake clang-19 llvm-19 libbpf-dev bpftool libelf-dev zl
 	linux-libc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev liburing-dev \
 	libssl-dev libnghttp2-dev iproute2 ethtool iputils-ping procps curl python3 python3-scapy \
 	libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client openssl \
-	libclang-rt-19-dev
+	libclang-rt-19-dev nginx-light haproxy wrk
+# Packages whose install starts a system service on port 80 and friends; tests and
+# benchmarks start their own instances in namespaces, so deps stops and disables these.
+DEB_SERVICES := nginx haproxy
 
 .PHONY: all deps test demo bench install clean fmt
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(FUZZ_BINS)
@@ -105,6 +111,11 @@ $(PROXY_LIB): $(patsubst %.cc,$(BUILD)/obj/%.o,$(PROXY_LIB_SRCS))
 	$(call msg,AR,$@)
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/meshgate-proxy: $(BUILD)/obj/proxy/main.o $(PROXY_LIB) $(AGENT_LIB)
+	$(call msg,LINK,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
 $(TESTLIB): $(patsubst %.cc,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 	$(call msg,AR,$@)
@@ -143,10 +154,10 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(TESTLIB) $(PROXY_LIB) $(A
 	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
 
 # Fuzz targets build with clang straight from the sources they fuzz (sanitizers throughout).
-$(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(PROXY_LIB_SRCS) $(wildcard proxy/*/*.h tests/fuzz/*.h)
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(FUZZ_LIB_SRCS) $(wildcard proxy/http1/*.h tests/fuzz/*.h)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CLANG_FUZZ) $(FUZZ_CXXFLAGS) $< $(PROXY_LIB_SRCS) -o $@
+	$(Q)$(CLANG_FUZZ) $(FUZZ_CXXFLAGS) $< $(FUZZ_LIB_SRCS) -o $@
 
 $(BUILD)/bpf $(BUILD)/skel:
 	@mkdir -p $@
@@ -161,7 +172,12 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing:" $$missing; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install packages" >&2; exit 1; fi; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || exit 1; \
+		for svc in $(DEB_SERVICES); do \
+			if command -v systemctl >/dev/null && systemctl is-enabled $$svc >/dev/null 2>&1; then \
+				systemctl disable --now $$svc >/dev/null 2>&1 && echo "make deps: stopped and disabled the $$svc service"; \
+			fi; \
+		done; \
 	else echo "make deps: all $(words $(DEB_PACKAGES)) packages present"; fi
 
 # Tests run under ctest from a generated CTestTestfile.cmake. A skipped test fails the
@@ -182,15 +198,17 @@ bench: all
 	@mkdir -p $(BUILD)/bench
 	$(Q)set -e; for b in $(BENCH_BINS); do taskset -c $(BENCH_CPU) $$b --out $(BUILD)/bench; done
 
-install: $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl
+install: $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshgate-proxy
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/meshgate
-	install -m 0755 $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 deploy/meshgate.json $(DESTDIR)$(PREFIX)/share/meshgate/
+	install -m 0755 $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshgate-proxy \
+		$(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 deploy/meshgate.json deploy/proxy.json $(DESTDIR)$(PREFIX)/share/meshgate/
 	install -d $(DESTDIR)/etc/systemd/system
 	install -m 0644 deploy/meshgate-agent.service $(DESTDIR)/etc/systemd/system/
 
 fmt:
-	clang-format -i $(wildcard agent/*.cc agent/*.h tools/*/*.cc tests/*/*.cc tests/*/*.h)
+	clang-format -i $(wildcard agent/*.cc agent/*.h common/*.cc common/*.h proxy/*.cc \
+		proxy/*/*.cc proxy/*/*.h tools/*/*.cc tests/*/*.cc tests/*/*.h)
 
 clean:
 	rm -rf $(BUILD)

@@ -125,6 +125,7 @@ bool Parser::expectResponseTo(Method method) {
 }
 
 void Parser::resume() {
+  paused_ = false;
   if (state_ == State::kAwaitingResponse) {
     state_ = State::kIdle;
   }
@@ -159,6 +160,9 @@ std::expected<Fed, ParseError> Parser::feed(std::span<const char> data) {
     reject(ErrorCode::kDataAfterEof, offset_);
   }
   while (p < end) {
+    if (paused_ && state_ != State::kFailed) {
+      return stop(Progress::kPaused);
+    }
     switch (state_) {
       case State::kIdle:
       case State::kIdleCr:

@@ -196,6 +196,9 @@ enum class Progress : uint8_t {
   // Response mode: a 101 or a 2xx to CONNECT just completed; the bytes from `consumed` on,
   // and all later ones, belong to the tunnel. The parser is done.
   kTunnel,
+  // pause() was called: the bytes from `consumed` on are not parsed yet. Call resume() and
+  // feed them again to go on.
+  kPaused,
 };
 
 struct Fed {
@@ -224,6 +227,10 @@ class Parser {
   /// Request mode, after Progress::kAwaitingResponse: the response declined the switch, so
   /// the next bytes are HTTP again. No effect in any other state.
   void resume();
+  /// Stops feed() at the next step, with Progress::kPaused; callable from the sink (a
+  /// proxy pauses in onMessageComplete() to serve pipelined requests one at a time, or in
+  /// onHeadersComplete() to drop a response it will retry elsewhere). resume() undoes it.
+  void pause() { paused_ = true; }
 
   /// Response mode: the method of the next request whose response is to come, in order.
   /// A response to HEAD has no body; a 2xx to CONNECT is a tunnel. With the queue empty a
@@ -290,6 +297,7 @@ class Parser {
   bool conn_upgrade_ = false;
   bool expect_continue_ = false;
   BodyKind body_ = BodyKind::kNone;
+  bool paused_ = false;       // pause(): feed() stops before the next step
   bool pause_after_ = false;  // request: CONNECT or upgrade; response: tunnel
 
   // Response mode: methods of requests awaiting their response (a ring).

@@ -37,16 +37,6 @@ size_t countInFile(const std::string& path, const std::string& needle) {
 
 }  // namespace
 
-std::string builtBinary(const std::string& name) {
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path();
-  for (const auto& dir : {exe, exe / ".." / ".." / "bin", exe / ".." / "bin"}) {
-    if (std::filesystem::exists(dir / name)) {
-      return std::filesystem::canonical(dir / name).string();
-    }
-  }
-  return name;
-}
-
 Result<AgentProcess> AgentProcess::start(const NetNs& ns, const std::string& config_path,
                                          const std::string& log_path) {
   const std::string bin = builtBinary("meshgate-agent");

@@ -18,6 +18,7 @@
 
 #include "meshgate/result.h"
 #include "tests/lib/netns.h"
+#include "tests/lib/process.h"
 #include "tests/lib/tcp_peer.h"
 
 namespace meshgate::test {
@@ -44,8 +45,6 @@ class AgentProcess {
   std::string log_;
 };
 
-// Path of a binary built next to the tests (build/bin/NAME).
-std::string builtBinary(const std::string& name);
 
 struct BackendSpec {
   std::string address;

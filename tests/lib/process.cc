@@ -1,5 +1,7 @@
 #include "tests/lib/process.h"
 
+#include <filesystem>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -347,6 +349,16 @@ Result<void> waitFor(std::function<bool()> pred, milliseconds deadline, std::str
     std::this_thread::sleep_for(std::min(backoff, milliseconds{remainingMs(end) + 1}));
     backoff = std::min(backoff * 2, milliseconds{50});
   }
+}
+
+std::string builtBinary(const std::string& name) {
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  for (const auto& dir : {exe, exe / ".." / ".." / "bin", exe / ".." / "bin"}) {
+    if (std::filesystem::exists(dir / name)) {
+      return std::filesystem::canonical(dir / name).string();
+    }
+  }
+  return name;
 }
 
 }  // namespace meshgate::test

@@ -87,6 +87,9 @@ class Subprocess {
   std::string buffered_;  // bytes read from out_fd_ but not yet returned
 };
 
+// Path of a binary built next to the tests (build/bin/NAME), or NAME (looked up in PATH).
+std::string builtBinary(const std::string& name);
+
 // Polls pred with a short backoff (1 ms doubling up to 50 ms) until it returns true or the
 // deadline passes; the error names `what`: "timed out after 2000 ms waiting for <what>".
 // This is how tests synchronise: poll a counter or a state, never sleep and hope.

@@ -726,6 +726,38 @@ TEST(Http1Parser, TunnelConsumesNothingFurther) {
   EXPECT_EQ(more->progress, Progress::kTunnel) << "still a tunnel";
 }
 
+// A proxy serves pipelined requests one at a time: it pauses in onMessageComplete() and
+// resumes once the response is out.
+class PausingSink : public Sink {
+ public:
+  Parser* parser = nullptr;
+  int completed = 0;
+  void onMessageComplete() override {
+    completed++;
+    parser->pause();
+  }
+};
+
+TEST(Http1Parser, PauseStopsAtTheMessageBoundaryAndResumeGoesOn) {
+  PausingSink sink;
+  Parser parser(kReq, sink);
+  sink.parser = &parser;
+  const std::string two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+  auto fed = parser.feed(std::string_view(two));
+  ASSERT_TRUE(fed.has_value()) << "valid requests";
+  EXPECT_EQ(fed->progress, Progress::kPaused) << "stopped after the first request";
+  EXPECT_EQ(fed->consumed, two.size() / 2) << "exactly the first request consumed";
+  EXPECT_EQ(sink.completed, 1) << "one request completed";
+  auto again = parser.feed(std::string_view(two).substr(fed->consumed));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->consumed, 0u) << "a paused parser takes nothing";
+  parser.resume();
+  auto rest = parser.feed(std::string_view(two).substr(fed->consumed));
+  ASSERT_TRUE(rest.has_value());
+  EXPECT_EQ(rest->consumed, two.size() / 2) << "the second request after resume()";
+  EXPECT_EQ(sink.completed, 2);
+}
+
 TEST(Http1Parser, ResponseMethodQueueIsBounded) {
   NullSink sink;
   Parser parser(kResp, sink);

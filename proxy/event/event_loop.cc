@@ -1,0 +1,139 @@
+#include "proxy/event/event_loop.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+namespace meshgate::proxy {
+
+Result<EventLoop> EventLoop::create() {
+  const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    return failErrno("epoll_create1", errno);
+  }
+  const int wakefd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wakefd < 0) {
+    const int err = errno;
+    ::close(epfd);
+    return failErrno("eventfd", err);
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the wake fd is the only registration without a handler
+  if (::epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0) {
+    const int err = errno;
+    ::close(wakefd);
+    ::close(epfd);
+    return failErrno("epoll_ctl(eventfd)", err);
+  }
+  return EventLoop(epfd, wakefd);
+}
+
+EventLoop::EventLoop(int epfd, int wakefd) : epfd_(epfd), wakefd_(wakefd) {}
+
+EventLoop::EventLoop(EventLoop&& other) noexcept
+    : epfd_(std::exchange(other.epfd_, -1)),
+      wakefd_(std::exchange(other.wakefd_, -1)),
+      timers_(std::move(other.timers_)),
+      deferred_(std::move(other.deferred_)) {}
+
+EventLoop::~EventLoop() {
+  if (wakefd_ >= 0) {
+    ::close(wakefd_);
+  }
+  if (epfd_ >= 0) {
+    ::close(epfd_);
+  }
+}
+
+Result<void> EventLoop::add(int fd, uint32_t events, IoHandler* handler) {
+  epoll_event ev{};
+  ev.events = events | EPOLLET;
+  ev.data.ptr = handler;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return failErrno("epoll_ctl(ADD, fd " + std::to_string(fd) + ")", errno);
+  }
+  return {};
+}
+
+Result<void> EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
+  epoll_event ev{};
+  ev.events = events | EPOLLET;
+  ev.data.ptr = handler;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
+    return failErrno("epoll_ctl(MOD, fd " + std::to_string(fd) + ")", errno);
+  }
+  return {};
+}
+
+void EventLoop::remove(int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+void EventLoop::stop() {
+  {
+    std::lock_guard lock(posted_mu_);
+    stop_requested_ = true;
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakefd_, &one, sizeof one);
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(posted_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  const uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakefd_, &one, sizeof one);
+}
+
+void EventLoop::drainPosted() {
+  uint64_t count;
+  [[maybe_unused]] auto n = ::read(wakefd_, &count, sizeof count);
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard lock(posted_mu_);
+    fns.swap(posted_);
+    stopping_ = stopping_ || stop_requested_;
+  }
+  for (auto& fn : fns) {
+    fn();
+  }
+}
+
+void EventLoop::runDeferred() {
+  // Deferred calls may defer more; run until none is left.
+  while (!deferred_.empty()) {
+    std::vector<std::function<void()>> fns;
+    fns.swap(deferred_);
+    for (auto& fn : fns) {
+      fn();
+    }
+  }
+}
+
+Result<void> EventLoop::run() {
+  std::array<epoll_event, 256> events;
+  while (!stopping_) {
+    const int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
+                               timers_.msUntilNext());
+    if (n < 0 && errno != EINTR) {
+      return failErrno("epoll_wait", errno);
+    }
+    for (int i = 0; i < n; i++) {
+      auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
+      if (handler) {
+        handler->onIo(events[i].events);
+      } else {
+        drainPosted();
+      }
+    }
+    timers_.advance(std::chrono::steady_clock::now());
+    runDeferred();
+  }
+  return {};
+}
+
+}  // namespace meshgate::proxy

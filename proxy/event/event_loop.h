@@ -1,0 +1,79 @@
+// One event loop per worker thread: epoll in edge-triggered mode, a timer wheel, and a
+// queue of deferred calls. Everything a worker owns (listeners, connections, upstream
+// pools) lives on its loop's thread; the only cross-thread entry is post(), which wakes the
+// loop through an eventfd.
+//
+// Edge-triggered means a handler is told once that a socket became readable or writable
+// and must then read or write until EAGAIN, or remember that it stopped early (a full
+// buffer) and come back to it: see net/connection.h, which does this for every socket.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "meshgate/result.h"
+#include "proxy/event/timer_wheel.h"
+
+namespace meshgate::proxy {
+
+// Receives the epoll events of one fd. The loop never owns handlers. Owners destroy
+// handlers through EventLoop::defer(), never inside a dispatch: one batch of events can
+// hold several for the same handler, and a handler that closed its fd earlier in the
+// batch must still be alive to ignore the rest.
+class IoHandler {
+ public:
+  virtual ~IoHandler() = default;
+  // `events`: EPOLLIN / EPOLLOUT / EPOLLERR / EPOLLHUP / EPOLLRDHUP bits.
+  virtual void onIo(uint32_t events) = 0;
+};
+
+class EventLoop {
+ public:
+  static Result<EventLoop> create();
+  EventLoop(EventLoop&& other) noexcept;
+  EventLoop& operator=(EventLoop&&) = delete;
+  EventLoop(const EventLoop&) = delete;
+  ~EventLoop();
+
+  // Registers fd for `events` (EPOLLET is added); handler must outlive the registration.
+  Result<void> add(int fd, uint32_t events, IoHandler* handler);
+  Result<void> modify(int fd, uint32_t events, IoHandler* handler);
+  // Unregisters fd (events already collected in this batch are still delivered).
+  void remove(int fd);
+
+  // Runs until stop(). Each iteration: wait for events (at most until the next timer
+  // tick), dispatch them, advance the timer wheel, run deferred calls.
+  Result<void> run();
+  // Thread-safe: the loop returns from run() after its current iteration.
+  void stop();
+  // Thread-safe: `fn` runs on the loop's thread after the current iteration's events.
+  void post(std::function<void()> fn);
+  // Loop thread only: `fn` runs after the current iteration's events. Use it to destroy
+  // an object whose handler is on the stack.
+  void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+
+  TimerWheel& timers() { return timers_; }
+  // The loop's clock, read once per iteration.
+  std::chrono::steady_clock::time_point now() const { return timers_.now(); }
+
+ private:
+  EventLoop(int epfd, int wakefd);
+  void drainPosted();
+  void runDeferred();
+
+  int epfd_ = -1;
+  int wakefd_ = -1;  // eventfd: post() and stop() from other threads
+  bool stopping_ = false;
+  TimerWheel timers_;
+  std::vector<std::function<void()>> deferred_;
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
+  bool stop_requested_ = false;  // guarded by posted_mu_
+};
+
+}  // namespace meshgate::proxy

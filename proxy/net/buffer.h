@@ -1,0 +1,73 @@
+// A contiguous byte queue for one direction of one connection: bytes are appended at the
+// back and consumed from the front. It grows on demand and the owner bounds it: whoever
+// fills a buffer checks size() against its limit and stops reading its source (backpressure)
+// until the buffer drains.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace meshgate::proxy {
+
+class Buffer {
+ public:
+  size_t size() const { return end_ - begin_; }
+  bool empty() const { return begin_ == end_; }
+  std::span<const char> data() const { return {storage_.data() + begin_, size()}; }
+  std::string_view view() const { return {storage_.data() + begin_, size()}; }
+
+  void append(std::string_view bytes) {
+    std::memcpy(reserve(bytes.size()).data(), bytes.data(), bytes.size());
+    commit(bytes.size());
+  }
+  void append(std::span<const char> bytes) { append(std::string_view(bytes.data(), bytes.size())); }
+  void append(const char* s) { append(std::string_view(s)); }
+  void append(const std::string& s) { append(std::string_view(s)); }
+
+  // Room for at least `n` more bytes at the back; fill it, then commit() what was written.
+  std::span<char> reserve(size_t n) {
+    if (storage_.size() - end_ < n) {
+      makeRoom(n);
+    }
+    return {storage_.data() + end_, storage_.size() - end_};
+  }
+  void commit(size_t n) { end_ += n; }
+
+  void consume(size_t n) {
+    begin_ += n;
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+    }
+  }
+  void clear() { begin_ = end_ = 0; }
+  // Releases the memory of an empty buffer (an idle keep-alive connection keeps none).
+  void shrink() {
+    if (empty()) {
+      std::vector<char>().swap(storage_);
+    }
+  }
+  size_t capacity() const { return storage_.size(); }
+
+ private:
+  void makeRoom(size_t n) {
+    const size_t used = size();
+    if (begin_ > 0 && storage_.size() - used >= n) {
+      std::memmove(storage_.data(), storage_.data() + begin_, used);  // compact in place
+    } else {
+      std::vector<char> bigger(std::max(storage_.size() * 2, used + std::max<size_t>(n, 4096)));
+      std::memcpy(bigger.data(), storage_.data() + begin_, used);
+      storage_.swap(bigger);
+    }
+    begin_ = 0;
+    end_ = used;
+  }
+
+  std::vector<char> storage_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+}  // namespace meshgate::proxy

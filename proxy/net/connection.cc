@@ -1,0 +1,154 @@
+#include "proxy/net/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+namespace meshgate::proxy {
+
+Connection::Connection(EventLoop& loop, Fd fd, ConnectionObserver* observer, bool connecting)
+    : loop_(loop), fd_(std::move(fd)), observer_(observer), connecting_(connecting) {}
+
+Connection::~Connection() {
+  *alive_ = false;
+  close();
+}
+
+Result<void> Connection::start() {
+  return loop_.add(fd_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP, this);
+}
+
+void Connection::close() {
+  if (fd_) {
+    loop_.remove(fd_.get());
+    fd_.reset();
+  }
+}
+
+void Connection::fail(int err) {
+  close();
+  if (observer_) {
+    observer_->onError(*this, err);
+  }
+}
+
+void Connection::send(std::string_view bytes) {
+  out_.append(bytes);
+  flush();
+}
+
+void Connection::flush() {
+  if (!fd_ || connecting_) {
+    return;
+  }
+  while (!out_.empty() && !write_blocked_) {
+    const auto data = out_.data();
+    const ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      out_.consume(static_cast<size_t>(n));
+      bytes_written_ += static_cast<uint64_t>(n);
+    } else if (n < 0 && errno == EAGAIN) {
+      write_blocked_ = true;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      fail(n < 0 ? errno : EPIPE);
+      return;
+    }
+  }
+  if (out_.empty()) {
+    out_.shrink();
+    if (shutdown_pending_ && !write_shut_) {
+      ::shutdown(fd_.get(), SHUT_WR);
+      write_shut_ = true;
+    }
+  }
+}
+
+void Connection::shutdownWrite() {
+  shutdown_pending_ = true;
+  flush();
+}
+
+void Connection::resumeReading() {
+  read_paused_ = false;
+  if (readable_ && !read_scheduled_) {
+    read_scheduled_ = true;
+    loop_.defer([this, alive = alive_] {
+      if (*alive) {
+        read_scheduled_ = false;
+        doRead();
+      }
+    });
+  }
+}
+
+void Connection::doRead() {
+  bool got = false;
+  while (fd_ && readable_ && !read_paused_ && in_.size() < read_limit_) {
+    auto room = in_.reserve(16 * 1024);
+    const ssize_t n = ::recv(fd_.get(), room.data(), room.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      in_.commit(static_cast<size_t>(n));
+      bytes_read_ += static_cast<uint64_t>(n);
+      got = true;
+    } else if (n == 0) {
+      readable_ = false;
+      peer_closed_ = true;
+      got = true;
+    } else if (errno == EAGAIN) {
+      readable_ = false;
+    } else if (errno != EINTR) {
+      fail(errno);
+      return;
+    }
+  }
+  if (got && observer_) {
+    observer_->onData(*this);
+  }
+}
+
+void Connection::onIo(uint32_t events) {
+  if (!fd_) {
+    return;  // closed earlier in this batch
+  }
+  if (connecting_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    if (const int err = socketError(fd_.get()); err != 0) {
+      fail(err);
+      return;
+    }
+    connecting_ = false;
+    if (observer_) {
+      observer_->onConnected(*this);
+    }
+    if (!fd_) {
+      return;
+    }
+    flush();
+  }
+  if (events & EPOLLERR) {
+    const int err = socketError(fd_.get());
+    if (err != 0) {
+      fail(err);
+      return;
+    }
+  }
+  if (events & EPOLLOUT && write_blocked_) {
+    write_blocked_ = false;
+    flush();
+    if (fd_ && out_.empty() && observer_) {
+      observer_->onDrained(*this);
+    }
+  }
+  if (!fd_) {
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+    readable_ = true;
+    doRead();
+  }
+}
+
+}  // namespace meshgate::proxy

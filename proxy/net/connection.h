@@ -1,0 +1,98 @@
+// One TCP connection on an edge-triggered event loop, with an input and an output buffer.
+//
+// Edge-triggered epoll reports readiness once. The connection reads until EAGAIN, or
+// until its input buffer reaches the read limit (backpressure); in that case it stays
+// "readable" and reads again when resumeReading() is called. Writes go out at once and
+// the rest waits in output() until the socket is writable. An observer hears about new
+// input, a drained output, a completed connect and the end of the connection; it must not
+// destroy the Connection inside a callback (destroy through EventLoop::defer()).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "proxy/event/event_loop.h"
+#include "proxy/net/buffer.h"
+#include "proxy/net/socket.h"
+
+namespace meshgate::proxy {
+
+class Connection;
+
+class ConnectionObserver {
+ public:
+  virtual ~ConnectionObserver() = default;
+  // input() grew, or the peer closed its side (peerClosed(); input may still hold bytes).
+  virtual void onData(Connection& c) = 0;
+  // output() became empty after the socket had been full: resume filling it.
+  virtual void onDrained(Connection&) {}
+  // An outbound connect completed.
+  virtual void onConnected(Connection&) {}
+  // The connection failed (reset, refused, write error) and is closed; `err` is an errno.
+  virtual void onError(Connection& c, int err) = 0;
+};
+
+class Connection final : public IoHandler {
+ public:
+  // `connecting`: fd is an outbound socket whose connect is in progress.
+  Connection(EventLoop& loop, Fd fd, ConnectionObserver* observer, bool connecting = false);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Result<void> start();  // registers with the loop
+  void setObserver(ConnectionObserver* o) { observer_ = o; }
+
+  Buffer& input() { return in_; }
+  Buffer& output() { return out_; }
+  // Stops reading once input() holds this many bytes (default 64 KiB).
+  void setReadLimit(size_t bytes) { read_limit_ = bytes; }
+
+  // Appends to output() and writes what the socket takes now.
+  void send(std::string_view bytes);
+  // Writes output() until it is empty or the socket is full.
+  void flush();
+  // Sends FIN once output() has drained (half-close).
+  void shutdownWrite();
+  void pauseReading() { read_paused_ = true; }
+  // Undoes pauseReading(), and reads what the socket holds if the read limit stopped an
+  // earlier read: call it after consuming input(). The read is deferred to the loop,
+  // never run inside the caller's stack.
+  void resumeReading();
+  // Closes the socket now; no more callbacks.
+  void close();
+
+  bool isOpen() const { return fd_.get() >= 0; }
+  bool connecting() const { return connecting_; }
+  bool peerClosed() const { return peer_closed_; }
+  bool writeShut() const { return write_shut_; }
+  int fd() const { return fd_.get(); }
+  EventLoop& loop() { return loop_; }
+
+  uint64_t bytesRead() const { return bytes_read_; }
+  uint64_t bytesWritten() const { return bytes_written_; }
+
+ private:
+  void onIo(uint32_t events) override;
+  void doRead();
+  void fail(int err);
+
+  EventLoop& loop_;
+  Fd fd_;
+  ConnectionObserver* observer_;
+  Buffer in_, out_;
+  size_t read_limit_ = 64 * 1024;
+  bool connecting_;
+  bool readable_ = false;  // the socket may hold unread bytes (edge already consumed)
+  bool read_paused_ = false;
+  bool read_scheduled_ = false;
+  bool peer_closed_ = false;
+  bool write_blocked_ = false;  // the last write hit EAGAIN
+  bool shutdown_pending_ = false;
+  bool write_shut_ = false;
+  uint64_t bytes_read_ = 0, bytes_written_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred reads
+};
+
+}  // namespace meshgate::proxy

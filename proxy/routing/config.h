@@ -1,0 +1,105 @@
+// meshgate-proxy's configuration (docs/CONFIG.md, "meshgate-proxy"): listeners -> routes ->
+// clusters -> endpoints. Parsed once into these typed structs, validated (every error names
+// the file and the field), then frozen: the running proxy holds a shared_ptr<const
+// ProxyConfig> and a reload swaps in a new one atomically.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "meshgate/result.h"
+
+namespace meshgate::proxy {
+
+enum class LbPolicy { kRoundRobin, kLeastRequest, kConsistentHash };
+
+struct Endpoint {
+  std::string address;  // IPv4 or IPv6 literal
+  uint16_t port = 0;
+  uint32_t weight = 1;  // 0 = drained
+};
+
+struct Cluster {
+  std::string name;
+  LbPolicy lb_policy = LbPolicy::kRoundRobin;
+  // kConsistentHash: the request header or cookie whose value is hashed (exactly one set).
+  std::string hash_header;  // lower case
+  std::string hash_cookie;
+  std::chrono::milliseconds connect_timeout{1000};
+  uint32_t max_idle_per_endpoint = 64;  // upstream keep-alive pool, per worker
+  std::vector<Endpoint> endpoints;
+};
+
+struct StringMatch {
+  enum class Kind { kExact, kPrefix, kRegex, kPresent } kind = Kind::kExact;
+  std::string value;
+  std::shared_ptr<const std::regex> regex;  // kRegex, compiled once
+
+  bool matches(std::string_view s) const;
+};
+
+struct HeaderMatch {
+  std::string name;  // lower case (header names); query parameter names as written
+  StringMatch match;
+};
+
+struct RouteMatch {
+  std::string host;  // "" = any; "*.example.com" = any subdomain; else exact (case-insensitive)
+  std::optional<StringMatch> path;
+  std::string method;  // "" = any
+  std::vector<HeaderMatch> headers;
+  std::vector<HeaderMatch> query;
+};
+
+struct Route {
+  RouteMatch match;
+  std::string cluster;
+  size_t cluster_index = 0;  // into ProxyConfig::clusters, resolved at parse time
+  std::chrono::milliseconds timeout{15000};  // whole upstream response
+  uint32_t retries = 0;                      // extra attempts on connect failure / 502 / 503
+};
+
+enum class ListenerProtocol { kHttp, kTcp };
+
+struct Listener {
+  std::string name;
+  std::string address;
+  uint16_t port = 0;
+  ListenerProtocol protocol = ListenerProtocol::kHttp;
+  std::vector<Route> routes;  // kHttp, first match wins
+  std::string cluster;        // kTcp
+  size_t cluster_index = 0;
+};
+
+struct Limits {
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_headers = 100;
+  uint64_t max_body_bytes = 0;  // 0 = unlimited
+  size_t buffer_bytes = 64 * 1024;  // per direction per connection before backpressure
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+};
+
+struct ProxyConfig {
+  std::string source;  // file name, for messages
+  uint32_t workers = 1;
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+  Limits limits;
+  std::string access_log;  // "" = off, "-" = stdout, else a file path
+  // Admin endpoint (GET /metrics in Prometheus text, GET /ready), served by worker 0.
+  std::string admin_address;  // "" = none
+  uint16_t admin_port = 0;
+};
+
+using ProxyConfigPtr = std::shared_ptr<const ProxyConfig>;
+
+Result<ProxyConfigPtr> parseProxyConfig(std::string_view json_text, std::string_view source);
+Result<ProxyConfigPtr> loadProxyConfigFile(const std::string& path);
+
+}  // namespace meshgate::proxy

@@ -1,0 +1,789 @@
+#include "proxy/server/http_session.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "proxy/routing/router.h"
+#include "proxy/server/access_log.h"
+#include "proxy/server/tcp_session.h"
+
+namespace meshgate::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+           return std::tolower(x) == std::tolower(y);
+         });
+}
+
+// Hop-by-hop fields (RFC 9110 §7.6.1) and the framing fields the proxy rewrites itself.
+bool hopByHop(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te",
+                             "transfer-encoding", "upgrade", "trailer"}) {
+    if (iequals(name, h)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view reasonPhrase(uint16_t status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+  }
+}
+
+void appendChunkHeader(Buffer& out, size_t n) {
+  char hex[24];
+  auto [end, ec] = std::to_chars(hex, hex + sizeof hex, n, 16);
+  out.append(std::string_view(hex, static_cast<size_t>(end - hex)));
+  out.append("\r\n");
+}
+
+}  // namespace
+
+class HttpSession::ResponseSink final : public http1::Sink {
+ public:
+  explicit ResponseSink(HttpSession& s) : s_(s) {}
+  void onStatusLine(http1::Version, uint16_t status, std::string_view reason) override {
+    status_ = status;
+    reason_ = reason;
+    headers_.clear();
+  }
+  void onHeader(std::string_view name, std::string_view value) override {
+    headers_.emplace_back(name, value);
+  }
+  void onHeadersComplete(const http1::MessageHead& head) override { s_.onResponseHead(head); }
+  void onBody(std::span<const char> data) override { s_.onResponseBody(data); }
+  void onTrailer(std::string_view name, std::string_view value) override {
+    s_.onResponseTrailer(name, value);
+  }
+  void onMessageComplete() override { s_.onResponseComplete(); }
+
+  uint16_t status_ = 0;
+  std::string reason_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+
+ private:
+  HttpSession& s_;
+};
+
+// The state of the request being served (one at a time per client connection).
+struct HttpSession::Exchange {
+  Clock::time_point start = Clock::now();
+  // Request, as received.
+  http1::Method method = http1::Method::kGet;
+  std::string method_token, target;
+  http1::Version version = http1::Version::kHttp11;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::string> connection_tokens;  // named in Connection: also hop-by-hop
+  bool keep_alive = true;
+  bool chunked = false;
+  bool upgrade = false;
+  bool request_done = false;
+  uint64_t request_bytes = 0;
+  // Routing.
+  const Route* route = nullptr;
+  size_t cluster = 0;
+  std::optional<size_t> endpoint;
+  std::string endpoint_key;  // "ip:port"
+  uint32_t attempts = 0;
+  // The request as sent upstream, kept while it fits in the buffer so that a failed
+  // attempt can be replayed on another endpoint; `replayable` turns false once it does not.
+  std::string sent;
+  bool replayable = true;
+  // Upstream.
+  std::unique_ptr<Connection> up;
+  bool up_reused = false;
+  bool up_connected = false;
+  std::unique_ptr<ResponseSink> resp_sink;
+  std::unique_ptr<http1::Parser> resp_parser;
+  Clock::time_point upstream_start;
+  // Response.
+  uint16_t status = 0;
+  bool head_sent = false;  // response bytes went to the client: no retry, no error page
+  bool chunk_out = false;  // re-encoding the body as chunked for the client
+  bool close_delimited_out = false;
+  bool response_done = false;
+  bool upstream_keep_alive = false;
+  bool tunnel = false;
+  uint64_t response_bytes = 0;
+};
+
+class HttpSession::RequestSink final : public http1::Sink {
+ public:
+  explicit RequestSink(HttpSession& s) : s_(s) {}
+  void onRequestLine(http1::Method method, std::string_view token, std::string_view target,
+                     http1::Version version) override {
+    s_.ex_ = std::make_unique<Exchange>();
+    s_.ex_->method = method;
+    s_.ex_->method_token = token;
+    s_.ex_->target = target;
+    s_.ex_->version = version;
+  }
+  void onHeader(std::string_view name, std::string_view value) override {
+    if (iequals(name, "connection")) {
+      size_t pos = 0;
+      while (pos <= value.size()) {
+        size_t comma = value.find(',', pos);
+        if (comma == std::string_view::npos) {
+          comma = value.size();
+        }
+        std::string_view tok = value.substr(pos, comma - pos);
+        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+        if (!tok.empty()) {
+          s_.ex_->connection_tokens.emplace_back(tok);
+        }
+        pos = comma + 1;
+      }
+    }
+    s_.ex_->headers.emplace_back(name, value);
+  }
+  void onHeadersComplete(const http1::MessageHead& head) override { s_.onRequestHead(head); }
+  void onBody(std::span<const char> data) override { s_.onRequestBody(data); }
+  void onTrailer(std::string_view name, std::string_view value) override {
+    s_.onRequestTrailer(name, value);
+  }
+  void onMessageComplete() override { s_.onRequestComplete(); }
+
+ private:
+  HttpSession& s_;
+};
+
+HttpSession::HttpSession(Worker& worker, Fd client, const SockAddr& peer, SnapshotPtr snapshot,
+                         size_t listener)
+    : worker_(worker),
+      peer_(peer),
+      snapshot_(std::move(snapshot)),
+      listener_(listener),
+      header_timer_(worker.loop().timers(), [this] {
+        bump(worker_.stats().downstream_rq_timeout);
+        sendError(408, "the request head did not arrive in time");
+      }),
+      idle_timer_(worker.loop().timers(), [this] { finish(); }),
+      upstream_timer_(worker.loop().timers(), [this] {
+        if (ex_ && !ex_->up_connected) {
+          onUpstreamFailed(/*connect_failure=*/true);  // connect timeout
+        } else {
+          bump(worker_.stats().upstream_rq_timeout);
+          sendError(504, "the upstream did not answer in time");
+        }
+      }) {
+  const Limits& lim = snapshot_->config->limits;
+  down_ = std::make_unique<Connection>(worker.loop(), std::move(client), this);
+  down_->setReadLimit(lim.buffer_bytes);
+  req_sink_ = std::make_unique<RequestSink>(*this);
+  http1::Limits pl;
+  pl.max_header_count = static_cast<uint32_t>(lim.max_headers);
+  pl.max_header_bytes = static_cast<uint32_t>(lim.max_header_bytes);
+  if (lim.max_body_bytes) {
+    pl.max_body_bytes = lim.max_body_bytes;
+  }
+  req_parser_ = std::make_unique<http1::Parser>(http1::Mode::kRequest, *req_sink_, pl);
+}
+
+HttpSession::~HttpSession() = default;
+
+void HttpSession::start() {
+  bump(worker_.stats().downstream_cx_active);
+  if (!down_->start()) {
+    finish();
+    return;
+  }
+  header_timer_.arm(snapshot_->config->limits.header_timeout);
+}
+
+void HttpSession::onData(Connection& c) {
+  if (done_) {
+    return;
+  }
+  if (&c == down_.get()) {
+    feedRequest();
+  } else if (ex_ && &c == ex_->up.get()) {
+    feedResponse();
+  }
+}
+
+void HttpSession::feedRequest() {
+  // One exchange at a time: a pipelined request waits in the input buffer (whose read
+  // limit then stops reading) until the current response has been sent.
+  while (!done_ && !closing_ && !(ex_ && ex_->request_done) && !down_->input().empty()) {
+    idle_timer_.cancel();
+    if (!ex_ && !header_timer_.armed()) {
+      header_timer_.arm(snapshot_->config->limits.header_timeout);
+    }
+    auto fed = req_parser_->feed(down_->input().data());
+    if (!fed) {
+      bump(worker_.stats().downstream_rq_bad);
+      sendError(fed.error().status, fed.error().name());
+      return;
+    }
+    down_->input().consume(fed->consumed);
+    if (fed->progress == http1::Progress::kAwaitingResponse) {
+      break;  // an upgrade or CONNECT request: the rest waits for the response
+    }
+    if (fed->progress == http1::Progress::kPaused) {
+      break;  // a complete request; the next one waits
+    }
+  }
+  if (done_) {
+    return;
+  }
+  down_->resumeReading();
+  if (down_->peerClosed() && (!ex_ || !ex_->request_done)) {
+    if (ex_) {
+      // The client went away in the middle of a request.
+      finish();
+    } else if (down_->input().empty()) {
+      finish();  // a clean close between requests
+    }
+  }
+}
+
+void HttpSession::onRequestHead(const http1::MessageHead& head) {
+  header_timer_.cancel();
+  bump(worker_.stats().downstream_rq_total);
+  Exchange& ex = *ex_;
+  ex.keep_alive = head.keep_alive;
+  ex.chunked = head.body == http1::BodyKind::kChunked;
+  ex.upgrade = head.upgrade;
+  const Listener& l = snapshot_->config->listeners[listener_];
+  ex.route = matchRoute(l, head, ex.target, ex.headers);
+  if (!ex.route) {
+    bump(worker_.stats().downstream_rq_no_route);
+    sendError(404, "no route");
+    return;
+  }
+  ex.cluster = ex.route->cluster_index;
+
+  // The request head for the upstream: same method and target, HTTP/1.1, hop-by-hop fields
+  // dropped, X-Forwarded-For appended, framing restated.
+  std::string& h = ex.sent;
+  h.reserve(512);
+  h.append(ex.method_token).append(" ").append(ex.target).append(" HTTP/1.1\r\n");
+  std::string xff;
+  for (const auto& [name, value] : ex.headers) {
+    if (hopByHop(name) ||
+        std::any_of(ex.connection_tokens.begin(), ex.connection_tokens.end(),
+                    [&](const std::string& t) { return iequals(t, name); })) {
+      continue;
+    }
+    if (iequals(name, "x-forwarded-for")) {
+      xff = value;
+      continue;
+    }
+    h.append(name).append(": ").append(value).append("\r\n");
+  }
+  h.append("x-forwarded-for: ").append(xff.empty() ? "" : xff + ", ").append(peer_.ip()).append("\r\n");
+  if (ex.chunked) {
+    h.append("transfer-encoding: chunked\r\n");
+  }
+  if (ex.upgrade) {
+    h.append("connection: upgrade\r\nupgrade: ").append(head.upgrade_protocol).append("\r\n");
+  }
+  h.append("\r\n");
+  ex.request_bytes = 0;
+  connectUpstream();
+}
+
+void HttpSession::connectUpstream() {
+  Exchange& ex = *ex_;
+  auto routing = worker_.routing();
+  const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
+  std::optional<std::string_view> hash_key;
+  if (cluster.lb_policy == LbPolicy::kConsistentHash) {
+    hash_key = hashKeyOf(cluster, ex.headers);
+  }
+  // A worker's balancers follow the newest snapshot. A connection accepted before a
+  // reload keeps its snapshot until it closes; its requests pick with a one-off balancer.
+  std::optional<size_t> pick;
+  if (routing->snapshot == snapshot_) {
+    pick = routing->balancers[ex.cluster].pick(hash_key, ex.endpoint);
+  } else {
+    LoadBalancer once(cluster, snapshot_->tables[ex.cluster], 0);
+    pick = once.pick(hash_key, ex.endpoint);
+  }
+  if (!pick) {
+    sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
+    return;
+  }
+  ex.endpoint = *pick;
+  ex.attempts++;
+  const Endpoint& e = cluster.endpoints[*pick];
+  auto addr = SockAddr::parse(e.address, e.port);
+  ex.endpoint_key = addr ? addr->toString() : e.address;
+  ex.upstream_start = Clock::now();
+  ex.resp_sink = std::make_unique<ResponseSink>(*this);
+  ex.resp_parser = std::make_unique<http1::Parser>(http1::Mode::kResponse, *ex.resp_sink);
+  ex.resp_parser->expectResponseTo(ex.method);
+
+  ex.up = worker_.takeIdle(ex.endpoint_key);
+  ex.up_reused = ex.up != nullptr;
+  if (ex.up) {
+    bump(worker_.stats().upstream_cx_reused);
+    ex.up->setObserver(this);
+    ex.up_connected = true;
+    upstream_timer_.arm(ex.route->timeout);
+  } else {
+    auto fd = addr ? connectTcp(*addr) : std::unexpected(addr.error());
+    if (!fd) {
+      onUpstreamFailed(/*connect_failure=*/true);
+      return;
+    }
+    bump(worker_.stats().upstream_cx_connect);
+    ex.up = std::make_unique<Connection>(worker_.loop(), std::move(*fd), this, true);
+    ex.up_connected = false;
+    if (!ex.up->start()) {
+      onUpstreamFailed(true);
+      return;
+    }
+    upstream_timer_.arm(cluster.connect_timeout);
+  }
+  ex.up->setReadLimit(snapshot_->config->limits.buffer_bytes);
+  ex.up->send(ex.sent);
+  if (!ex.replayable) {
+    ex.sent.clear();
+  }
+}
+
+void HttpSession::onConnected(Connection& c) {
+  if (ex_ && &c == ex_->up.get()) {
+    ex_->up_connected = true;
+    upstream_timer_.arm(ex_->route->timeout);
+  }
+}
+
+void HttpSession::sendToUpstream(std::string_view bytes) {
+  Exchange& ex = *ex_;
+  if (ex.replayable) {
+    if (ex.sent.size() + bytes.size() <= snapshot_->config->limits.buffer_bytes) {
+      ex.sent.append(bytes);
+    } else {
+      ex.replayable = false;
+      ex.sent.clear();
+    }
+  }
+  if (ex.up && ex.up->isOpen()) {
+    ex.up->send(bytes);
+    if (ex.up->output().size() >= snapshot_->config->limits.buffer_bytes) {
+      down_->pauseReading();  // resumed by onDrained(upstream)
+    }
+  }
+}
+
+void HttpSession::onRequestBody(std::span<const char> data) {
+  if (!ex_ || ex_->response_done) {
+    return;
+  }
+  ex_->request_bytes += data.size();
+  if (ex_->chunked) {
+    Buffer framed;
+    appendChunkHeader(framed, data.size());
+    framed.append(data);
+    framed.append("\r\n");
+    sendToUpstream(framed.view());
+  } else {
+    sendToUpstream(std::string_view(data.data(), data.size()));
+  }
+}
+
+void HttpSession::onRequestTrailer(std::string_view name, std::string_view value) {
+  if (ex_ && ex_->chunked) {
+    trailers_.append(name).append(": ").append(value).append("\r\n");
+  }
+}
+
+void HttpSession::onRequestComplete() {
+  if (!ex_) {
+    return;
+  }
+  if (ex_->chunked) {
+    std::string last = "0\r\n" + trailers_ + "\r\n";
+    trailers_.clear();
+    sendToUpstream(last);
+  }
+  ex_->request_done = true;
+  req_parser_->pause();
+}
+
+void HttpSession::onUpstreamFailed(bool connect_failure) {
+  Exchange& ex = *ex_;
+  upstream_timer_.cancel();
+  if (ex.up) {
+    ex.up->close();
+    worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex.up))] {});
+  }
+  if (connect_failure) {
+    bump(worker_.stats().upstream_cx_connect_fail);
+  }
+  // Retry on another endpoint while nothing went to the client, the request can be
+  // replayed, and the route allows it. A reused keep-alive connection that the server had
+  // just closed is retried once more, whatever the route says: the request never got there.
+  const bool stale_pooled = ex.up_reused && ex.response_bytes == 0 && ex.status == 0;
+  const bool can_retry = !ex.head_sent && ex.replayable &&
+                         (ex.attempts <= ex.route->retries || stale_pooled);
+  if (can_retry) {
+    bump(worker_.stats().upstream_rq_retry);
+    ex.status = 0;
+    connectUpstream();  // sends ex.sent: the head and the body so far
+    return;
+  }
+  if (connect_failure) {
+    sendError(503, "cannot connect to the upstream " + ex.endpoint_key);
+  } else {
+    bump(worker_.stats().upstream_rsp_reset);
+    sendError(502, "the upstream " + ex.endpoint_key + " closed the connection");
+  }
+}
+
+void HttpSession::feedResponse() {
+  Exchange& ex = *ex_;
+  while (ex_ && !ex.tunnel && ex.up && !ex.up->input().empty()) {
+    auto fed = ex.resp_parser->feed(ex.up->input().data());
+    if (!fed) {
+      bump(worker_.stats().upstream_rsp_bad);
+      ex.up->close();
+      if (ex.head_sent) {
+        finish();  // a broken body: the client's response can only be cut
+      } else {
+        sendError(502, std::string("bad response from the upstream: ") +
+                           std::string(fed.error().name()));
+      }
+      return;
+    }
+    if (!ex_) {
+      return;  // the exchange finished inside the feed
+    }
+    ex.up->input().consume(fed->consumed);
+    if (fed->progress == http1::Progress::kTunnel) {
+      toTunnel();
+      return;
+    }
+    if (fed->progress == http1::Progress::kPaused || ex.response_done) {
+      break;
+    }
+  }
+  if (!ex_ || done_) {
+    return;
+  }
+  if (ex.response_done) {
+    finishExchange();
+    return;
+  }
+  ex.up->resumeReading();
+  if (ex.up->peerClosed()) {
+    // The upstream closed: the end of a close-delimited body, or a cut response.
+    auto end = ex.resp_parser->finish();
+    if (!ex_) {
+      return;
+    }
+    if (ex.response_done) {
+      finishExchange();  // a close-delimited body ended
+      return;
+    }
+    if (!end || !ex.response_done) {
+      if (ex.head_sent) {
+        bump(worker_.stats().upstream_rsp_reset);
+        finish();
+      } else {
+        onUpstreamFailed(/*connect_failure=*/false);
+      }
+    }
+  }
+}
+
+void HttpSession::onResponseHead(const http1::MessageHead& head) {
+  Exchange& ex = *ex_;
+  const ResponseSink& rs = *ex.resp_sink;
+  const uint16_t status = rs.status_;
+  if (status >= 100 && status < 200 && status != 101) {
+    // 100 Continue and friends: pass them on; the final response follows.
+    Buffer& out = down_->output();
+    out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
+    for (const auto& [name, value] : rs.headers_) {
+      if (!hopByHop(name)) {
+        out.append(name + ": " + value + "\r\n");
+      }
+    }
+    out.append("\r\n");
+    down_->flush();
+    return;
+  }
+  // Retry on another endpoint for 502/503 when the route allows and the request can be
+  // replayed: the response is dropped with its connection.
+  if ((status == 502 || status == 503) && ex.replayable && ex.attempts <= ex.route->retries &&
+      !ex.upgrade) {
+    ex.status = status;
+    worker_.loop().defer([this, gen = ex.attempts] {
+      if (ex_ && ex_->attempts == gen && !ex_->head_sent) {
+        ex_->up->close();
+        bump(worker_.stats().upstream_rq_retry);
+        worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex_->up))] {});
+        connectUpstream();
+      }
+    });
+    ex.resp_parser->pause();
+    return;
+  }
+  ex.status = status;
+  ex.upstream_keep_alive = head.keep_alive;
+  const bool client_11 = ex.version == http1::Version::kHttp11;
+  // Framing towards the client.
+  bool body = head.body != http1::BodyKind::kNone && head.body != http1::BodyKind::kTunnel;
+  ex.chunk_out = false;
+  ex.close_delimited_out = false;
+  if (head.body == http1::BodyKind::kChunked || head.body == http1::BodyKind::kUntilClose) {
+    if (client_11) {
+      ex.chunk_out = true;
+    } else {
+      ex.close_delimited_out = true;
+    }
+  }
+  if (ex.close_delimited_out || !ex.keep_alive) {
+    closing_ = true;
+  }
+  Buffer& out = down_->output();
+  out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
+  for (const auto& [name, value] : rs.headers_) {
+    if (hopByHop(name)) {
+      continue;
+    }
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+  }
+  if (ex.chunk_out && body) {
+    out.append("transfer-encoding: chunked\r\n");
+  }
+  if (status == 101) {
+    out.append("connection: upgrade\r\nupgrade: ");
+    out.append(head.upgrade_protocol);
+    out.append("\r\n");
+  } else if (closing_) {
+    out.append("connection: close\r\n");
+  } else if (!client_11) {
+    out.append("connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+  ex.head_sent = true;
+  down_->flush();
+}
+
+void HttpSession::onResponseBody(std::span<const char> data) {
+  Exchange& ex = *ex_;
+  if (!ex.head_sent) {
+    return;  // a 502/503 being retried
+  }
+  ex.response_bytes += data.size();
+  if (ex.chunk_out) {
+    appendChunkHeader(down_->output(), data.size());
+    down_->output().append(data);
+    down_->output().append("\r\n");
+  } else {
+    down_->output().append(data);
+  }
+  down_->flush();
+  if (ex.up && down_->output().size() >= snapshot_->config->limits.buffer_bytes) {
+    ex.up->pauseReading();  // a slow client: stop reading the upstream (onDrained resumes)
+  }
+}
+
+void HttpSession::onResponseTrailer(std::string_view name, std::string_view value) {
+  if (ex_ && ex_->chunk_out) {
+    resp_trailers_.append(name).append(": ").append(value).append("\r\n");
+  }
+}
+
+void HttpSession::onResponseComplete() {
+  Exchange& ex = *ex_;
+  if (!ex.head_sent) {
+    return;  // a 1xx, or a 502/503 being retried
+  }
+  if (ex.chunk_out) {
+    down_->output().append("0\r\n" + resp_trailers_ + "\r\n");
+    resp_trailers_.clear();
+  }
+  ex.response_done = true;
+  ex.resp_parser->pause();  // feedResponse() finishes the exchange, outside the parser
+  down_->flush();
+}
+
+void HttpSession::toTunnel() {
+  Exchange& ex = *ex_;
+  upstream_timer_.cancel();
+  ex.tunnel = true;
+  logAccess();
+  auto up = std::move(ex.up);
+  auto down = std::move(down_);
+  TcpSession::tunnel(worker_, std::move(down), std::move(up),
+                     snapshot_->config->limits.buffer_bytes);
+  done_ = true;
+  worker_.release(this);
+}
+
+void HttpSession::finishExchange() {
+  Exchange& ex = *ex_;
+  upstream_timer_.cancel();
+  logAccess();
+  // The upstream connection goes back to the pool when both sides framed the exchange
+  // cleanly; otherwise it is closed.
+  if (ex.up) {
+    if (ex.upstream_keep_alive && ex.request_done && ex.up->isOpen() && ex.up->input().empty() &&
+        ex.up->output().empty() && !ex.up->peerClosed()) {
+      worker_.putIdle(ex.endpoint_key, std::move(ex.up),
+                      snapshot_->config->clusters[ex.cluster].max_idle_per_endpoint);
+    } else {
+      ex.up->close();
+      worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex.up))] {});
+    }
+  }
+  const bool request_done = ex.request_done;
+  worker_.loop().defer([p = std::shared_ptr<Exchange>(std::move(ex_))] {});
+  if (closing_ || !request_done) {
+    // The client asked to close, or sent a body we did not read to its end: nothing more
+    // can be read from this connection.
+    closeAfterResponse();
+    return;
+  }
+  req_parser_->resume();
+  idle_timer_.arm(snapshot_->config->limits.idle_timeout);
+  feedRequest();  // a pipelined request may be waiting
+}
+
+void HttpSession::closeAfterResponse() {
+  closing_ = true;
+  down_->shutdownWrite();
+  if (down_->output().empty()) {
+    finish();
+  }
+}
+
+void HttpSession::onDrained(Connection& c) {
+  if (done_) {
+    return;
+  }
+  if (&c == down_.get()) {
+    if (closing_ && !ex_) {
+      finish();
+      return;
+    }
+    if (ex_ && ex_->up) {
+      ex_->up->resumeReading();
+    }
+  } else if (ex_ && &c == ex_->up.get()) {
+    down_->resumeReading();
+  }
+}
+
+void HttpSession::onError(Connection& c, int) {
+  if (done_) {
+    return;
+  }
+  if (&c == down_.get()) {
+    finish();  // the client is gone
+    return;
+  }
+  if (ex_ && &c == ex_->up.get()) {
+    if (ex_->head_sent) {
+      bump(worker_.stats().upstream_rsp_reset);
+      finish();
+    } else {
+      onUpstreamFailed(/*connect_failure=*/!ex_->up_connected);
+    }
+  }
+}
+
+void HttpSession::sendError(uint16_t status, std::string_view detail) {
+  if (done_) {
+    return;
+  }
+  header_timer_.cancel();
+  upstream_timer_.cancel();
+  if (ex_ && ex_->head_sent) {
+    finish();  // too late for an error page: cut the response
+    return;
+  }
+  const std::string body = std::to_string(status) + " " + std::string(reasonPhrase(status)) +
+                           ": " + std::string(detail) + "\n";
+  std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reasonPhrase(status)) +
+                    "\r\ncontent-type: text/plain\r\ncontent-length: " +
+                    std::to_string(body.size()) + "\r\nconnection: close\r\n\r\n" + body;
+  if (!ex_) {
+    ex_ = std::make_unique<Exchange>();
+  }
+  ex_->status = status;
+  ex_->head_sent = true;
+  ex_->response_bytes = body.size();
+  logAccess();
+  if (ex_->up) {
+    ex_->up->close();
+    worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex_->up))] {});
+  }
+  worker_.loop().defer([p = std::shared_ptr<Exchange>(std::move(ex_))] {});
+  down_->send(msg);
+  closeAfterResponse();
+}
+
+void HttpSession::finish() {
+  if (done_) {
+    return;
+  }
+  done_ = true;
+  header_timer_.cancel();
+  idle_timer_.cancel();
+  upstream_timer_.cancel();
+  if (ex_ && ex_->up) {
+    ex_->up->close();
+  }
+  if (down_) {
+    down_->close();
+  }
+  bump(worker_.stats().downstream_cx_active, -1);
+  worker_.release(this);
+}
+
+void HttpSession::logAccess() {
+  Exchange& ex = *ex_;
+  Stats& st = worker_.stats();
+  if (ex.status >= 200 && ex.status < 300) bump(st.response_2xx);
+  else if (ex.status >= 300 && ex.status < 400) bump(st.response_3xx);
+  else if (ex.status >= 400 && ex.status < 500) bump(st.response_4xx);
+  else if (ex.status >= 500) bump(st.response_5xx);
+  AccessLog* log = worker_.accessLog();
+  if (!log) {
+    return;
+  }
+  const auto now = Clock::now();
+  AccessRecord r;
+  r.client = peer_.toString();
+  r.method = ex.method_token;
+  r.target = ex.target;
+  r.status = ex.status;
+  r.upstream = ex.endpoint_key;
+  r.cluster = ex.route ? ex.route->cluster : "";
+  r.attempts = ex.attempts;
+  r.request_body_bytes = ex.request_bytes;
+  r.response_body_bytes = ex.response_bytes;
+  r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(now - ex.start).count();
+  r.upstream_us = ex.attempts ? std::chrono::duration_cast<std::chrono::microseconds>(now - ex.upstream_start).count() : 0;
+  log->write(r);
+}
+
+}  // namespace meshgate::proxy

@@ -1,0 +1,86 @@
+// One client connection of an HTTP listener: HTTP/1.1 requests parsed one at a time
+// (pipelined ones wait their turn), each routed to a cluster, sent to an endpoint over a
+// pooled keep-alive connection, and its response streamed back. Bodies stream both ways
+// with backpressure; nothing is buffered beyond Limits::buffer_bytes per direction.
+//
+// What the client sees when something goes wrong: 400/413/414/431/501/505 for a request
+// the parser rejects, 404 when no route matches, 408 when the head does not arrive within
+// the header timeout, 502 for an upstream that resets or sends garbage, 503 when no
+// endpoint can be reached, 504 when the upstream does not answer within the route timeout.
+// Each request ends with one JSON access-log line when the access log is on.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proxy/event/timer_wheel.h"
+#include "proxy/http1/parser.h"
+#include "proxy/net/connection.h"
+#include "proxy/server/worker.h"
+
+namespace meshgate::proxy {
+
+class HttpSession final : public Session, public ConnectionObserver {
+ public:
+  HttpSession(Worker& worker, Fd client, const SockAddr& peer, SnapshotPtr snapshot,
+              size_t listener);
+  ~HttpSession() override;
+  void start();
+
+ private:
+  struct Exchange;
+  class RequestSink;
+  class ResponseSink;
+
+  // ConnectionObserver, for the client and the current upstream connection.
+  void onData(Connection& c) override;
+  void onDrained(Connection& c) override;
+  void onConnected(Connection& c) override;
+  void onError(Connection& c, int err) override;
+
+  // Downstream.
+  void feedRequest();
+  void onRequestHead(const http1::MessageHead& head);
+  void onRequestBody(std::span<const char> data);
+  void onRequestComplete();
+  void onRequestTrailer(std::string_view name, std::string_view value);
+
+  // Upstream.
+  void connectUpstream();
+  void sendToUpstream(std::string_view bytes);
+  void onUpstreamFailed(bool connect_failure);
+  void feedResponse();
+  void onResponseHead(const http1::MessageHead& head);
+  void onResponseBody(std::span<const char> data);
+  void onResponseComplete();
+  void onResponseTrailer(std::string_view name, std::string_view value);
+  void toTunnel();
+
+  // Endings.
+  void sendError(uint16_t status, std::string_view detail);
+  void finishExchange();
+  void closeAfterResponse();
+  void finish();
+  void logAccess();
+
+  Worker& worker_;
+  SockAddr peer_;
+  SnapshotPtr snapshot_;
+  size_t listener_;
+  std::unique_ptr<Connection> down_;
+  std::unique_ptr<RequestSink> req_sink_;
+  std::unique_ptr<http1::Parser> req_parser_;
+  std::unique_ptr<Exchange> ex_;
+  Timer header_timer_;    // head of a request must arrive in time (408)
+  Timer idle_timer_;      // keep-alive connection with no request
+  Timer upstream_timer_;  // route timeout / connect timeout (504 / retry)
+  std::string trailers_;       // request trailers, re-sent after the last chunk
+  std::string resp_trailers_;  // response trailers, likewise
+  bool closing_ = false;  // no more requests: finish when the response is out
+  bool done_ = false;
+};
+
+}  // namespace meshgate::proxy

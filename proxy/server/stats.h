@@ -1,0 +1,45 @@
+// The proxy's counters, declared once: X(name, help). Workers bump them with relaxed
+// atomics; names are exported as they are here.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace meshgate::proxy {
+
+#define MESHGATE_PROXY_STATS(X)                                                              \
+  X(downstream_cx_total, "client connections accepted")                                    \
+  X(downstream_cx_active, "client connections open")                                       \
+  X(downstream_rq_total, "HTTP requests received (head complete)")                        \
+  X(downstream_rq_bad, "HTTP requests rejected by the parser (4xx/5xx sent, closed)")     \
+  X(downstream_rq_timeout, "client connections closed by the header timeout (408)")       \
+  X(downstream_rq_no_route, "HTTP requests that matched no route (404)")                   \
+  X(response_2xx, "responses 2xx sent to clients")                                          \
+  X(response_3xx, "responses 3xx sent to clients")                                          \
+  X(response_4xx, "responses 4xx sent to clients")                                          \
+  X(response_5xx, "responses 5xx sent to clients")                                          \
+  X(upstream_cx_connect, "upstream connections opened")                                     \
+  X(upstream_cx_connect_fail, "upstream connects that failed or timed out")                \
+  X(upstream_cx_reused, "requests sent on a pooled keep-alive upstream connection")        \
+  X(upstream_rq_retry, "upstream attempts retried on another endpoint")                    \
+  X(upstream_rq_timeout, "requests whose upstream did not answer in the route timeout (504)") \
+  X(upstream_rsp_bad, "upstream responses rejected by the parser (502)")                   \
+  X(upstream_rsp_reset, "upstream connections closed before the response ended (502)")     \
+  X(tcp_sessions, "TCP proxy sessions started")                                             \
+  X(tcp_connect_fail, "TCP proxy sessions whose upstream connect failed")
+
+struct Stats {
+#define MESHGATE_PROXY_STAT_FIELD(name, help) std::atomic<uint64_t> name{0};
+  MESHGATE_PROXY_STATS(MESHGATE_PROXY_STAT_FIELD)
+#undef MESHGATE_PROXY_STAT_FIELD
+
+  // Prometheus text format, names prefixed "meshgate_proxy_".
+  std::string prometheus() const;
+};
+
+inline void bump(std::atomic<uint64_t>& c, int64_t by = 1) {
+  c.fetch_add(static_cast<uint64_t>(by), std::memory_order_relaxed);
+}
+
+}  // namespace meshgate::proxy

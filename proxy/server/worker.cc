@@ -1,0 +1,238 @@
+#include "proxy/server/worker.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "proxy/server/admin.h"
+#include "proxy/server/http_session.h"
+#include "proxy/server/tcp_session.h"
+
+namespace meshgate::proxy {
+
+// Accepts connections on one listener's socket of this worker.
+class Worker::ListenerSocket final : public IoHandler {
+ public:
+  ListenerSocket(Worker& w, size_t index, Fd fd) : worker_(w), index_(index), fd_(std::move(fd)) {}
+  ~ListenerSocket() override {
+    if (fd_) {
+      worker_.loop().remove(fd_.get());
+    }
+  }
+  int fd() const { return fd_.get(); }
+
+  void onIo(uint32_t) override {
+    // Edge-triggered: accept until EAGAIN, but at most a batch per wakeup so that one busy
+    // listener cannot starve the connections of this worker.
+    for (int i = 0; i < 64; i++) {
+      SockAddr peer;
+      peer.len = sizeof peer.storage;
+      const int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+          return;
+        }
+        if (errno == ECONNABORTED) {
+          continue;
+        }
+        // EMFILE / ENFILE / ENOBUFS: out of resources. The pending connection stays queued;
+        // the next accept attempt happens on the next event.
+        std::fprintf(stderr, "meshgate-proxy: accept: %s\n", std::strerror(errno));
+        return;
+      }
+      worker_.accept(index_, Fd(fd), peer);
+    }
+    // A full batch: there may be more, and no new edge will come for them.
+    worker_.loop().defer([this] { onIo(EPOLLIN); });
+  }
+
+ private:
+  Worker& worker_;
+  size_t index_;
+  Fd fd_;
+};
+
+// A keep-alive upstream connection waiting in the pool: any byte or EOF from the server
+// while idle means the connection is unusable (a server closing an idle connection), so it
+// is closed and dropped.
+class Worker::IdleConnection final : public ConnectionObserver {
+ public:
+  IdleConnection(Worker& w, std::string endpoint, std::unique_ptr<Connection> c)
+      : worker_(w), endpoint_(std::move(endpoint)), conn_(std::move(c)) {
+    conn_->setObserver(this);
+  }
+  std::unique_ptr<Connection> take() {
+    conn_->setObserver(nullptr);
+    return std::move(conn_);
+  }
+  void onData(Connection&) override { drop(); }
+  void onError(Connection&, int) override { drop(); }
+
+ private:
+  // Leaves the pool now; destroyed after this loop iteration (its connection's callback
+  // is on the stack).
+  void drop() {
+    conn_->close();
+    auto& list = worker_.idle_[endpoint_];
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (it->get() == this) {
+        std::shared_ptr<IdleConnection> self(std::move(*it));
+        list.erase(it);
+        worker_.loop().defer([self] {});
+        return;
+      }
+    }
+  }
+  Worker& worker_;
+  std::string endpoint_;
+  std::unique_ptr<Connection> conn_;
+};
+
+Worker::Worker(Runtime& runtime, int index) : runtime_(runtime), index_(index) {}
+
+Worker::~Worker() {
+  stop();
+  sessions_.clear();
+  idle_.clear();
+  listeners_.clear();
+}
+
+Result<void> Worker::open(std::vector<uint16_t>& ports) {
+  auto loop = EventLoop::create();
+  if (!loop) {
+    return std::unexpected(loop.error());
+  }
+  loop_ = std::make_unique<EventLoop>(std::move(*loop));
+  const auto snap = runtime_.snapshot();
+  for (size_t i = 0; i < snap->config->listeners.size(); i++) {
+    const Listener& l = snap->config->listeners[i];
+    const uint16_t port = ports.size() > i ? ports[i] : l.port;
+    auto addr = SockAddr::parse(l.address, port);
+    if (!addr) {
+      return fail("listeners[" + std::to_string(i) + "]: " + addr.error().message);
+    }
+    auto fd = listenTcp(*addr, 4096);
+    if (!fd) {
+      return fail("listener '" + l.name + "': " + fd.error().message);
+    }
+    if (ports.size() <= i) {
+      auto local = localAddress(fd->get());
+      ports.push_back(local ? local->port() : port);
+    }
+    auto sock = std::make_unique<ListenerSocket>(*this, i, std::move(*fd));
+    if (auto r = loop_->add(sock->fd(), EPOLLIN, sock.get()); !r) {
+      return r;
+    }
+    listeners_.push_back(std::move(sock));
+  }
+  if (index_ == 0 && !snap->config->admin_address.empty()) {
+    auto addr = SockAddr::parse(snap->config->admin_address, snap->config->admin_port);
+    auto fd = addr ? listenTcp(*addr, 64) : std::unexpected(addr.error());
+    if (!fd) {
+      return fail("admin: " + fd.error().message);
+    }
+    auto local = localAddress(fd->get());
+    admin_port_ = local ? local->port() : 0;
+    auto sock = std::make_unique<ListenerSocket>(*this, kAdminListener, std::move(*fd));
+    if (auto r = loop_->add(sock->fd(), EPOLLIN, sock.get()); !r) {
+      return r;
+    }
+    listeners_.push_back(std::move(sock));
+  }
+  return {};
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    if (auto r = loop_->run(); !r) {
+      std::fprintf(stderr, "meshgate-proxy: worker %d: %s\n", index_, r.error().message.c_str());
+    }
+  });
+}
+
+void Worker::stop() {
+  if (thread_.joinable()) {
+    loop_->stop();
+    thread_.join();
+  }
+}
+
+std::shared_ptr<WorkerRouting> Worker::routing() {
+  auto snap = runtime_.snapshot();
+  if (!routing_ || routing_->snapshot != snap) {
+    auto r = std::make_shared<WorkerRouting>();
+    r->snapshot = snap;
+    for (size_t i = 0; i < snap->config->clusters.size(); i++) {
+      r->balancers.emplace_back(snap->config->clusters[i], snap->tables[i],
+                                (uint64_t{static_cast<uint32_t>(index_)} << 32) ^ snap->generation);
+    }
+    routing_ = std::move(r);
+  }
+  return routing_;
+}
+
+std::unique_ptr<Connection> Worker::takeIdle(const std::string& endpoint) {
+  auto it = idle_.find(endpoint);
+  while (it != idle_.end() && !it->second.empty()) {
+    auto idle = std::move(it->second.back());
+    it->second.pop_back();
+    auto c = idle->take();
+    if (c && c->isOpen()) {
+      return c;
+    }
+  }
+  return nullptr;
+}
+
+void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c, uint32_t max_idle) {
+  auto& list = idle_[endpoint];
+  if (list.size() >= max_idle || !c->isOpen()) {
+    c->close();
+    loop_->defer([c = std::shared_ptr<Connection>(std::move(c))] {});
+    return;
+  }
+  c->input().shrink();
+  c->output().shrink();
+  list.push_back(std::make_unique<IdleConnection>(*this, endpoint, std::move(c)));
+}
+
+void Worker::adopt(std::unique_ptr<Session> s) {
+  Session* key = s.get();
+  sessions_.emplace(key, std::move(s));
+}
+
+void Worker::release(Session* s) {
+  loop_->defer([this, s] { sessions_.erase(s); });
+}
+
+void Worker::accept(size_t listener, Fd fd, const SockAddr& peer) {
+  bump(stats().downstream_cx_total);
+  const int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (listener == kAdminListener) {
+    auto s = std::make_unique<AdminSession>(*this, std::move(fd));
+    AdminSession* raw = s.get();
+    adopt(std::move(s));
+    raw->start();
+    return;
+  }
+  auto snap = runtime_.snapshot();
+  const Listener& l = snap->config->listeners[listener];
+  if (l.protocol == ListenerProtocol::kTcp) {
+    auto s = std::make_unique<TcpSession>(*this, std::move(fd), snap, l.cluster_index);
+    TcpSession* raw = s.get();
+    adopt(std::move(s));
+    raw->start();
+  } else {
+    auto s = std::make_unique<HttpSession>(*this, std::move(fd), peer, snap, listener);
+    HttpSession* raw = s.get();
+    adopt(std::move(s));
+    raw->start();
+  }
+}
+
+}  // namespace meshgate::proxy

@@ -1,0 +1,83 @@
+// One worker thread: an event loop, one SO_REUSEPORT socket per listener, the sessions of
+// the connections it accepted, per-cluster load balancers and upstream keep-alive pools.
+// Nothing here is shared with other workers except the snapshot (read-only) and Stats.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "meshgate/result.h"
+#include "proxy/event/event_loop.h"
+#include "proxy/net/connection.h"
+#include "proxy/net/socket.h"
+#include "proxy/server/runtime.h"
+
+namespace meshgate::proxy {
+
+class Worker;
+
+// A session owns the connections of one client (an HTTP exchange loop or a TCP pipe).
+class Session {
+ public:
+  virtual ~Session() = default;
+};
+
+// Per-snapshot balancing state of this worker: one LoadBalancer per cluster.
+struct WorkerRouting {
+  SnapshotPtr snapshot;
+  std::vector<LoadBalancer> balancers;
+};
+
+class Worker {
+ public:
+  Worker(Runtime& runtime, int index);
+  ~Worker();
+
+  // Opens this worker's sockets for every listener (port 0 in the config: the port chosen
+  // by the first worker is reused by the others, passed in `ports`).
+  Result<void> open(std::vector<uint16_t>& ports);
+  void start();  // runs the loop on a new thread
+  void stop();   // thread-safe: stops the loop and joins
+
+  EventLoop& loop() { return *loop_; }
+  uint16_t adminPort() const { return admin_port_; }  // worker 0 with an admin endpoint
+  Stats& stats() { return runtime_.stats(); }
+  AccessLog* accessLog() { return runtime_.accessLog(); }
+  // The balancers of the current snapshot (rebuilt when the snapshot changed).
+  std::shared_ptr<WorkerRouting> routing();
+
+  // An idle keep-alive connection to `endpoint`, or null.
+  std::unique_ptr<Connection> takeIdle(const std::string& endpoint);
+  // Returns a connection to the pool (closed if the pool is full).
+  void putIdle(const std::string& endpoint, std::unique_ptr<Connection> c, uint32_t max_idle);
+
+  // The worker owns its sessions: adopt() takes one, release() destroys it after the
+  // current loop iteration.
+  void adopt(std::unique_ptr<Session> s);
+  void release(Session* s);
+
+ private:
+  class ListenerSocket;
+  class IdleConnection;
+  void accept(size_t listener, Fd fd, const SockAddr& peer);
+
+  static constexpr size_t kAdminListener = SIZE_MAX;
+  Runtime& runtime_;
+  int index_;
+  uint16_t admin_port_ = 0;
+  std::unique_ptr<EventLoop> loop_;
+  std::vector<std::unique_ptr<ListenerSocket>> listeners_;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::map<std::string, std::vector<std::unique_ptr<IdleConnection>>> idle_;
+  std::shared_ptr<WorkerRouting> routing_;
+  std::thread thread_;
+  friend class ListenerSocket;
+  friend class IdleConnection;
+};
+
+}  // namespace meshgate::proxy

@@ -1,0 +1,145 @@
+// Routing and balancing of meshgate-proxy: the first matching route wins (host wildcards,
+// path kinds, method, headers, query); round robin gives each endpoint exactly its weight;
+// least request prefers idle endpoints; consistent hashing sends a key to one endpoint and
+// moves few keys when an endpoint goes away.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "proxy/routing/config.h"
+#include "proxy/routing/load_balancer.h"
+#include "proxy/routing/router.h"
+
+namespace meshgate::proxy {
+namespace {
+
+ProxyConfigPtr config(const std::string& routes, const std::string& clusters) {
+  auto cfg = parseProxyConfig(
+      R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": )" + routes +
+          R"(}], "clusters": )" + clusters + "}",
+      "test.json");
+  EXPECT_TRUE(cfg) << cfg.error().message;
+  return cfg ? *cfg : nullptr;
+}
+
+const char* kClusters =
+    R"([{"name": "a", "endpoints": [{"address": "10.0.0.1", "port": 80}]},
+        {"name": "b", "endpoints": [{"address": "10.0.0.2", "port": 80}]},
+        {"name": "c", "endpoints": [{"address": "10.0.0.3", "port": 80}]}])";
+
+std::string routeOf(const ProxyConfig& cfg, std::string_view method, std::string_view host,
+                    std::string_view target, HeaderList headers = {}) {
+  http1::MessageHead head;
+  head.method_token = method;
+  head.host = host;
+  const Route* r = matchRoute(cfg.listeners[0], head, target, headers);
+  return r ? r->cluster : "404";
+}
+
+TEST(ProxyRouting, FirstMatchingRouteWins) {
+  auto cfg = config(R"([
+    {"match": {"host": "*.example.com", "path": {"prefix": "/api/"}}, "cluster": "a"},
+    {"match": {"path": {"exact": "/health"}, "method": "GET"}, "cluster": "b"},
+    {"match": {"headers": [{"name": "x-canary", "present": true}]}, "cluster": "b"},
+    {"match": {"query": [{"name": "v", "exact": "2"}], "path": {"regex": "/items/[0-9]+"}}, "cluster": "c"},
+    {"match": {"host": "shop.test"}, "cluster": "c"}])",
+                    kClusters);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(routeOf(*cfg, "GET", "eu.example.com:8080", "/api/users"), "a");
+  EXPECT_EQ(routeOf(*cfg, "GET", "EU.Example.COM", "/api/"), "a") << "host is case-insensitive";
+  EXPECT_EQ(routeOf(*cfg, "GET", "example.com", "/api/x"), "404") << "*. needs a subdomain";
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/health"), "b");
+  EXPECT_EQ(routeOf(*cfg, "POST", "x", "/health"), "404") << "method must match";
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/health?probe=1"), "b") << "query is not the path";
+  EXPECT_EQ(routeOf(*cfg, "PUT", "x", "/any", {{"X-Canary", ""}}), "b") << "header present";
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/items/42?a=1&v=2"), "c");
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/items/42?v=3"), "404");
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/items/4x?v=2"), "404") << "regex matches the whole path";
+  EXPECT_EQ(routeOf(*cfg, "GET", "shop.test", "/"), "c");
+}
+
+TEST(ProxyRouting, QueryAndCookieHelpers) {
+  EXPECT_EQ(splitTarget("/a/b?x=1&y").first, "/a/b");
+  EXPECT_EQ(splitTarget("/a/b?x=1&y").second, "x=1&y");
+  EXPECT_EQ(queryParam("x=1&y&z=3", "z"), "3");
+  EXPECT_EQ(queryParam("x=1&y&z=3", "y"), "");
+  EXPECT_FALSE(queryParam("x=1", "xx"));
+  Cluster c;
+  c.hash_cookie = "uid";
+  EXPECT_EQ(hashKeyOf(c, {{"Cookie", "a=1; uid=alice; b=2"}}), "alice");
+  EXPECT_FALSE(hashKeyOf(c, {{"Cookie", "uidx=1"}}));
+}
+
+Cluster cluster(LbPolicy policy, std::vector<uint32_t> weights) {
+  Cluster c;
+  c.name = "t";
+  c.lb_policy = policy;
+  c.hash_header = "x-user";
+  for (size_t i = 0; i < weights.size(); i++) {
+    c.endpoints.push_back({"10.0.0." + std::to_string(i + 1), 80, weights[i]});
+  }
+  return c;
+}
+
+TEST(ProxyBalancing, RoundRobinGivesEachEndpointExactlyItsWeightAndSkipsDrained) {
+  const Cluster c = cluster(LbPolicy::kRoundRobin, {1, 3, 0, 2});
+  LoadBalancer lb(c, *buildClusterTable(c), 1);
+  std::map<size_t, int> got;
+  for (int i = 0; i < 6 * 100; i++) {
+    got[*lb.pick(std::nullopt)]++;
+  }
+  EXPECT_EQ(got[0], 100);
+  EXPECT_EQ(got[1], 300);
+  EXPECT_EQ(got[2], 0) << "weight 0 is drained";
+  EXPECT_EQ(got[3], 200);
+  // Interleaved, not in runs: the heavy endpoint never gets 3 in a row out of 6.
+  EXPECT_NE(lb.pick(std::nullopt), std::nullopt);
+}
+
+TEST(ProxyBalancing, RetryExcludesTheFailedEndpointWhenAnotherExists) {
+  const Cluster c = cluster(LbPolicy::kRoundRobin, {1, 1});
+  LoadBalancer lb(c, *buildClusterTable(c), 1);
+  for (int i = 0; i < 10; i++) {
+    EXPECT_EQ(lb.pick(std::nullopt, size_t{0}), 1u);
+  }
+  const Cluster one = cluster(LbPolicy::kRoundRobin, {1});
+  LoadBalancer lb1(one, *buildClusterTable(one), 1);
+  EXPECT_EQ(lb1.pick(std::nullopt, size_t{0}), 0u) << "the only endpoint beats none";
+}
+
+TEST(ProxyBalancing, LeastRequestPrefersTheLessLoadedEndpoint) {
+  const Cluster c = cluster(LbPolicy::kLeastRequest, {1, 1});
+  LoadBalancer lb(c, *buildClusterTable(c), 7);
+  for (int i = 0; i < 5; i++) {
+    lb.started(0);
+  }
+  int to_idle = 0;
+  for (int i = 0; i < 100; i++) {
+    to_idle += *lb.pick(std::nullopt) == 1;
+  }
+  EXPECT_EQ(to_idle, 100) << "with two endpoints both are always compared";
+}
+
+TEST(ProxyBalancing, ConsistentHashPinsAKeyAndMovesFewKeysWhenAnEndpointLeaves) {
+  const Cluster c = cluster(LbPolicy::kConsistentHash, {1, 1, 1, 1, 1});
+  LoadBalancer lb(c, *buildClusterTable(c), 1);
+  LoadBalancer other_worker(c, *buildClusterTable(c), 99);
+  Cluster smaller = c;
+  smaller.endpoints[4].weight = 0;
+  LoadBalancer lb_smaller(smaller, *buildClusterTable(smaller), 1);
+  int moved = 0, on_removed = 0;
+  for (int u = 0; u < 2000; u++) {
+    const std::string key = "user-" + std::to_string(u);
+    const size_t e = *lb.pick(key);
+    EXPECT_EQ(e, *lb.pick(key)) << "the same key, the same endpoint";
+    EXPECT_EQ(e, *other_worker.pick(key)) << "every worker agrees";
+    const size_t after = *lb_smaller.pick(key);
+    on_removed += e == 4;
+    moved += e != 4 && after != e;
+  }
+  EXPECT_NEAR(on_removed, 400, 80);
+  EXPECT_LT(moved, 2000 / 100) << "only the removed endpoint's keys move (Maglev)";
+}
+
+}  // namespace
+}  // namespace meshgate::proxy
