@@ -4,11 +4,12 @@
 // until the buffer drains.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string_view>
-#include <vector>
 
 namespace meshgate::proxy {
 
@@ -16,8 +17,8 @@ class Buffer {
  public:
   size_t size() const { return end_ - begin_; }
   bool empty() const { return begin_ == end_; }
-  std::span<const char> data() const { return {storage_.data() + begin_, size()}; }
-  std::string_view view() const { return {storage_.data() + begin_, size()}; }
+  std::span<const char> data() const { return {storage_.get() + begin_, size()}; }
+  std::string_view view() const { return {storage_.get() + begin_, size()}; }
 
   void append(std::string_view bytes) {
     std::memcpy(reserve(bytes.size()).data(), bytes.data(), bytes.size());
@@ -29,10 +30,10 @@ class Buffer {
 
   // Room for at least `n` more bytes at the back; fill it, then commit() what was written.
   std::span<char> reserve(size_t n) {
-    if (storage_.size() - end_ < n) {
+    if (capacity_ - end_ < n) {
       makeRoom(n);
     }
-    return {storage_.data() + end_, storage_.size() - end_};
+    return {storage_.get() + end_, capacity_ - end_};
   }
   void commit(size_t n) { end_ += n; }
 
@@ -46,26 +47,33 @@ class Buffer {
   // Releases the memory of an empty buffer (an idle keep-alive connection keeps none).
   void shrink() {
     if (empty()) {
-      std::vector<char>().swap(storage_);
+      storage_.reset();
+      capacity_ = 0;
     }
   }
-  size_t capacity() const { return storage_.size(); }
+  size_t capacity() const { return capacity_; }
 
  private:
   void makeRoom(size_t n) {
     const size_t used = size();
-    if (begin_ > 0 && storage_.size() - used >= n) {
-      std::memmove(storage_.data(), storage_.data() + begin_, used);  // compact in place
+    if (begin_ > 0 && capacity_ - used >= n) {
+      std::memmove(storage_.get(), storage_.get() + begin_, used);  // compact in place
     } else {
-      std::vector<char> bigger(std::max(storage_.size() * 2, used + std::max<size_t>(n, 4096)));
-      std::memcpy(bigger.data(), storage_.data() + begin_, used);
-      storage_.swap(bigger);
+      // Uninitialised on purpose: zeroing a buffer that is about to be filled is pure cost.
+      const size_t cap = std::max(capacity_ * 2, used + std::max<size_t>(n, 4096));
+      std::unique_ptr<char[]> bigger(new char[cap]);
+      if (used) {
+        std::memcpy(bigger.get(), storage_.get() + begin_, used);
+      }
+      storage_ = std::move(bigger);
+      capacity_ = cap;
     }
     begin_ = 0;
     end_ = used;
   }
 
-  std::vector<char> storage_;
+  std::unique_ptr<char[]> storage_;
+  size_t capacity_ = 0;
   size_t begin_ = 0;
   size_t end_ = 0;
 };

@@ -12,7 +12,9 @@ Connection::Connection(EventLoop& loop, Fd fd, ConnectionObserver* observer, boo
     : loop_(loop), fd_(std::move(fd)), observer_(observer), connecting_(connecting) {}
 
 Connection::~Connection() {
-  *alive_ = false;
+  if (alive_) {
+    *alive_ = false;
+  }
   close();
 }
 
@@ -59,7 +61,6 @@ void Connection::flush() {
     }
   }
   if (out_.empty()) {
-    out_.shrink();
     if (shutdown_pending_ && !write_shut_) {
       ::shutdown(fd_.get(), SHUT_WR);
       write_shut_ = true;
@@ -76,6 +77,9 @@ void Connection::resumeReading() {
   read_paused_ = false;
   if (readable_ && !read_scheduled_) {
     read_scheduled_ = true;
+    if (!alive_) {
+      alive_ = std::make_shared<bool>(true);
+    }
     loop_.defer([this, alive = alive_] {
       if (*alive) {
         read_scheduled_ = false;
@@ -94,6 +98,12 @@ void Connection::doRead() {
       in_.commit(static_cast<size_t>(n));
       bytes_read_ += static_cast<uint64_t>(n);
       got = true;
+      if (static_cast<size_t>(n) < room.size() && !hangup_seen_) {
+        // A short read emptied the receive queue: the next byte or a FIN brings a new edge,
+        // so the read that would only return EAGAIN is saved. Not when this edge already
+        // reported the FIN (EPOLLRDHUP): then we read on until recv() returns 0.
+        readable_ = false;
+      }
     } else if (n == 0) {
       readable_ = false;
       peer_closed_ = true;
@@ -147,6 +157,7 @@ void Connection::onIo(uint32_t events) {
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
     readable_ = true;
+    hangup_seen_ = hangup_seen_ || (events & (EPOLLRDHUP | EPOLLHUP)) != 0;
     doRead();
   }
 }

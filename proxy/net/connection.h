@@ -88,11 +88,12 @@ class Connection final : public IoHandler {
   bool read_paused_ = false;
   bool read_scheduled_ = false;
   bool peer_closed_ = false;
+  bool hangup_seen_ = false;  // an event reported EPOLLRDHUP / EPOLLHUP
   bool write_blocked_ = false;  // the last write hit EAGAIN
   bool shutdown_pending_ = false;
   bool write_shut_ = false;
   uint64_t bytes_read_ = 0, bytes_written_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred reads
+  std::shared_ptr<bool> alive_;  // made by the first deferred read: guards it against our end
 };
 
 }  // namespace meshgate::proxy

@@ -18,8 +18,8 @@ void Fd::reset() {
 
 Result<SockAddr> SockAddr::parse(const std::string& ip, uint16_t port) {
   SockAddr a;
-  auto* in4 = reinterpret_cast<sockaddr_in*>(&a.storage);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+  auto* in4 = &a.storage.in4;
+  auto* in6 = &a.storage.in6;
   if (::inet_pton(AF_INET, ip.c_str(), &in4->sin_addr) == 1) {
     in4->sin_family = AF_INET;
     in4->sin_port = htons(port);
@@ -36,18 +36,17 @@ Result<SockAddr> SockAddr::parse(const std::string& ip, uint16_t port) {
 
 uint16_t SockAddr::port() const {
   if (family() == AF_INET) {
-    return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+    return ntohs(storage.in4.sin_port);
   }
-  return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
+  return ntohs(storage.in6.sin6_port);
 }
 
 std::string SockAddr::ip() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf, sizeof buf);
+    ::inet_ntop(AF_INET, &storage.in4.sin_addr, buf, sizeof buf);
   } else {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf,
-                sizeof buf);
+    ::inet_ntop(AF_INET6, &storage.in6.sin6_addr, buf, sizeof buf);
   }
   return buf;
 }
@@ -82,7 +81,7 @@ Result<Fd> listenTcp(const SockAddr& addr, int backlog) {
 Result<SockAddr> localAddress(int fd) {
   SockAddr a;
   a.len = sizeof a.storage;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a.storage), &a.len) != 0) {
+  if (::getsockname(fd, a.get(), &a.len) != 0) {
     return failErrno("getsockname", errno);
   }
   return a;

@@ -19,6 +19,14 @@ uint64_t consistentHashKey(std::string_view value) { return agent::maglevKeyHash
 
 Result<std::shared_ptr<const ClusterTable>> buildClusterTable(const Cluster& cluster) {
   auto table = std::make_shared<ClusterTable>();
+  for (const Endpoint& e : cluster.endpoints) {
+    auto a = SockAddr::parse(e.address, e.port);
+    if (!a) {
+      return fail("cluster '" + cluster.name + "': " + a.error().message);
+    }
+    table->address_keys.push_back(a->toString());
+    table->addresses.push_back(*a);
+  }
   if (cluster.lb_policy == LbPolicy::kConsistentHash) {
     std::vector<agent::MaglevBackend> backends;
     for (size_t i = 0; i < cluster.endpoints.size(); i++) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "meshgate/result.h"
+#include "proxy/net/socket.h"
 #include "proxy/routing/config.h"
 
 namespace meshgate::proxy {
@@ -23,6 +24,8 @@ namespace meshgate::proxy {
 // The part of a cluster's balancing state that every worker shares: built once per config.
 struct ClusterTable {
   std::vector<uint32_t> maglev;  // kConsistentHash only: slot -> endpoint index
+  std::vector<SockAddr> addresses;       // by endpoint index
+  std::vector<std::string> address_keys;  // "ip:port", the keep-alive pool key
 };
 Result<std::shared_ptr<const ClusterTable>> buildClusterTable(const Cluster& cluster);
 

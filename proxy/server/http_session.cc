@@ -172,22 +172,15 @@ HttpSession::HttpSession(Worker& worker, Fd client, const SockAddr& peer, Snapsh
       peer_(peer),
       snapshot_(std::move(snapshot)),
       listener_(listener),
-      header_timer_(worker.loop().timers(), [this] {
-        bump(worker_.stats().downstream_rq_timeout);
-        sendError(408, "the request head did not arrive in time");
-      }),
-      idle_timer_(worker.loop().timers(), [this] { finish(); }),
-      upstream_timer_(worker.loop().timers(), [this] {
-        if (ex_ && !ex_->up_connected) {
-          onUpstreamFailed(/*connect_failure=*/true);  // connect timeout
-        } else {
-          bump(worker_.stats().upstream_rq_timeout);
-          sendError(504, "the upstream did not answer in time");
-        }
-      }) {
+      timer_(worker.loop().timers(), [this] { onDeadline(); }) {
   const Limits& lim = snapshot_->config->limits;
   down_ = std::make_unique<Connection>(worker.loop(), std::move(client), this);
   down_->setReadLimit(lim.buffer_bytes);
+}
+
+void HttpSession::makeParser() {
+  // Made with the first byte: a connection that never sends one costs no parser.
+  const Limits& lim = snapshot_->config->limits;
   req_sink_ = std::make_unique<RequestSink>(*this);
   http1::Limits pl;
   pl.max_header_count = static_cast<uint32_t>(lim.max_headers);
@@ -206,7 +199,42 @@ void HttpSession::start() {
     finish();
     return;
   }
-  header_timer_.arm(snapshot_->config->limits.header_timeout);
+  setDeadline(Deadline::kHeader, snapshot_->config->limits.header_timeout);
+}
+
+void HttpSession::setDeadline(Deadline d, std::chrono::milliseconds after) {
+  deadline_ = d;
+  timer_.arm(after);
+}
+
+void HttpSession::clearDeadline(Deadline d) {
+  if (deadline_ == d) {
+    deadline_ = Deadline::kNone;
+    timer_.cancel();
+  }
+}
+
+void HttpSession::onDeadline() {
+  const Deadline d = std::exchange(deadline_, Deadline::kNone);
+  switch (d) {
+    case Deadline::kHeader:
+      bump(worker_.stats().downstream_rq_timeout);
+      sendError(408, "the request head did not arrive in time");
+      break;
+    case Deadline::kIdle:
+      finish();
+      break;
+    case Deadline::kUpstream:
+      if (ex_ && !ex_->up_connected) {
+        onUpstreamFailed(/*connect_failure=*/true);  // connect timeout
+      } else {
+        bump(worker_.stats().upstream_rq_timeout);
+        sendError(504, "the upstream did not answer in time");
+      }
+      break;
+    case Deadline::kNone:
+      break;
+  }
 }
 
 void HttpSession::onData(Connection& c) {
@@ -224,9 +252,11 @@ void HttpSession::feedRequest() {
   // One exchange at a time: a pipelined request waits in the input buffer (whose read
   // limit then stops reading) until the current response has been sent.
   while (!done_ && !closing_ && !(ex_ && ex_->request_done) && !down_->input().empty()) {
-    idle_timer_.cancel();
-    if (!ex_ && !header_timer_.armed()) {
-      header_timer_.arm(snapshot_->config->limits.header_timeout);
+    if (!ex_ && deadline_ != Deadline::kHeader) {
+      setDeadline(Deadline::kHeader, snapshot_->config->limits.header_timeout);  // ends idle
+    }
+    if (!req_parser_) {
+      makeParser();
     }
     auto fed = req_parser_->feed(down_->input().data());
     if (!fed) {
@@ -257,7 +287,7 @@ void HttpSession::feedRequest() {
 }
 
 void HttpSession::onRequestHead(const http1::MessageHead& head) {
-  header_timer_.cancel();
+  clearDeadline(Deadline::kHeader);
   bump(worker_.stats().downstream_rq_total);
   Exchange& ex = *ex_;
   ex.keep_alive = head.keep_alive;
@@ -325,9 +355,9 @@ void HttpSession::connectUpstream() {
   }
   ex.endpoint = *pick;
   ex.attempts++;
-  const Endpoint& e = cluster.endpoints[*pick];
-  auto addr = SockAddr::parse(e.address, e.port);
-  ex.endpoint_key = addr ? addr->toString() : e.address;
+  const ClusterTable& table = *snapshot_->tables[ex.cluster];
+  const SockAddr& addr = table.addresses[*pick];
+  ex.endpoint_key = table.address_keys[*pick];
   ex.upstream_start = Clock::now();
   ex.resp_sink = std::make_unique<ResponseSink>(*this);
   ex.resp_parser = std::make_unique<http1::Parser>(http1::Mode::kResponse, *ex.resp_sink);
@@ -339,9 +369,9 @@ void HttpSession::connectUpstream() {
     bump(worker_.stats().upstream_cx_reused);
     ex.up->setObserver(this);
     ex.up_connected = true;
-    upstream_timer_.arm(ex.route->timeout);
+    setDeadline(Deadline::kUpstream, ex.route->timeout);
   } else {
-    auto fd = addr ? connectTcp(*addr) : std::unexpected(addr.error());
+    auto fd = connectTcp(addr);
     if (!fd) {
       onUpstreamFailed(/*connect_failure=*/true);
       return;
@@ -353,7 +383,7 @@ void HttpSession::connectUpstream() {
       onUpstreamFailed(true);
       return;
     }
-    upstream_timer_.arm(cluster.connect_timeout);
+    setDeadline(Deadline::kUpstream, cluster.connect_timeout);
   }
   ex.up->setReadLimit(snapshot_->config->limits.buffer_bytes);
   ex.up->send(ex.sent);
@@ -365,7 +395,7 @@ void HttpSession::connectUpstream() {
 void HttpSession::onConnected(Connection& c) {
   if (ex_ && &c == ex_->up.get()) {
     ex_->up_connected = true;
-    upstream_timer_.arm(ex_->route->timeout);
+    setDeadline(Deadline::kUpstream, ex_->route->timeout);
   }
 }
 
@@ -424,7 +454,7 @@ void HttpSession::onRequestComplete() {
 
 void HttpSession::onUpstreamFailed(bool connect_failure) {
   Exchange& ex = *ex_;
-  upstream_timer_.cancel();
+  clearDeadline(Deadline::kUpstream);
   if (ex.up) {
     ex.up->close();
     worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex.up))] {});
@@ -454,6 +484,15 @@ void HttpSession::onUpstreamFailed(bool connect_failure) {
 
 void HttpSession::feedResponse() {
   Exchange& ex = *ex_;
+  // Whatever this read produced for the client goes out in one write, head and body.
+  struct FlushOnExit {
+    Connection* c;
+    ~FlushOnExit() {
+      if (c->isOpen()) {
+        c->flush();
+      }
+    }
+  } flush_on_exit{down_.get()};
   while (ex_ && !ex.tunnel && ex.up && !ex.up->input().empty()) {
     auto fed = ex.resp_parser->feed(ex.up->input().data());
     if (!fed) {
@@ -582,8 +621,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
     out.append("connection: keep-alive\r\n");
   }
   out.append("\r\n");
-  ex.head_sent = true;
-  down_->flush();
+  ex.head_sent = true;  // written by feedResponse() with the body bytes of the same read
 }
 
 void HttpSession::onResponseBody(std::span<const char> data) {
@@ -599,9 +637,11 @@ void HttpSession::onResponseBody(std::span<const char> data) {
   } else {
     down_->output().append(data);
   }
-  down_->flush();
   if (ex.up && down_->output().size() >= snapshot_->config->limits.buffer_bytes) {
-    ex.up->pauseReading();  // a slow client: stop reading the upstream (onDrained resumes)
+    down_->flush();
+    if (down_->output().size() >= snapshot_->config->limits.buffer_bytes) {
+      ex.up->pauseReading();  // a slow client: stop reading the upstream (onDrained resumes)
+    }
   }
 }
 
@@ -622,12 +662,11 @@ void HttpSession::onResponseComplete() {
   }
   ex.response_done = true;
   ex.resp_parser->pause();  // feedResponse() finishes the exchange, outside the parser
-  down_->flush();
 }
 
 void HttpSession::toTunnel() {
   Exchange& ex = *ex_;
-  upstream_timer_.cancel();
+  clearDeadline(Deadline::kUpstream);
   ex.tunnel = true;
   logAccess();
   auto up = std::move(ex.up);
@@ -640,7 +679,7 @@ void HttpSession::toTunnel() {
 
 void HttpSession::finishExchange() {
   Exchange& ex = *ex_;
-  upstream_timer_.cancel();
+  clearDeadline(Deadline::kUpstream);
   logAccess();
   // The upstream connection goes back to the pool when both sides framed the exchange
   // cleanly; otherwise it is closed.
@@ -663,7 +702,7 @@ void HttpSession::finishExchange() {
     return;
   }
   req_parser_->resume();
-  idle_timer_.arm(snapshot_->config->limits.idle_timeout);
+  setDeadline(Deadline::kIdle, snapshot_->config->limits.idle_timeout);
   feedRequest();  // a pipelined request may be waiting
 }
 
@@ -714,8 +753,8 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
   if (done_) {
     return;
   }
-  header_timer_.cancel();
-  upstream_timer_.cancel();
+  timer_.cancel();
+  deadline_ = Deadline::kNone;
   if (ex_ && ex_->head_sent) {
     finish();  // too late for an error page: cut the response
     return;
@@ -746,9 +785,7 @@ void HttpSession::finish() {
     return;
   }
   done_ = true;
-  header_timer_.cancel();
-  idle_timer_.cancel();
-  upstream_timer_.cancel();
+  timer_.cancel();
   if (ex_ && ex_->up) {
     ex_->up->close();
   }

@@ -42,6 +42,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onError(Connection& c, int err) override;
 
   // Downstream.
+  void makeParser();
   void feedRequest();
   void onRequestHead(const http1::MessageHead& head);
   void onRequestBody(std::span<const char> data);
@@ -74,9 +75,15 @@ class HttpSession final : public Session, public ConnectionObserver {
   std::unique_ptr<RequestSink> req_sink_;
   std::unique_ptr<http1::Parser> req_parser_;
   std::unique_ptr<Exchange> ex_;
-  Timer header_timer_;    // head of a request must arrive in time (408)
-  Timer idle_timer_;      // keep-alive connection with no request
-  Timer upstream_timer_;  // route timeout / connect timeout (504 / retry)
+  // One timer, for whichever deadline the session is waiting on (they never overlap):
+  // the head of a request (408), the next request on an idle keep-alive connection
+  // (close), or the upstream (connect timeout: retry or 503; route timeout: 504).
+  enum class Deadline : uint8_t { kNone, kHeader, kIdle, kUpstream };
+  void setDeadline(Deadline d, std::chrono::milliseconds after);
+  void clearDeadline(Deadline d);
+  void onDeadline();
+  Timer timer_;
+  Deadline deadline_ = Deadline::kNone;
   std::string trailers_;       // request trailers, re-sent after the last chunk
   std::string resp_trailers_;  // response trailers, likewise
   bool closing_ = false;  // no more requests: finish when the response is out

@@ -30,7 +30,7 @@ class Worker::ListenerSocket final : public IoHandler {
     for (int i = 0; i < 64; i++) {
       SockAddr peer;
       peer.len = sizeof peer.storage;
-      const int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.len,
+      const int fd = ::accept4(fd_.get(), peer.get(), &peer.len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EAGAIN || errno == EINTR) {
@@ -96,7 +96,11 @@ Worker::Worker(Runtime& runtime, int index) : runtime_(runtime), index_(index) {
 
 Worker::~Worker() {
   stop();
-  sessions_.clear();
+  while (sessions_) {
+    Session* s = sessions_;
+    sessions_ = s->next_;
+    delete s;
+  }
   idle_.clear();
   listeners_.clear();
 }
@@ -201,12 +205,26 @@ void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c,
 }
 
 void Worker::adopt(std::unique_ptr<Session> s) {
-  Session* key = s.get();
-  sessions_.emplace(key, std::move(s));
+  Session* raw = s.release();
+  raw->next_ = sessions_;
+  if (sessions_) {
+    sessions_->prev_ = raw;
+  }
+  sessions_ = raw;
 }
 
 void Worker::release(Session* s) {
-  loop_->defer([this, s] { sessions_.erase(s); });
+  loop_->defer([this, s] {
+    if (s->prev_) {
+      s->prev_->next_ = s->next_;
+    } else {
+      sessions_ = s->next_;
+    }
+    if (s->next_) {
+      s->next_->prev_ = s->prev_;
+    }
+    delete s;
+  });
 }
 
 void Worker::accept(size_t listener, Fd fd, const SockAddr& peer) {

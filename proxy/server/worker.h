@@ -22,9 +22,15 @@ namespace meshgate::proxy {
 class Worker;
 
 // A session owns the connections of one client (an HTTP exchange loop or a TCP pipe).
+// Its worker owns it, in an intrusive list (no per-session map node).
 class Session {
  public:
   virtual ~Session() = default;
+
+ private:
+  friend class Worker;
+  Session* prev_ = nullptr;
+  Session* next_ = nullptr;
 };
 
 // Per-snapshot balancing state of this worker: one LoadBalancer per cluster.
@@ -72,7 +78,7 @@ class Worker {
   uint16_t admin_port_ = 0;
   std::unique_ptr<EventLoop> loop_;
   std::vector<std::unique_ptr<ListenerSocket>> listeners_;
-  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  Session* sessions_ = nullptr;  // owned, linked through Session::prev_/next_
   std::map<std::string, std::vector<std::unique_ptr<IdleConnection>>> idle_;
   std::shared_ptr<WorkerRouting> routing_;
   std::thread thread_;

@@ -96,6 +96,21 @@ void writeFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
+// CPU time (user + system) a process has used, in seconds.
+double cpuSeconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; i++) {
+    if (i == 14 || i == 15) {
+      ticks += std::stod(field);
+    }
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // Resident memory of a process in KiB (VmRSS).
 uint64_t rssKib(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
@@ -213,10 +228,13 @@ int run(int argc, char** argv) {
                                    {"h1_new_connection_per_request", "/small", true}};
   std::map<std::string, std::map<std::string, std::vector<double>>> rps, p99;
   std::map<std::string, std::map<std::string, uint64_t>> errors;
+  std::map<std::string, std::map<std::string, std::vector<double>>> cpu_us;  // SUT CPU per request
   for (int round = 0; round < kRounds; round++) {
     for (const auto& c : cases) {
       for (Sut* s : {&mesh, &ngx, &hap}) {
+        const double cpu0 = cpuSeconds(s->pid);
         auto r = wrk(*ns, s->port, c.path, c.close);
+        const double cpu1 = cpuSeconds(s->pid);
         if (!r) {
           std::fprintf(stderr, "%s %s: %s\n", s->name.c_str(), c.name.c_str(),
                        r.error().message.c_str());
@@ -225,6 +243,8 @@ int run(int argc, char** argv) {
         rps[c.name][s->name].push_back(r->rps);
         p99[c.name][s->name].push_back(r->p99_ms);
         errors[c.name][s->name] += r->errors;
+        // wrk ran kDuration at r->rps: CPU microseconds of the proxy per request.
+        cpu_us[c.name][s->name].push_back((cpu1 - cpu0) * 1e6 / (r->rps * 5.0));
       }
     }
   }
@@ -243,6 +263,11 @@ int run(int argc, char** argv) {
                   "ours " + spread(rps[c.name]["meshgate-proxy"]) + ", error responses: ours " +
                       std::to_string(errors[c.name]["meshgate-proxy"]) + ", " + base->name + " " +
                       std::to_string(errors[c.name][base->name]) + "; target >= 1.2x"});
+      report.add({c.name + "_cpu_per_request_vs_" + base->name, "sut_cpu_per_request", "us",
+                  median(cpu_us[c.name]["meshgate-proxy"]), median(cpu_us[c.name][base->name]),
+                  base->name, true,
+                  "CPU time of the proxy process over the run / requests served: the proxy's "
+                  "cost when the load side (wrk + origin on one core) is the bottleneck"});
       report.add({c.name + "_p99_vs_" + base->name, "p99_latency", "ms",
                   median(p99[c.name]["meshgate-proxy"]), median(p99[c.name][base->name]),
                   base->name, true, "target: no higher"});
