@@ -511,7 +511,7 @@ void HttpSession::feedResponse() {
     }
     ex.up->input().consume(fed->consumed);
     if (fed->progress == http1::Progress::kTunnel) {
-      toTunnel();
+      toTunnel();  // onResponseHead() refused a 101 the request did not ask for
       return;
     }
     if (fed->progress == http1::Progress::kPaused || ex.response_done) {
@@ -562,6 +562,13 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
     }
     out.append("\r\n");
     down_->flush();
+    return;
+  }
+  if (status == 101 && !ex.upgrade) {
+    // A switch of protocols the client never asked for: tunnelling it would hand the
+    // client's connection to the upstream.
+    bump(worker_.stats().upstream_rsp_bad);
+    sendError(502, "the upstream switched protocols unasked");
     return;
   }
   // Retry on another endpoint for 502/503 when the route allows and the request can be
@@ -625,6 +632,9 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
 }
 
 void HttpSession::onResponseBody(std::span<const char> data) {
+  if (!ex_) {
+    return;  // the exchange ended inside this feed (an error page was sent)
+  }
   Exchange& ex = *ex_;
   if (!ex.head_sent) {
     return;  // a 502/503 being retried
@@ -652,6 +662,9 @@ void HttpSession::onResponseTrailer(std::string_view name, std::string_view valu
 }
 
 void HttpSession::onResponseComplete() {
+  if (!ex_) {
+    return;
+  }
   Exchange& ex = *ex_;
   if (!ex.head_sent) {
     return;  // a 1xx, or a 502/503 being retried
@@ -770,6 +783,12 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
   ex_->status = status;
   ex_->head_sent = true;
   ex_->response_bytes = body.size();
+  if (ex_->resp_parser) {
+    ex_->resp_parser->pause();  // we may be inside its callback: no more events
+  }
+  if (req_parser_) {
+    req_parser_->pause();
+  }
   logAccess();
   if (ex_->up) {
     ex_->up->close();

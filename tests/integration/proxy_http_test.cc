@@ -331,6 +331,54 @@ TEST_F(ProxyHttpTest, TunnelsAWebSocketUpgrade) {
   EXPECT_NE(ws.received().find("upgrade: websocket"), std::string::npos) << ws.received();
 }
 
+TEST_F(ProxyHttpTest, ForwardsOneHundredContinueBeforeTheBody) {
+  // The backend answers 100 to the head, then reads the 5-byte body, then answers 200.
+  auto& rec = backend([](int fd, RecordingServer& self) {
+    std::string got;
+    char buf[4096];
+    bool continued = false;
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      got.append(buf, static_cast<size_t>(n));
+      self.record(std::string_view(buf, static_cast<size_t>(n)));
+      const auto head_end = got.find("\r\n\r\n");
+      if (head_end == std::string::npos) {
+        continue;
+      }
+      if (!continued) {
+        continued = true;
+        const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        ::send(fd, cont.data(), cont.size(), MSG_NOSIGNAL);
+      }
+      if (got.size() >= head_end + 4 + 5) {
+        const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone";
+        ::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+        got.clear();
+        continued = false;
+      }
+    }
+  });
+  startProxy(httpConfig(endpoint(rec.port())));
+  auto r = curl({"-v", "-H", "Expect: 100-continue", "--data-binary", "hello", url("/up")});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_NE(r->find("< HTTP/1.1 100 Continue"), std::string::npos) << *r;
+  EXPECT_TRUE(r->ends_with("done")) << *r;
+  const std::string got = rec.received();
+  EXPECT_NE(got.find("Expect: 100-continue"), std::string::npos) << got;
+  EXPECT_TRUE(got.ends_with("\r\n\r\nhello")) << got;
+}
+
+TEST_F(ProxyHttpTest, AnUnaskedSwitchOfProtocolsIsABadGateway) {
+  auto& ws = backend(RecordingServer::upgradeEcho());
+  startProxy(httpConfig(endpoint(ws.port())));
+  const std::string out = raw("GET /plain HTTP/1.1\r\nHost: a\r\n\r\nnot-a-tunnel");
+  EXPECT_EQ(statusOf(out), 502) << out;
+  EXPECT_EQ(metric("upstream_rsp_bad"), 1u);
+}
+
 TEST_F(ProxyHttpTest, ReloadRejectsABadConfigNamingTheFieldAndAppliesAGoodOne) {
   auto& other = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew"));
   startProxy(httpConfig(endpoint(nginx_->port())));
