@@ -275,7 +275,11 @@ void HttpSession::feedRequest() {
   if (done_) {
     return;
   }
-  down_->resumeReading();
+  // Read on, unless the upstream's output is full (onDrained(upstream) resumes then).
+  const size_t limit = snapshot_->config->limits.buffer_bytes;
+  if (!(ex_ && ex_->up && ex_->up->output().size() >= limit)) {
+    down_->resumeReading();
+  }
   if (down_->peerClosed() && (!ex_ || !ex_->request_done)) {
     if (ex_) {
       // The client went away in the middle of a request.
@@ -525,7 +529,10 @@ void HttpSession::feedResponse() {
     finishExchange();
     return;
   }
-  ex.up->resumeReading();
+  // Read on, unless the client's output is full (onDrained(client) resumes then).
+  if (down_->output().size() < snapshot_->config->limits.buffer_bytes) {
+    ex.up->resumeReading();
+  }
   if (ex.up->peerClosed()) {
     // The upstream closed: the end of a close-delimited body, or a cut response.
     auto end = ex.resp_parser->finish();
@@ -737,7 +744,8 @@ void HttpSession::onDrained(Connection& c) {
       return;
     }
     if (ex_ && ex_->up) {
-      ex_->up->resumeReading();
+      ex_->up->resumeReading();  // its bytes wait in input(): feed them
+      feedResponse();
     }
   } else if (ex_ && &c == ex_->up.get()) {
     down_->resumeReading();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <set>
 
@@ -369,6 +370,111 @@ TEST_F(ProxyHttpTest, ForwardsOneHundredContinueBeforeTheBody) {
   const std::string got = rec.received();
   EXPECT_NE(got.find("Expect: 100-continue"), std::string::npos) << got;
   EXPECT_TRUE(got.ends_with("\r\n\r\nhello")) << got;
+}
+
+// Resident memory of a process in KiB.
+uint64_t rssKib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.starts_with("VmRSS:")) {
+      return std::stoull(line.substr(6));
+    }
+  }
+  return 0;
+}
+
+TEST_F(ProxyHttpTest, ASlowClientMakesTheProxyStopReadingTheUpstream) {
+  startProxy(httpConfig(endpoint(nginx_->port()), "", R"(, "limits": {"buffer_bytes": 65536})"));
+  const uint64_t rss_before = rssKib(proxy_->process().pid());
+  // A client that asks for 64 MiB and reads nothing (small receive buffer).
+  int fd = -1;
+  {
+    auto in = ns_->enter();
+    ASSERT_TRUE(in) << in.error().message;
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(proxy_->port("web"));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  }
+  const std::string req = "GET /file64m HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  // Backpressure has reached the origin when nginx's socket to the proxy holds unsent
+  // bytes: the proxy stopped reading its upstream.
+  const std::string sport = "sport = :" + std::to_string(nginx_->port());
+  auto stalled = waitFor(
+      [&] {
+        auto out = ns_->run({"ss", "-tnH", "state", "established", "( " + sport + " )"});
+        std::istringstream in(out ? *out : "");
+        uint64_t recvq = 0, sendq = 0;
+        return in >> recvq >> sendq && sendq > 1024 * 1024;
+      },
+      std::chrono::seconds(20), "nginx's send queue to the proxy filling up");
+  ASSERT_TRUE(stalled) << stalled.error().message;
+  const uint64_t rss_stalled = rssKib(proxy_->process().pid());
+  EXPECT_LT(rss_stalled, rss_before + 4096) << "the proxy buffers at most a few buffers, not the file";
+  // Reading resumes the flow: every byte arrives.
+  uint64_t total = 0;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    total += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  EXPECT_GT(total, uint64_t{64} << 20) << "head and all 64 MiB of body";
+}
+
+TEST_F(ProxyHttpTest, AnUpstreamResetMidResponseCutsTheResponseAndTheProxyGoesOn) {
+  // The backend promises 1000 bytes and sends 10; once the client has them, it resets.
+  std::promise<void> client_has_them;
+  std::shared_future<void> go = client_has_them.get_future().share();
+  auto& rec = backend([go](int fd, RecordingServer&) {
+    char buf[4096];
+    if (::recv(fd, buf, sizeof buf, 0) <= 0) {
+      return;
+    }
+    const std::string part = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789";
+    ::send(fd, part.data(), part.size(), MSG_NOSIGNAL);
+    go.wait();
+    linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);  // close() sends RST
+  });
+  startProxy(httpConfig(endpoint(rec.port())));
+  int fd = -1;
+  {
+    auto in = ns_->enter();
+    ASSERT_TRUE(in) << in.error().message;
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(proxy_->port("web"));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  }
+  const std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  std::string out;
+  char buf[4096];
+  while (!out.ends_with("0123456789")) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << "the head and the first 10 bytes arrive: " << out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  client_has_them.set_value();
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(statusOf(out), 200);
+  EXPECT_TRUE(out.ends_with("\r\n\r\n0123456789")) << "nothing after the cut: " << out;
+  EXPECT_EQ(metric("upstream_rsp_reset"), 1u);
+  EXPECT_EQ(statusOf(raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), 200)
+      << "the proxy goes on serving (this response is cut the same way)";
 }
 
 TEST_F(ProxyHttpTest, AnUnaskedSwitchOfProtocolsIsABadGateway) {
