@@ -222,6 +222,7 @@ void HttpSession::onDeadline() {
       sendError(408, "the request head did not arrive in time");
       break;
     case Deadline::kIdle:
+    case Deadline::kLinger:
       finish();
       break;
     case Deadline::kUpstream:
@@ -239,6 +240,16 @@ void HttpSession::onDeadline() {
 
 void HttpSession::onData(Connection& c) {
   if (done_) {
+    return;
+  }
+  if (&c == down_.get() && lingering_) {
+    // Closing: what the client still sends is read and dropped until it closes too.
+    c.input().clear();
+    if (c.peerClosed()) {
+      finish();
+    } else {
+      c.resumeReading();
+    }
     return;
   }
   if (&c == down_.get()) {
@@ -730,8 +741,26 @@ void HttpSession::closeAfterResponse() {
   closing_ = true;
   down_->shutdownWrite();
   if (down_->output().empty()) {
-    finish();
+    startLinger();
   }
+}
+
+void HttpSession::startLinger() {
+  // Our FIN is out. Closing now with unread bytes would make the kernel send a reset, which
+  // can destroy the response still in flight to the client (and stops a client that is
+  // still sending a body it cannot know we refused). So read and drop until the client
+  // closes, for at most kLingerTime.
+  if (lingering_ || done_) {
+    return;
+  }
+  lingering_ = true;
+  setDeadline(Deadline::kLinger, kLingerTime);
+  down_->input().clear();
+  if (down_->peerClosed()) {
+    finish();
+    return;
+  }
+  down_->resumeReading();
 }
 
 void HttpSession::onDrained(Connection& c) {
@@ -740,7 +769,7 @@ void HttpSession::onDrained(Connection& c) {
   }
   if (&c == down_.get()) {
     if (closing_ && !ex_) {
-      finish();
+      startLinger();
       return;
     }
     if (ex_ && ex_->up) {

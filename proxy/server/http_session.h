@@ -64,6 +64,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   void sendError(uint16_t status, std::string_view detail);
   void finishExchange();
   void closeAfterResponse();
+  void startLinger();
   void finish();
   void logAccess();
 
@@ -78,7 +79,8 @@ class HttpSession final : public Session, public ConnectionObserver {
   // One timer, for whichever deadline the session is waiting on (they never overlap):
   // the head of a request (408), the next request on an idle keep-alive connection
   // (close), or the upstream (connect timeout: retry or 503; route timeout: 504).
-  enum class Deadline : uint8_t { kNone, kHeader, kIdle, kUpstream };
+  enum class Deadline : uint8_t { kNone, kHeader, kIdle, kUpstream, kLinger };
+  static constexpr std::chrono::milliseconds kLingerTime{5000};
   void setDeadline(Deadline d, std::chrono::milliseconds after);
   void clearDeadline(Deadline d);
   void onDeadline();
@@ -87,6 +89,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   std::string trailers_;       // request trailers, re-sent after the last chunk
   std::string resp_trailers_;  // response trailers, likewise
   bool closing_ = false;  // no more requests: finish when the response is out
+  bool lingering_ = false;  // response out and FIN sent: draining the client until it closes
   bool done_ = false;
 };
 

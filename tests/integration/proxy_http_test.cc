@@ -266,6 +266,19 @@ TEST_F(ProxyHttpTest, ErrorStatusesMeanSomething) {
   EXPECT_EQ(metric("downstream_rq_timeout"), 1u);
 }
 
+// After an error page the proxy closes, but it keeps reading (and discarding) what the
+// client is still sending: closing with unread bytes would send a reset that can destroy
+// the error page in flight, and the client could not even finish sending.
+TEST_F(ProxyHttpTest, AnErrorPageReachesAClientStillSendingItsBody) {
+  startProxy(httpConfig(endpoint(nginx_->port()), "", R"(, "limits": {"max_body_bytes": 1000})"));
+  const std::string body(4 << 20, 'x');
+  auto out = rawExchange(*ns_, proxy_->port("web"),
+                         "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body);
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(statusOf(*out), 413) << out->substr(0, 200);
+}
+
 TEST_F(ProxyHttpTest, SmugglingAttemptsAreRejectedAndNeverReachTheBackend) {
   auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   startProxy(httpConfig(endpoint(rec.port())));
