@@ -702,6 +702,7 @@ void HttpSession::toTunnel() {
   logAccess();
   auto up = std::move(ex.up);
   auto down = std::move(down_);
+  bump(worker_.stats().downstream_cx_active, -1);  // an HTTP connection no more
   TcpSession::tunnel(worker_, std::move(down), std::move(up),
                      snapshot_->config->limits.buffer_bytes);
   done_ = true;
@@ -842,13 +843,14 @@ void HttpSession::finish() {
   }
   done_ = true;
   timer_.cancel();
+  // Counted before the close: a client that sees our EOF also sees the gauge go down.
+  bump(worker_.stats().downstream_cx_active, -1);
   if (ex_ && ex_->up) {
     ex_->up->close();
   }
   if (down_) {
     down_->close();
   }
-  bump(worker_.stats().downstream_cx_active, -1);
   worker_.release(this);
 }
 
