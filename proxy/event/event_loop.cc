@@ -122,6 +122,9 @@ Result<void> EventLoop::run() {
     if (n < 0 && errno != EINTR) {
       return failErrno("epoll_wait", errno);
     }
+    // The clock first: timers armed by handlers count from now, not from the last wakeup
+    // (which may be long ago on an idle worker).
+    timers_.advance(std::chrono::steady_clock::now());
     for (int i = 0; i < n; i++) {
       auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
       if (handler) {

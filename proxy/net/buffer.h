@@ -38,7 +38,7 @@ class Buffer {
   void commit(size_t n) { end_ += n; }
 
   void consume(size_t n) {
-    begin_ += n;
+    begin_ += std::min(n, size());
     if (begin_ == end_) {
       begin_ = end_ = 0;
     }

@@ -56,7 +56,19 @@ void Connection::flush() {
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else {
-      fail(n < 0 ? errno : EPIPE);
+      // Reported from the loop, never inside the caller's send()/flush(): the caller may
+      // still be using this connection (and its owner) when it returns.
+      const int err = n < 0 ? errno : EPIPE;
+      close();
+      out_.clear();
+      if (!alive_) {
+        alive_ = std::make_shared<bool>(true);
+      }
+      loop_.defer([this, alive = alive_, err] {
+        if (*alive && observer_) {
+          observer_->onError(*this, err);
+        }
+      });
       return;
     }
   }
@@ -136,7 +148,11 @@ void Connection::onIo(uint32_t events) {
     if (!fd_) {
       return;
     }
+    const bool had_output = !out_.empty();
     flush();
+    if (had_output && fd_ && out_.empty() && observer_) {
+      observer_->onDrained(*this);  // what was queued while connecting is out: fill on
+    }
   }
   if (events & EPOLLERR) {
     const int err = socketError(fd_.get());

@@ -48,6 +48,27 @@ std::string_view reasonPhrase(uint16_t status) {
   }
 }
 
+// "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e), in the path part.
+bool hasDotSegment(std::string_view target) {
+  std::string path;
+  for (size_t i = 0; i < target.size() && target[i] != '?'; i++) {
+    if (target[i] == '%' && i + 2 < target.size() && target[i + 1] == '2' &&
+        (target[i + 2] == 'e' || target[i + 2] == 'E')) {
+      path += '.';
+      i += 2;
+    } else {
+      path += target[i];
+    }
+  }
+  for (size_t pos = 0; (pos = path.find("/.", pos)) != std::string::npos; pos++) {
+    const std::string_view rest = std::string_view(path).substr(pos + 2);
+    if (rest.empty() || rest[0] == '/' || (rest[0] == '.' && (rest.size() == 1 || rest[1] == '/'))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void appendChunkHeader(Buffer& out, size_t n) {
   char hex[24];
   auto [end, ec] = std::to_chars(hex, hex + sizeof hex, n, 16);
@@ -101,6 +122,8 @@ struct HttpSession::Exchange {
   const Route* route = nullptr;
   size_t cluster = 0;
   std::optional<size_t> endpoint;
+  std::shared_ptr<WorkerRouting> routing;  // whose balancer counts this request (least request)
+  bool counted = false;
   std::string endpoint_key;  // "ip:port"
   uint32_t attempts = 0;
   // The request as sent upstream, kept while it fits in the buffer so that a failed
@@ -275,6 +298,9 @@ void HttpSession::feedRequest() {
       sendError(fed.error().status, fed.error().name());
       return;
     }
+    if (closing_ || done_) {
+      return;  // an error page was sent inside the feed; the input belongs to the linger
+    }
     down_->input().consume(fed->consumed);
     if (fed->progress == http1::Progress::kAwaitingResponse) {
       break;  // an upgrade or CONNECT request: the rest waits for the response
@@ -308,6 +334,13 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   ex.keep_alive = head.keep_alive;
   ex.chunked = head.body == http1::BodyKind::kChunked;
   ex.upgrade = head.upgrade;
+  if (hasDotSegment(ex.target)) {
+    // Routes match the raw path; a backend that resolves "/public/../admin" would serve a
+    // path that no route allowed. Refused rather than normalised.
+    bump(worker_.stats().downstream_rq_bad);
+    sendError(400, "dot segments in the path");
+    return;
+  }
   const Listener& l = snapshot_->config->listeners[listener_];
   ex.route = matchRoute(l, head, ex.target, ex.headers);
   if (!ex.route) {
@@ -324,13 +357,18 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   h.append(ex.method_token).append(" ").append(ex.target).append(" HTTP/1.1\r\n");
   std::string xff;
   for (const auto& [name, value] : ex.headers) {
-    if (hopByHop(name) ||
+    // Framing is restated below from what the parser decided, never copied: a field the
+    // client named in Connection ("Connection: content-length") cannot remove it.
+    if (hopByHop(name) || iequals(name, "content-length")) {
+      continue;
+    }
+    if (!iequals(name, "host") &&
         std::any_of(ex.connection_tokens.begin(), ex.connection_tokens.end(),
                     [&](const std::string& t) { return iequals(t, name); })) {
       continue;
     }
     if (iequals(name, "x-forwarded-for")) {
-      xff = value;
+      xff += (xff.empty() ? "" : ", ") + value;  // every field, in order
       continue;
     }
     h.append(name).append(": ").append(value).append("\r\n");
@@ -338,6 +376,8 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   h.append("x-forwarded-for: ").append(xff.empty() ? "" : xff + ", ").append(peer_.ip()).append("\r\n");
   if (ex.chunked) {
     h.append("transfer-encoding: chunked\r\n");
+  } else if (head.content_length) {
+    h.append("content-length: ").append(std::to_string(*head.content_length)).append("\r\n");
   }
   if (ex.upgrade) {
     h.append("connection: upgrade\r\nupgrade: ").append(head.upgrade_protocol).append("\r\n");
@@ -357,9 +397,15 @@ void HttpSession::connectUpstream() {
   }
   // A worker's balancers follow the newest snapshot. A connection accepted before a
   // reload keeps its snapshot until it closes; its requests pick with a one-off balancer.
+  releaseEndpoint();  // a retry: the failed attempt no longer counts
   std::optional<size_t> pick;
   if (routing->snapshot == snapshot_) {
     pick = routing->balancers[ex.cluster].pick(hash_key, ex.endpoint);
+    if (pick) {
+      routing->balancers[ex.cluster].started(*pick);
+      ex.routing = routing;
+      ex.counted = true;
+    }
   } else {
     LoadBalancer once(cluster, snapshot_->tables[ex.cluster], 0);
     pick = once.pick(hash_key, ex.endpoint);
@@ -480,8 +526,14 @@ void HttpSession::onUpstreamFailed(bool connect_failure) {
   // Retry on another endpoint while nothing went to the client, the request can be
   // replayed, and the route allows it. A reused keep-alive connection that the server had
   // just closed is retried once more, whatever the route says: the request never got there.
+  // After the request went out, only an idempotent one may be sent again (RFC 9110
+  // §9.2.2): the server may have acted on it before the connection broke.
+  const bool idempotent = ex.method == http1::Method::kGet || ex.method == http1::Method::kHead ||
+                          ex.method == http1::Method::kOptions ||
+                          ex.method == http1::Method::kTrace || ex.method == http1::Method::kPut ||
+                          ex.method == http1::Method::kDelete;
   const bool stale_pooled = ex.up_reused && ex.response_bytes == 0 && ex.status == 0;
-  const bool can_retry = !ex.head_sent && ex.replayable &&
+  const bool can_retry = !ex.head_sent && ex.replayable && (connect_failure || idempotent) &&
                          (ex.attempts <= ex.route->retries || stale_pooled);
   if (can_retry) {
     bump(worker_.stats().upstream_rq_retry);
@@ -570,7 +622,11 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   const ResponseSink& rs = *ex.resp_sink;
   const uint16_t status = rs.status_;
   if (status >= 100 && status < 200 && status != 101) {
-    // 100 Continue and friends: pass them on; the final response follows.
+    // 100 Continue and friends: pass them on (not to HTTP/1.0 clients, RFC 9110 §15.2);
+    // the final response follows.
+    if (ex.version == http1::Version::kHttp10) {
+      return;
+    }
     Buffer& out = down_->output();
     out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
     for (const auto& [name, value] : rs.headers_) {
@@ -595,7 +651,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
       !ex.upgrade) {
     ex.status = status;
     worker_.loop().defer([this, gen = ex.attempts] {
-      if (ex_ && ex_->attempts == gen && !ex_->head_sent) {
+      if (ex_ && ex_->attempts == gen && !ex_->head_sent && ex_->replayable && ex_->up) {
         ex_->up->close();
         bump(worker_.stats().upstream_rq_retry);
         worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex_->up))] {});
@@ -607,6 +663,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   }
   ex.status = status;
   ex.upstream_keep_alive = head.keep_alive;
+  clearDeadline(Deadline::kUpstream);  // the route timeout covers the wait for this head
   const bool client_11 = ex.version == http1::Version::kHttp11;
   // Framing towards the client.
   bool body = head.body != http1::BodyKind::kNone && head.body != http1::BodyKind::kTunnel;
@@ -696,6 +753,7 @@ void HttpSession::onResponseComplete() {
 }
 
 void HttpSession::toTunnel() {
+  releaseEndpoint();
   Exchange& ex = *ex_;
   clearDeadline(Deadline::kUpstream);
   ex.tunnel = true;
@@ -709,7 +767,15 @@ void HttpSession::toTunnel() {
   worker_.release(this);
 }
 
+void HttpSession::releaseEndpoint() {
+  if (ex_ && ex_->counted) {
+    ex_->routing->balancers[ex_->cluster].finished(*ex_->endpoint);
+    ex_->counted = false;
+  }
+}
+
 void HttpSession::finishExchange() {
+  releaseEndpoint();
   Exchange& ex = *ex_;
   clearDeadline(Deadline::kUpstream);
   logAccess();
@@ -740,6 +806,8 @@ void HttpSession::finishExchange() {
 
 void HttpSession::closeAfterResponse() {
   closing_ = true;
+  // Bounded even while a client that does not read holds our output.
+  setDeadline(Deadline::kLinger, kLingerTime);
   down_->shutdownWrite();
   if (down_->output().empty()) {
     startLinger();
@@ -824,6 +892,7 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
   if (ex_->resp_parser) {
     ex_->resp_parser->pause();  // we may be inside its callback: no more events
   }
+  releaseEndpoint();
   if (req_parser_) {
     req_parser_->pause();
   }
@@ -843,6 +912,7 @@ void HttpSession::finish() {
   }
   done_ = true;
   timer_.cancel();
+  releaseEndpoint();
   // Counted before the close: a client that sees our EOF also sees the gauge go down.
   bump(worker_.stats().downstream_cx_active, -1);
   if (ex_ && ex_->up) {

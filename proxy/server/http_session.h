@@ -63,6 +63,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   // Endings.
   void sendError(uint16_t status, std::string_view detail);
   void finishExchange();
+  void releaseEndpoint();  // least-request bookkeeping of the current attempt
   void closeAfterResponse();
   void startLinger();
   void finish();

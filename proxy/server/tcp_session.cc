@@ -18,7 +18,14 @@ void TcpSession::start() {
   bump(worker_.stats().tcp_sessions);
   auto routing = worker_.routing();
   const Cluster& cluster = snapshot_->config->clusters[cluster_];
-  auto pick = routing->balancers[cluster_].pick(std::nullopt);
+  // The index is from our snapshot: use the worker's balancer only if it is the same one.
+  std::optional<size_t> pick;
+  if (routing->snapshot == snapshot_) {
+    pick = routing->balancers[cluster_].pick(std::nullopt);
+  } else {
+    LoadBalancer once(cluster, snapshot_->tables[cluster_], 0);
+    pick = once.pick(std::nullopt);
+  }
   Result<Fd> fd = fail("cluster '" + cluster.name + "' has no live endpoint");
   if (pick) {
     const Endpoint& e = cluster.endpoints[*pick];

@@ -201,7 +201,10 @@ void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c,
   }
   c->input().shrink();
   c->output().shrink();
+  Connection* raw = c.get();
   list.push_back(std::make_unique<IdleConnection>(*this, endpoint, std::move(c)));
+  raw->resumeReading();  // a pause from the last response must not outlive it: and an idle
+                         // connection must see the server's close
 }
 
 void Worker::adopt(std::unique_ptr<Session> s) {
