@@ -79,19 +79,6 @@ Result<WrkResult> wrk(const NetNs& ns, uint16_t port, const std::string& path, b
   return r;
 }
 
-uint16_t freePort(const NetNs& ns) {
-  auto in = ns.enter();
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 void writeFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
@@ -109,18 +96,6 @@ double cpuSeconds(pid_t pid) {
     }
   }
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// Resident memory of a process in KiB (VmRSS).
-uint64_t rssKib(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.starts_with("VmRSS:")) {
-      return std::stoull(line.substr(6));
-    }
-  }
-  return 0;
 }
 
 struct Sut {
@@ -142,7 +117,7 @@ int run(int argc, char** argv) {
   }
   const std::string d = dir->path();
   // The origin, pinned with the load generator.
-  const uint16_t origin = freePort(*ns);
+  const uint16_t origin = freeLoopbackPort(*ns);
   std::filesystem::create_directories(d + "/www");
   std::filesystem::create_directories(d + "/tmp");
   writeFile(d + "/www/small", std::string(100, 'a'));
@@ -158,8 +133,8 @@ int run(int argc, char** argv) {
   auto origin_p = ns->spawn({"taskset", "-c", kLoadCpu, "nginx", "-c", d + "/origin.conf"});
 
   // The three proxies, pinned to the SUT CPU, one worker each, no access logs.
-  Sut mesh{"meshgate-proxy", freePort(*ns)}, ngx{"nginx", freePort(*ns)},
-      hap{"haproxy", freePort(*ns)};
+  Sut mesh{"meshgate-proxy", freeLoopbackPort(*ns)}, ngx{"nginx", freeLoopbackPort(*ns)},
+      hap{"haproxy", freeLoopbackPort(*ns)};
   const std::string upstream = "127.0.0.1:" + std::to_string(origin);
   writeFile(d + "/mesh.json",
             R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": )" +

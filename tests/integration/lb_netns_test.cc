@@ -42,39 +42,19 @@ class LbNetnsTest : public ::testing::Test {
   // The backend name the installed table gives to client port `sport`. The table is read
   // from the pinned maps once per config (reload() forgets it).
   std::string expectedBackend(uint16_t sport) {
-    if (table_.empty()) {
-      auto maps = agent::LbMaps::openPinned(topo_->pinRoot());
-      EXPECT_TRUE(maps) << maps.error().message;
-      auto vips = agent::readVips(maps->vips.get());
-      auto ring = agent::readRing(maps->rings.get(), vips->at(0).info.vip_id);
-      auto live = agent::readLiveBackends(maps->backends.get());
-      table_ = *ring;
-      for (const auto& b : *live) {
-        const std::string addr = agent::addressText(b.backend.addr, b.backend.family);
-        for (int i = 1; i <= topo_->backends(); i++) {
-          if (topo_->backendAddress(i) == addr) {
-            names_[b.id] = topo_->backendName(i);
-          }
-        }
-      }
+    if (!table_) {
+      auto t = InstalledTable::read(*topo_);
+      EXPECT_TRUE(t) << t.error().message;
+      table_ = t ? std::move(*t) : InstalledTable();
     }
-    mg_flow_key k{};
-    k.family = MG_AF_INET;
-    inet_pton(AF_INET, kClient, k.src);
-    inet_pton(AF_INET, LbTopology::kVip, k.dst);
-    k.sport = htons(sport);
-    k.dport = htons(kPort);
-    k.proto = IPPROTO_TCP;
-    const auto it = names_.find(table_[mg_flow_hash(&k, 7) % table_.size()]);
-    return it == names_.end() ? "?" : it->second;
+    return table_->backendFor(kClient, sport, kPort, IPPROTO_TCP);
   }
 
   void reload(const std::vector<BackendSpec>& b) {
     ASSERT_TRUE(topo_->writeConfig(b));
     auto r = topo_->reloadAgent();
     ASSERT_TRUE(r) << r.error().message;
-    table_.clear();
-    names_.clear();
+    table_.reset();
   }
 
   // Opens n connections from consecutive client ports and records each one's backend.
@@ -93,8 +73,7 @@ class LbNetnsTest : public ::testing::Test {
   }
 
   std::unique_ptr<LbTopology> topo_;
-  std::vector<uint32_t> table_;
-  std::map<uint32_t, std::string> names_;
+  std::optional<InstalledTable> table_;  // read once per config
 };
 
 TEST_F(LbNetnsTest, SpreadsConnectionsByWeightExactlyAsTheTableSays) {

@@ -19,20 +19,6 @@
 namespace meshgate::test {
 namespace {
 
-// A port that nothing listens on in `ns` (bound and released; the namespace is private).
-uint16_t freePort(const NetNs& ns) {
-  auto in = ns.enter();
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string endpoint(uint16_t port) {
   return R"({"address": "127.0.0.1", "port": )" + std::to_string(port) + "}";
 }
@@ -58,7 +44,7 @@ class ProxyHttpTest : public ::testing::Test {
     auto dir = TempDir::create("proxy");
     ASSERT_TRUE(dir) << dir.error().message;
     dir_.emplace(std::move(*dir));
-    auto nginx = NginxOrigin::start(*ns_, dir_->path(), freePort(*ns_));
+    auto nginx = NginxOrigin::start(*ns_, dir_->path(), freeLoopbackPort(*ns_));
     ASSERT_TRUE(nginx) << nginx.error().message;
     nginx_ = std::move(*nginx);
   }
@@ -231,7 +217,7 @@ TEST_F(ProxyHttpTest, AnswersPipelinedRequestsInOrder) {
 TEST_F(ProxyHttpTest, ErrorStatusesMeanSomething) {
   auto& garbage = backend(RecordingServer::respond("garbage\r\n\r\n"));
   auto& silent = backend(RecordingServer::silent());
-  const uint16_t closed = freePort(*ns_);
+  const uint16_t closed = freeLoopbackPort(*ns_);
   const std::string cfg =
       R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [
           {"match": {"path": {"prefix": "/echo"}}, "cluster": "ok"},
@@ -385,35 +371,13 @@ TEST_F(ProxyHttpTest, ForwardsOneHundredContinueBeforeTheBody) {
   EXPECT_TRUE(got.ends_with("\r\n\r\nhello")) << got;
 }
 
-// Resident memory of a process in KiB.
-uint64_t rssKib(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.starts_with("VmRSS:")) {
-      return std::stoull(line.substr(6));
-    }
-  }
-  return 0;
-}
-
 TEST_F(ProxyHttpTest, ASlowClientMakesTheProxyStopReadingTheUpstream) {
   startProxy(httpConfig(endpoint(nginx_->port()), "", R"(, "limits": {"buffer_bytes": 65536})"));
   const uint64_t rss_before = rssKib(proxy_->process().pid());
   // A client that asks for 64 MiB and reads nothing (small receive buffer).
-  int fd = -1;
-  {
-    auto in = ns_->enter();
-    ASSERT_TRUE(in) << in.error().message;
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int small = 4096;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(proxy_->port("web"));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  }
+  auto client = connectLoopback(*ns_, proxy_->port("web"), 4096);
+  ASSERT_TRUE(client) << client.error().message;
+  const int fd = *client;
   const std::string req = "GET /file64m HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
   ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
   // Backpressure has reached the origin when nginx's socket to the proxy holds unsent
@@ -457,17 +421,9 @@ TEST_F(ProxyHttpTest, AnUpstreamResetMidResponseCutsTheResponseAndTheProxyGoesOn
     ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);  // close() sends RST
   });
   startProxy(httpConfig(endpoint(rec.port())));
-  int fd = -1;
-  {
-    auto in = ns_->enter();
-    ASSERT_TRUE(in) << in.error().message;
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(proxy_->port("web"));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  }
+  auto client = connectLoopback(*ns_, proxy_->port("web"));
+  ASSERT_TRUE(client) << client.error().message;
+  const int fd = *client;
   const std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
   ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
   std::string out;
@@ -514,17 +470,9 @@ TEST_F(ProxyHttpTest, AnUpstreamResetDuringAnUploadGivesA502AndNoCrash) {
     reset_promise->set_value();  // the server's close() after this handler sends the RST
   });
   startProxy(httpConfig(endpoint(rec.port())));
-  int fd = -1;
-  {
-    auto in = ns_->enter();
-    ASSERT_TRUE(in) << in.error().message;
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(proxy_->port("web"));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  }
+  auto client = connectLoopback(*ns_, proxy_->port("web"));
+  ASSERT_TRUE(client) << client.error().message;
+  const int fd = *client;
   const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nxxxx";
   ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
   done.wait();
@@ -623,7 +571,7 @@ TEST_F(ProxyHttpTest, ReloadRejectsABadConfigNamingTheFieldAndAppliesAGoodOne) {
 }
 
 TEST_F(ProxyHttpTest, RetriesOnAnotherEndpointWhenOneRefuses) {
-  startProxy(httpConfig(endpoint(freePort(*ns_)) + ", " + endpoint(nginx_->port()),
+  startProxy(httpConfig(endpoint(freeLoopbackPort(*ns_)) + ", " + endpoint(nginx_->port()),
                         R"(, "retries": 1)"));
   for (int i = 0; i < 10; i++) {
     auto r = curl({"-w", " %{http_code}", url("/echo")});

@@ -104,32 +104,12 @@ class QuicMigrationTest : public ::testing::Test {
 
   // Name of the backend ("b1".."b3") that the installed table gives to client port `sport`.
   std::string tableBackend(uint16_t sport) {
-    if (table_.empty()) {
-      auto maps = agent::LbMaps::openPinned(topo_->pinRoot());
-      EXPECT_TRUE(maps) << maps.error().message;
-      auto vips = agent::readVips(maps->vips.get());
-      auto ring = agent::readRing(maps->rings.get(), vips->at(0).info.vip_id);
-      auto live = agent::readLiveBackends(maps->backends.get());
-      EXPECT_TRUE(vips && ring && live);
-      table_ = *ring;
-      for (const auto& b : *live) {
-        const std::string addr = agent::addressText(b.backend.addr, b.backend.family);
-        for (int i = 1; i <= topo_->backends(); i++) {
-          if (topo_->backendAddress(i) == addr) {
-            names_[b.id] = topo_->backendName(i);
-            ids_[topo_->backendName(i)] = b.id;
-          }
-        }
-      }
+    if (!table_) {
+      auto t = InstalledTable::read(*topo_);
+      EXPECT_TRUE(t) << t.error().message;
+      table_ = t ? std::move(*t) : InstalledTable();
     }
-    mg_flow_key k{};
-    k.family = MG_AF_INET;
-    inet_pton(AF_INET, kClient, k.src);
-    inet_pton(AF_INET, LbTopology::kVip, k.dst);
-    k.sport = htons(sport);
-    k.dport = htons(kPort);
-    k.proto = IPPROTO_UDP;
-    return names_.at(table_[mg_flow_hash(&k, 7) % table_.size()]);
+    return table_->backendFor(kClient, sport, kPort, IPPROTO_UDP);
   }
 
   // Pins the client's ephemeral ports to {p, p + 1}, two ports whose 4-tuples the table
@@ -219,7 +199,7 @@ class QuicMigrationTest : public ::testing::Test {
     std::map<std::string, uint64_t> out;
     auto maps = agent::LbMaps::openPinned(topo_->pinRoot());
     EXPECT_TRUE(maps) << maps.error().message;
-    for (const auto& [name, id] : ids_) {
+    for (const auto& [name, id] : table_->ids()) {
       auto t = agent::readTraffic(maps->backend_stats.get(), id, MG_MAP_BACKEND_STATS);
       EXPECT_TRUE(t) << t.error().message;
       out[name] = t ? t->packets : 0;
@@ -287,9 +267,7 @@ class QuicMigrationTest : public ::testing::Test {
   std::vector<Subprocess> servers_;
   std::pair<uint16_t, uint16_t> ports_{0, 0};
   std::string client_output_;
-  std::vector<uint32_t> table_;
-  std::map<uint32_t, std::string> names_;
-  std::map<std::string, uint32_t> ids_;
+  std::optional<InstalledTable> table_;
 };
 
 TEST_F(QuicMigrationTest, PlaintextCidKeepsTheMigratedConnectionOnItsBackend) {

@@ -1,5 +1,6 @@
 #include "tests/lib/lb_topology.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -11,6 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "agent/lb_maps.h"
+#include "meshgate/abi/hash.h"
 
 namespace meshgate::test {
 namespace {
@@ -252,6 +256,50 @@ Result<void> LbTopology::reloadAgent() {
     return r;
   }
   return agent_->waitForLog("reloaded", before + 1);
+}
+
+Result<InstalledTable> InstalledTable::read(const LbTopology& topo) {
+  auto maps = agent::LbMaps::openPinned(topo.pinRoot());
+  if (!maps) {
+    return std::unexpected(maps.error());
+  }
+  auto vips = agent::readVips(maps->vips.get());
+  if (!vips || vips->empty()) {
+    return fail("no VIP installed");
+  }
+  auto ring = agent::readRing(maps->rings.get(), vips->at(0).info.vip_id);
+  auto live = agent::readLiveBackends(maps->backends.get());
+  if (!ring || !live) {
+    return std::unexpected(!ring ? ring.error() : live.error());
+  }
+  InstalledTable t;
+  t.table_ = *ring;
+  for (const auto& b : *live) {
+    const std::string addr = agent::addressText(b.backend.addr, b.backend.family);
+    for (int i = 1; i <= topo.backends(); i++) {
+      if (topo.backendAddress(i) == addr) {
+        t.names_[b.id] = topo.backendName(i);
+        t.ids_[topo.backendName(i)] = b.id;
+      }
+    }
+  }
+  return t;
+}
+
+std::string InstalledTable::backendFor(const std::string& client, uint16_t sport, uint16_t dport,
+                                       uint8_t proto) const {
+  mg_flow_key k{};
+  k.family = MG_AF_INET;
+  inet_pton(AF_INET, client.c_str(), k.src);
+  inet_pton(AF_INET, LbTopology::kVip, k.dst);
+  k.sport = htons(sport);
+  k.dport = htons(dport);
+  k.proto = proto;
+  if (table_.empty()) {
+    return "?";
+  }
+  const auto it = names_.find(table_[mg_flow_hash(&k, 7) % table_.size()]);
+  return it == names_.end() ? "?" : it->second;
 }
 
 }  // namespace meshgate::test

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +97,23 @@ class LbTopology {
   std::vector<std::unique_ptr<BackendServer>> servers_;
   std::vector<AgentProcess> decap_agents_;
   std::optional<AgentProcess> agent_;
+};
+
+// The Maglev table the agent installed for the topology's (single) VIP, read from the
+// pinned maps, so a test can predict where a client 4-tuple lands, as xdp_lb will.
+class InstalledTable {
+ public:
+  static Result<InstalledTable> read(const LbTopology& topo);
+  // The backend name ("b1".."bN") for client `client`:`sport` -> VIP:`dport`, hash seed 7
+  // as in the topology's configs; "?" for a slot whose backend is not the topology's.
+  std::string backendFor(const std::string& client, uint16_t sport, uint16_t dport,
+                         uint8_t proto) const;
+  const std::map<std::string, uint32_t>& ids() const { return ids_; }  // name -> backend id
+
+ private:
+  std::vector<uint32_t> table_;
+  std::map<uint32_t, std::string> names_;
+  std::map<std::string, uint32_t> ids_;
 };
 
 }  // namespace meshgate::test

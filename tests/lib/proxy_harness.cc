@@ -25,8 +25,7 @@ Result<void> writeFile(const std::string& path, const std::string& text) {
   return {};
 }
 
-// A socket connected to 127.0.0.1:port inside `ns`.
-Result<int> connectIn(const NetNs& ns, uint16_t port) {
+Result<int> connectIn(const NetNs& ns, uint16_t port, int rcvbuf = 0) {
   auto in = ns.enter();
   if (!in) {
     return std::unexpected(in.error());
@@ -34,6 +33,9 @@ Result<int> connectIn(const NetNs& ns, uint16_t port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return failErrno("socket", errno);
+  }
+  if (rcvbuf > 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   }
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -366,6 +368,34 @@ Result<std::string> rawExchange(const NetNs& ns, uint16_t port, const std::strin
     }
     return out;  // EOF (or reset after the response)
   }
+}
+
+Result<int> connectLoopback(const NetNs& ns, uint16_t port, int rcvbuf) {
+  return connectIn(ns, port, rcvbuf);
+}
+
+uint16_t freeLoopbackPort(const NetNs& ns) {
+  auto in = ns.enter();
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+uint64_t rssKib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.starts_with("VmRSS:")) {
+      return std::stoull(line.substr(6));
+    }
+  }
+  return 0;
 }
 
 int statusOf(const std::string& bytes) {

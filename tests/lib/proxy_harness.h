@@ -112,4 +112,12 @@ Result<std::string> rawExchange(const NetNs& ns, uint16_t port, const std::strin
 // The status code of the first HTTP response in `bytes`, or 0.
 int statusOf(const std::string& bytes);
 
+// A blocking socket connected to 127.0.0.1:port inside `ns`, with SO_RCVBUF set first when
+// rcvbuf > 0 (a client that reads slowly). The caller closes it.
+Result<int> connectLoopback(const NetNs& ns, uint16_t port, int rcvbuf = 0);
+// A port that nothing listens on in `ns` (bound and released; the namespace is the test's).
+uint16_t freeLoopbackPort(const NetNs& ns);
+// Resident memory of a process in KiB (VmRSS), 0 if unknown.
+uint64_t rssKib(pid_t pid);
+
 }  // namespace meshgate::test
