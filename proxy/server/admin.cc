@@ -3,8 +3,11 @@
 namespace meshgate::proxy {
 
 AdminSession::AdminSession(Worker& worker, Fd fd)
-    : worker_(worker), conn_(worker.loop(), std::move(fd), this) {
+    : worker_(worker),
+      conn_(worker.loop(), std::move(fd), this),
+      timer_(worker.loop().timers(), [this] { finish(); }) {
   conn_.setReadLimit(8192);
+  timer_.arm(kTimeout);
 }
 
 void AdminSession::start() {
@@ -51,6 +54,7 @@ void AdminSession::onDrained(Connection&) {
 void AdminSession::finish() {
   if (!done_) {
     done_ = true;
+    timer_.cancel();
     conn_.close();
     worker_.release(this);
   }

@@ -2,6 +2,9 @@
 // One request per connection; served on worker 0's loop.
 #pragma once
 
+#include <chrono>
+
+#include "proxy/event/timer_wheel.h"
 #include "proxy/net/connection.h"
 #include "proxy/server/worker.h"
 
@@ -18,8 +21,10 @@ class AdminSession final : public Session, public ConnectionObserver {
   void onError(Connection&, int) override { finish(); }
   void finish();
 
+  static constexpr std::chrono::milliseconds kTimeout{10000};  // the whole exchange
   Worker& worker_;
   Connection conn_;
+  Timer timer_;
   bool answered_ = false;
   bool done_ = false;
 };

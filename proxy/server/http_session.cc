@@ -762,7 +762,7 @@ void HttpSession::toTunnel() {
   auto down = std::move(down_);
   bump(worker_.stats().downstream_cx_active, -1);  // an HTTP connection no more
   TcpSession::tunnel(worker_, std::move(down), std::move(up),
-                     snapshot_->config->limits.buffer_bytes);
+                     snapshot_->config->limits.buffer_bytes, snapshot_->config->limits.idle_timeout);
   done_ = true;
   worker_.release(this);
 }
@@ -785,7 +785,8 @@ void HttpSession::finishExchange() {
     if (ex.upstream_keep_alive && ex.request_done && ex.up->isOpen() && ex.up->input().empty() &&
         ex.up->output().empty() && !ex.up->peerClosed()) {
       worker_.putIdle(ex.endpoint_key, std::move(ex.up),
-                      snapshot_->config->clusters[ex.cluster].max_idle_per_endpoint);
+                      snapshot_->config->clusters[ex.cluster].max_idle_per_endpoint,
+                      snapshot_->config->limits.idle_timeout);
     } else {
       ex.up->close();
       worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex.up))] {});

@@ -2,14 +2,22 @@
 
 namespace meshgate::proxy {
 
-TcpSession::TcpSession(Worker& worker, size_t buffer_bytes)
-    : worker_(worker), buffer_bytes_(buffer_bytes) {}
+TcpSession::TcpSession(Worker& worker, size_t buffer_bytes, std::chrono::milliseconds idle_timeout)
+    : worker_(worker),
+      buffer_bytes_(buffer_bytes),
+      idle_timeout_(idle_timeout),
+      idle_timer_(worker.loop().timers(), [this] { finish(); }) {
+  idle_timer_.arm(idle_timeout_);
+}
 
 TcpSession::TcpSession(Worker& worker, Fd client, SnapshotPtr snapshot, size_t cluster_index)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
       cluster_(cluster_index),
-      buffer_bytes_(snapshot_->config->limits.buffer_bytes) {
+      buffer_bytes_(snapshot_->config->limits.buffer_bytes),
+      idle_timeout_(snapshot_->config->limits.idle_timeout),
+      idle_timer_(worker.loop().timers(), [this] { finish(); }) {
+  idle_timer_.arm(idle_timeout_);
   client_ = std::make_unique<Connection>(worker.loop(), std::move(client), this);
   client_->setReadLimit(buffer_bytes_);
 }
@@ -50,8 +58,8 @@ void TcpSession::start() {
 }
 
 void TcpSession::tunnel(Worker& worker, std::unique_ptr<Connection> a, std::unique_ptr<Connection> b,
-                        size_t buffer_bytes) {
-  auto* s = new TcpSession(worker, buffer_bytes);
+                        size_t buffer_bytes, std::chrono::milliseconds idle_timeout) {
+  auto* s = new TcpSession(worker, buffer_bytes, idle_timeout);
   std::unique_ptr<Session> owned(s);
   s->client_ = std::move(a);
   s->upstream_ = std::move(b);
@@ -70,6 +78,7 @@ void TcpSession::tunnel(Worker& worker, std::unique_ptr<Connection> a, std::uniq
 void TcpSession::onConnected(Connection&) { client_->resumeReading(); }
 
 void TcpSession::onData(Connection& c) {
+  idle_timer_.arm(idle_timeout_);  // O(1): the wheel re-links the timer
   if (&c == client_.get()) {
     pump(*client_, *upstream_);
   } else {
@@ -117,6 +126,7 @@ void TcpSession::finish() {
     return;
   }
   done_ = true;
+  idle_timer_.cancel();
   client_->close();
   if (upstream_) {
     upstream_->close();

@@ -4,8 +4,10 @@
 // after the last byte, and the session ends when both directions are done.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
+#include "proxy/event/timer_wheel.h"
 #include "proxy/net/connection.h"
 #include "proxy/server/worker.h"
 
@@ -20,10 +22,10 @@ class TcpSession final : public Session, public ConnectionObserver {
   // Joins two established connections into a pipe (used by the HTTP session after an
   // upgrade); `pending_*` are bytes already read from one side for the other.
   static void tunnel(Worker& worker, std::unique_ptr<Connection> a, std::unique_ptr<Connection> b,
-                     size_t buffer_bytes);
+                     size_t buffer_bytes, std::chrono::milliseconds idle_timeout);
 
  private:
-  TcpSession(Worker& worker, size_t buffer_bytes);
+  TcpSession(Worker& worker, size_t buffer_bytes, std::chrono::milliseconds idle_timeout);
   void onData(Connection& c) override;
   void onDrained(Connection& c) override;
   void onConnected(Connection& c) override;
@@ -36,6 +38,9 @@ class TcpSession final : public Session, public ConnectionObserver {
   SnapshotPtr snapshot_;
   size_t cluster_ = 0;
   size_t buffer_bytes_;
+  // Closes a pipe on which neither side sent anything for Limits::idle_timeout.
+  std::chrono::milliseconds idle_timeout_;
+  Timer idle_timer_;
   std::unique_ptr<Connection> client_, upstream_;
   bool done_ = false;
 };

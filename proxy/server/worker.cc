@@ -61,11 +61,17 @@ class Worker::ListenerSocket final : public IoHandler {
 // is closed and dropped.
 class Worker::IdleConnection final : public ConnectionObserver {
  public:
-  IdleConnection(Worker& w, std::string endpoint, std::unique_ptr<Connection> c)
-      : worker_(w), endpoint_(std::move(endpoint)), conn_(std::move(c)) {
+  IdleConnection(Worker& w, std::string endpoint, std::unique_ptr<Connection> c,
+                 std::chrono::milliseconds idle_timeout)
+      : worker_(w),
+        endpoint_(std::move(endpoint)),
+        conn_(std::move(c)),
+        expiry_(w.loop().timers(), [this] { drop(); }) {
     conn_->setObserver(this);
+    expiry_.arm(idle_timeout);
   }
   std::unique_ptr<Connection> take() {
+    expiry_.cancel();
     conn_->setObserver(nullptr);
     return std::move(conn_);
   }
@@ -76,6 +82,7 @@ class Worker::IdleConnection final : public ConnectionObserver {
   // Leaves the pool now; destroyed after this loop iteration (its connection's callback
   // is on the stack).
   void drop() {
+    expiry_.cancel();
     conn_->close();
     auto& list = worker_.idle_[endpoint_];
     for (auto it = list.begin(); it != list.end(); ++it) {
@@ -90,6 +97,7 @@ class Worker::IdleConnection final : public ConnectionObserver {
   Worker& worker_;
   std::string endpoint_;
   std::unique_ptr<Connection> conn_;
+  Timer expiry_;
 };
 
 Worker::Worker(Runtime& runtime, int index) : runtime_(runtime), index_(index) {}
@@ -192,7 +200,8 @@ std::unique_ptr<Connection> Worker::takeIdle(const std::string& endpoint) {
   return nullptr;
 }
 
-void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c, uint32_t max_idle) {
+void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c, uint32_t max_idle,
+                     std::chrono::milliseconds idle_timeout) {
   auto& list = idle_[endpoint];
   if (list.size() >= max_idle || !c->isOpen()) {
     c->close();
@@ -202,7 +211,7 @@ void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c,
   c->input().shrink();
   c->output().shrink();
   Connection* raw = c.get();
-  list.push_back(std::make_unique<IdleConnection>(*this, endpoint, std::move(c)));
+  list.push_back(std::make_unique<IdleConnection>(*this, endpoint, std::move(c), idle_timeout));
   raw->resumeReading();  // a pause from the last response must not outlive it: and an idle
                          // connection must see the server's close
 }

@@ -3,6 +3,7 @@
 // Nothing here is shared with other workers except the snapshot (read-only) and Stats.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -59,8 +60,10 @@ class Worker {
 
   // An idle keep-alive connection to `endpoint`, or null.
   std::unique_ptr<Connection> takeIdle(const std::string& endpoint);
-  // Returns a connection to the pool (closed if the pool is full).
-  void putIdle(const std::string& endpoint, std::unique_ptr<Connection> c, uint32_t max_idle);
+  // Returns a connection to the pool (closed if the pool is full); it is closed after
+  // `idle_timeout` unused, before the server's own keep-alive timeout can race a request.
+  void putIdle(const std::string& endpoint, std::unique_ptr<Connection> c, uint32_t max_idle,
+               std::chrono::milliseconds idle_timeout);
 
   // The worker owns its sessions: adopt() takes one, release() destroys it after the
   // current loop iteration.

@@ -320,6 +320,30 @@ TEST_F(ProxyHttpTest, TcpListenerKeepsHalfClose) {
   EXPECT_EQ(echo.received(), payload);
 }
 
+TEST_F(ProxyHttpTest, IdleTcpSessionsAndPooledConnectionsExpire) {
+  auto& echo = backend(RecordingServer::echo());
+  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "protocol": "tcp", "cluster": "be"},
+                               {"name": "http", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "ng"}]}],
+                 "clusters": [{"name": "be", "endpoints": [)" + endpoint(echo.port()) + R"(]},
+                              {"name": "ng", "endpoints": [)" + endpoint(nginx_->port()) + R"(]}],
+                 "limits": {"idle_timeout_ms": 300}})");
+  // A TCP session where nobody sends anything is closed by the proxy.
+  auto out = rawExchange(*ns_, proxy_->port("web"), "", false, std::chrono::seconds(5));
+  ASSERT_TRUE(out) << "the proxy closed the idle pipe: " << out.error().message;
+  EXPECT_EQ(*out, "");
+  // A pooled upstream connection unused for the idle timeout is closed too.
+  auto r = curl({"http://127.0.0.1:" + std::to_string(proxy_->port("http")) + "/echo"});
+  ASSERT_TRUE(r) << r.error().message;
+  const std::string dport = "dport = :" + std::to_string(nginx_->port());
+  auto closed = waitFor(
+      [&] {
+        auto ss = ns_->run({"ss", "-tnH", "state", "established", "( " + dport + " )"});
+        return ss && ss->empty();
+      },
+      std::chrono::seconds(5), "the pooled connection to nginx to be closed");
+  EXPECT_TRUE(closed) << closed.error().message;
+}
+
 TEST_F(ProxyHttpTest, TunnelsAWebSocketUpgrade) {
   auto& ws = backend(RecordingServer::upgradeEcho());
   startProxy(httpConfig(endpoint(ws.port())));
