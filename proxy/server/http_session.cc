@@ -113,6 +113,7 @@ struct HttpSession::Exchange {
   http1::Version version = http1::Version::kHttp11;
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::string> connection_tokens;  // named in Connection: also hop-by-hop
+  std::string authority;  // of an absolute-form target: the Host the request is routed by
   bool keep_alive = true;
   bool chunked = false;
   bool upgrade = false;
@@ -334,6 +335,22 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   ex.keep_alive = head.keep_alive;
   ex.chunked = head.body == http1::BodyKind::kChunked;
   ex.upgrade = head.upgrade;
+  // An absolute-form target names the host itself, and RFC 9112 §3.2.2 says it wins over
+  // Host. Route and forward it as origin-form with that authority as Host, so the route
+  // and the backend see the same host.
+  http1::MessageHead routed = head;
+  if (const std::string_view t = ex.target; t.starts_with("http://") || t.starts_with("https://")) {
+    const size_t start = t.find("//") + 2;
+    const size_t end = t.find_first_of("/?", start);
+    ex.authority = std::string(t.substr(start, end == std::string_view::npos ? t.size() - start
+                                                                               : end - start));
+    std::string path = end == std::string_view::npos ? "/" : std::string(t.substr(end));
+    if (path.front() == '?') {
+      path.insert(path.begin(), '/');
+    }
+    ex.target = std::move(path);
+    routed.host = ex.authority;
+  }
   if (hasDotSegment(ex.target)) {
     // Routes match the raw path; a backend that resolves "/public/../admin" would serve a
     // path that no route allowed. Refused rather than normalised.
@@ -342,7 +359,7 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
     return;
   }
   const Listener& l = snapshot_->config->listeners[listener_];
-  ex.route = matchRoute(l, head, ex.target, ex.headers);
+  ex.route = matchRoute(l, routed, ex.target, ex.headers);
   if (!ex.route) {
     bump(worker_.stats().downstream_rq_no_route);
     sendError(404, "no route");
@@ -367,11 +384,17 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
                     [&](const std::string& t) { return iequals(t, name); })) {
       continue;
     }
+    if (!ex.authority.empty() && iequals(name, "host")) {
+      continue;  // replaced by the absolute-form target's authority below
+    }
     if (iequals(name, "x-forwarded-for")) {
       xff += (xff.empty() ? "" : ", ") + value;  // every field, in order
       continue;
     }
     h.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (!ex.authority.empty()) {
+    h.append("host: ").append(ex.authority).append("\r\n");
   }
   h.append("x-forwarded-for: ").append(xff.empty() ? "" : xff + ", ").append(peer_.ip()).append("\r\n");
   if (ex.chunked) {

@@ -556,6 +556,25 @@ TEST_F(ProxyHttpTest, AnErrorPageSessionEndsWhenTheClientCloses) {
   EXPECT_TRUE(gone) << gone.error().message;
 }
 
+// An absolute-form target names its host, which wins over Host (RFC 9112 §3.2.2): the
+// request is routed by it and forwarded in origin-form with it as Host.
+TEST_F(ProxyHttpTest, RoutesAnAbsoluteFormTargetByItsAuthority) {
+  auto& admin = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin"));
+  auto& pub = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic"));
+  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [
+                   {"match": {"host": "admin.test"}, "cluster": "admin"},
+                   {"cluster": "public"}]}],
+                 "clusters": [{"name": "admin", "endpoints": [)" + endpoint(admin.port()) + R"(]},
+                              {"name": "public", "endpoints": [)" + endpoint(pub.port()) + "]}]}");
+  const std::string out = raw(
+      "GET http://admin.test/panel?x=1 HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(out.ends_with("admin")) << out;
+  const std::string got = admin.received();
+  EXPECT_TRUE(got.starts_with("GET /panel?x=1 HTTP/1.1\r\n")) << got;
+  EXPECT_NE(got.find("host: admin.test\r\n"), std::string::npos) << got;
+  EXPECT_EQ(got.find("www.test"), std::string::npos) << "the client's Host is replaced: " << got;
+}
+
 TEST_F(ProxyHttpTest, RejectsDotSegmentsThatRoutesCouldNotSee) {
   auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   startProxy(httpConfig(endpoint(rec.port()), R"(, "match": {"path": {"prefix": "/public/"}})"));
