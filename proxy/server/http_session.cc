@@ -69,6 +69,25 @@ bool hasDotSegment(std::string_view target) {
   return false;
 }
 
+// Calls fn with each non-empty element of a comma-separated list, OWS trimmed.
+template <class Fn>
+void forEachToken(std::string_view list, Fn fn) {
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(',', pos);
+    if (comma == std::string_view::npos) {
+      comma = list.size();
+    }
+    std::string_view tok = list.substr(pos, comma - pos);
+    while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+    while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+    if (!tok.empty()) {
+      fn(tok);
+    }
+    pos = comma + 1;
+  }
+}
+
 void appendChunkHeader(Buffer& out, size_t n) {
   char hex[24];
   auto [end, ec] = std::to_chars(hex, hex + sizeof hex, n, 16);
@@ -162,20 +181,7 @@ class HttpSession::RequestSink final : public http1::Sink {
   }
   void onHeader(std::string_view name, std::string_view value) override {
     if (iequals(name, "connection")) {
-      size_t pos = 0;
-      while (pos <= value.size()) {
-        size_t comma = value.find(',', pos);
-        if (comma == std::string_view::npos) {
-          comma = value.size();
-        }
-        std::string_view tok = value.substr(pos, comma - pos);
-        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-        if (!tok.empty()) {
-          s_.ex_->connection_tokens.emplace_back(tok);
-        }
-        pos = comma + 1;
-      }
+      forEachToken(value, [&](std::string_view t) { s_.ex_->connection_tokens.emplace_back(t); });
     }
     s_.ex_->headers.emplace_back(name, value);
   }
@@ -430,8 +436,13 @@ void HttpSession::connectUpstream() {
       ex.counted = true;
     }
   } else {
-    LoadBalancer once(cluster, snapshot_->tables[ex.cluster], 0);
-    pick = once.pick(hash_key, ex.endpoint);
+    // A connection accepted before a reload keeps its snapshot, and its own balancers for
+    // it (made on first use), so its requests still rotate over the endpoints.
+    auto& lb = old_balancers_[ex.cluster];
+    if (!lb) {
+      lb = std::make_unique<LoadBalancer>(cluster, snapshot_->tables[ex.cluster], 0);
+    }
+    pick = lb->pick(hash_key, ex.endpoint);
   }
   if (!pick) {
     sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
@@ -704,8 +715,17 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   }
   Buffer& out = down_->output();
   out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
+  // Fields the upstream named in its Connection header are hop-by-hop too.
+  std::vector<std::string_view> named;
   for (const auto& [name, value] : rs.headers_) {
-    if (hopByHop(name)) {
+    if (iequals(name, "connection")) {
+      forEachToken(value, [&](std::string_view t) { named.push_back(t); });
+    }
+  }
+  for (const auto& [name, value] : rs.headers_) {
+    if (hopByHop(name) || std::any_of(named.begin(), named.end(), [&](std::string_view t) {
+          return iequals(t, name);
+        })) {
       continue;
     }
     out.append(name);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onDeadline();
   Timer timer_;
   Deadline deadline_ = Deadline::kNone;
+  std::map<size_t, std::unique_ptr<LoadBalancer>> old_balancers_;  // after a reload, by cluster
   std::string trailers_;       // request trailers, re-sent after the last chunk
   std::string resp_trailers_;  // response trailers, likewise
   bool closing_ = false;  // no more requests: finish when the response is out

@@ -575,6 +575,54 @@ TEST_F(ProxyHttpTest, RoutesAnAbsoluteFormTargetByItsAuthority) {
   EXPECT_EQ(got.find("www.test"), std::string::npos) << "the client's Host is replaced: " << got;
 }
 
+// A connection accepted before a reload keeps its snapshot; its requests still rotate over
+// the endpoints (review finding: they all went to the first one).
+TEST_F(ProxyHttpTest, AConnectionFromBeforeAReloadStillRotatesOverEndpoints) {
+  auto& a = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"));
+  auto& b = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB"));
+  const std::string eps = endpoint(a.port()) + ", " + endpoint(b.port());
+  startProxy(httpConfig(eps));
+  auto client = connectLoopback(*ns_, proxy_->port("web"));
+  ASSERT_TRUE(client) << client.error().message;
+  const int fd = *client;
+  // One request and its one-byte body.
+  auto ask = [&]() -> std::string {
+    const std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    EXPECT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    std::string got;
+    char c;
+    while (got.find("\r\n\r\n") == std::string::npos || got.size() < got.find("\r\n\r\n") + 5) {
+      if (::recv(fd, &c, 1, 0) != 1) {
+        ADD_FAILURE() << "connection closed: " << got;
+        return "";
+      }
+      got += c;
+    }
+    return got.substr(got.size() - 1);
+  };
+  ask();  // the connection is now established on the first snapshot
+  auto line = proxy_->reload(httpConfig(eps, R"(, "timeout_ms": 20000)"));
+  ASSERT_TRUE(line) << line.error().message;
+  ASSERT_NE(line->find("reloaded"), std::string::npos) << *line;
+  std::string seen;
+  for (int i = 0; i < 4; i++) {
+    seen += ask();
+  }
+  ::close(fd);
+  EXPECT_TRUE(seen == "ABAB" || seen == "BABA") << "requests rotate: " << seen;
+}
+
+TEST_F(ProxyHttpTest, DropsResponseFieldsTheUpstreamNamedInConnection) {
+  auto& rec = backend(RecordingServer::respond(
+      "HTTP/1.1 200 OK\r\nConnection: x-internal\r\nX-Internal: secret\r\nX-Public: ok\r\n"
+      "Content-Length: 0\r\n\r\n"));
+  startProxy(httpConfig(endpoint(rec.port())));
+  const std::string out = raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(statusOf(out), 200);
+  EXPECT_EQ(out.find("secret"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Public: ok"), std::string::npos) << out;
+}
+
 TEST_F(ProxyHttpTest, RejectsDotSegmentsThatRoutesCouldNotSee) {
   auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   startProxy(httpConfig(endpoint(rec.port()), R"(, "match": {"path": {"prefix": "/public/"}})"));
