@@ -82,6 +82,18 @@ inline bool iequals(std::string_view s, std::string_view lit) {
   }
   return true;
 }
+/// `a` equals `b`, ignoring ASCII case (both may be in any case).
+inline bool caseless(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
 /// The end of the token starting at i (i itself when there is none).
 inline size_t tokenEnd(std::string_view s, size_t i) {
   while (i < s.size() && is(s[i], kTchar)) {

@@ -51,7 +51,6 @@ class Buffer {
       capacity_ = 0;
     }
   }
-  size_t capacity() const { return capacity_; }
 
  private:
   void makeRoom(size_t n) {

@@ -50,7 +50,6 @@ void Connection::flush() {
     const ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       out_.consume(static_cast<size_t>(n));
-      bytes_written_ += static_cast<uint64_t>(n);
     } else if (n < 0 && errno == EAGAIN) {
       write_blocked_ = true;
     } else if (n < 0 && errno == EINTR) {
@@ -108,7 +107,6 @@ void Connection::doRead() {
     const ssize_t n = ::recv(fd_.get(), room.data(), room.size(), MSG_DONTWAIT);
     if (n > 0) {
       in_.commit(static_cast<size_t>(n));
-      bytes_read_ += static_cast<uint64_t>(n);
       got = true;
       if (static_cast<size_t>(n) < room.size() && !hangup_seen_) {
         // A short read emptied the receive queue: the next byte or a FIN brings a new edge,

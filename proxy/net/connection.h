@@ -70,9 +70,6 @@ class Connection final : public IoHandler {
   int fd() const { return fd_.get(); }
   EventLoop& loop() { return loop_; }
 
-  uint64_t bytesRead() const { return bytes_read_; }
-  uint64_t bytesWritten() const { return bytes_written_; }
-
  private:
   void onIo(uint32_t events) override;
   void doRead();
@@ -92,7 +89,6 @@ class Connection final : public IoHandler {
   bool write_blocked_ = false;  // the last write hit EAGAIN
   bool shutdown_pending_ = false;
   bool write_shut_ = false;
-  uint64_t bytes_read_ = 0, bytes_written_ = 0;
   std::shared_ptr<bool> alive_;  // made by the first deferred read: guards it against our end
 };
 

@@ -1,17 +1,14 @@
 #include "proxy/routing/router.h"
 
 #include <algorithm>
-#include <cctype>
+
+#include "proxy/http1/grammar.h"
 
 namespace meshgate::proxy {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-           return std::tolower(x) == std::tolower(y);
-         });
-}
+// Host patterns and header names in the config are lower case (the parser lowers them).
+using http1::grammar::iequals;
 
 // Host without the port, compared case-insensitively; "*.example.com" matches subdomains.
 bool hostMatches(std::string_view pattern, std::string_view host) {

@@ -1,9 +1,9 @@
 #include "proxy/server/http_session.h"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 
+#include "proxy/http1/grammar.h"
 #include "proxy/routing/router.h"
 #include "proxy/server/access_log.h"
 #include "proxy/server/tcp_session.h"
@@ -11,14 +11,10 @@
 namespace meshgate::proxy {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using http1::grammar::caseless;
+using http1::grammar::iequals;  // against a lower-case literal
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-           return std::tolower(x) == std::tolower(y);
-         });
-}
+using Clock = std::chrono::steady_clock;
 
 // Hop-by-hop fields (RFC 9110 §7.6.1) and the framing fields the proxy rewrites itself.
 bool hopByHop(std::string_view name) {
@@ -69,23 +65,15 @@ bool hasDotSegment(std::string_view target) {
   return false;
 }
 
-// Calls fn with each non-empty element of a comma-separated list, OWS trimmed.
+// Calls fn with each non-empty element of a comma-separated list (Connection tokens).
 template <class Fn>
 void forEachToken(std::string_view list, Fn fn) {
-  size_t pos = 0;
-  while (pos <= list.size()) {
-    size_t comma = list.find(',', pos);
-    if (comma == std::string_view::npos) {
-      comma = list.size();
+  http1::grammar::forEachListElement(list, [&](std::string_view t, size_t) {
+    if (!t.empty()) {
+      fn(t);
     }
-    std::string_view tok = list.substr(pos, comma - pos);
-    while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-    while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-    if (!tok.empty()) {
-      fn(tok);
-    }
-    pos = comma + 1;
-  }
+    return true;
+  });
 }
 
 void appendChunkHeader(Buffer& out, size_t n) {
@@ -387,7 +375,7 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
     }
     if (!iequals(name, "host") &&
         std::any_of(ex.connection_tokens.begin(), ex.connection_tokens.end(),
-                    [&](const std::string& t) { return iequals(t, name); })) {
+                    [&](const std::string& t) { return caseless(t, name); })) {
       continue;
     }
     if (!ex.authority.empty() && iequals(name, "host")) {
@@ -724,7 +712,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   }
   for (const auto& [name, value] : rs.headers_) {
     if (hopByHop(name) || std::any_of(named.begin(), named.end(), [&](std::string_view t) {
-          return iequals(t, name);
+          return caseless(t, name);
         })) {
       continue;
     }

@@ -79,10 +79,6 @@ Result<WrkResult> wrk(const NetNs& ns, uint16_t port, const std::string& path, b
   return r;
 }
 
-void writeFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
-
 // CPU time (user + system) a process has used, in seconds.
 double cpuSeconds(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -116,6 +112,13 @@ int run(int argc, char** argv) {
     return 1;
   }
   const std::string d = dir->path();
+  bool written = true;
+  auto writeFile = [&](const std::string& path, const std::string& text) {
+    if (auto r = writeTextFile(path, text); !r) {
+      std::fprintf(stderr, "%s\n", r.error().message.c_str());
+      written = false;
+    }
+  };
   // The origin, pinned with the load generator.
   const uint16_t origin = freeLoopbackPort(*ns);
   std::filesystem::create_directories(d + "/www");
@@ -155,6 +158,9 @@ int run(int argc, char** argv) {
             "  http-reuse always\n  option http-keep-alive\n"
             "frontend fe\n  bind 127.0.0.1:" + std::to_string(hap.port) + "\n  default_backend be\n"
             "backend be\n  server origin " + upstream + "\n");
+  if (!written) {
+    return 1;
+  }
   auto m = ns->spawn({"taskset", "-c", kSutCpu, builtBinary("meshgate-proxy"), "--config",
                       d + "/mesh.json"},
                      {.output_path = d + "/mesh.log"});
@@ -326,6 +332,9 @@ int run(int argc, char** argv) {
   for (int round = 0; round < kRounds; round++) {
     for (int count : {1, kListeners}) {
       writeFile(d + "/many.json", listeners_cfg(count, first));
+      if (!written) {
+        return 1;
+      }
       auto p = ns->spawn({"taskset", "-c", kSutCpu, builtBinary("meshgate-proxy"), "--config",
                           d + "/many.json"},
                          {.output_path = d + "/many.log"});

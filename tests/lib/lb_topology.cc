@@ -19,16 +19,6 @@
 namespace meshgate::test {
 namespace {
 
-Result<void> writeFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  out.close();
-  if (!out) {
-    return fail("cannot write '" + path + "'");
-  }
-  return {};
-}
-
 size_t countInFile(const std::string& path, const std::string& needle) {
   std::ifstream in(path);
   std::string line;
@@ -190,7 +180,7 @@ Result<void> LbTopology::build(int backends, uint16_t port) {
     steps.push_back(ns->setSysctl("net.ipv4.conf.all.rp_filter", "0"));
     steps.push_back(ns->setSysctl("net.ipv4.conf." + v->nameB() + ".rp_filter", "0"));
     const std::string cfg = dir_ + "/b" + std::to_string(i) + ".json";
-    steps.push_back(writeFile(cfg, "{\"pin_root\": \"" + bp->path() +
+    steps.push_back(writeTextFile(cfg, "{\"pin_root\": \"" + bp->path() +
                                        "\", \"decap_interfaces\": [{\"name\": \"" + v->nameB() +
                                        "\"}], \"vips\": []}\n"));
     backend_pins_.push_back(std::move(*bp));
@@ -223,7 +213,7 @@ Result<void> LbTopology::writeConfig(const std::vector<BackendSpec>& backends) {
 }
 
 Result<void> LbTopology::writeConfigText(const std::string& text) {
-  return writeFile(config_path_, text);
+  return writeTextFile(config_path_, text);
 }
 
 std::string LbTopology::configText(const std::vector<BackendSpec>& backends) const {

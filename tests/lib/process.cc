@@ -1,6 +1,7 @@
 #include "tests/lib/process.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -349,6 +350,16 @@ Result<void> waitFor(std::function<bool()> pred, milliseconds deadline, std::str
     std::this_thread::sleep_for(std::min(backoff, milliseconds{remainingMs(end) + 1}));
     backoff = std::min(backoff * 2, milliseconds{50});
   }
+}
+
+Result<void> writeTextFile(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+  f.close();
+  if (!f) {
+    return fail("cannot write '" + path + "'");
+  }
+  return {};
 }
 
 std::string builtBinary(const std::string& name) {

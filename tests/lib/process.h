@@ -87,6 +87,9 @@ class Subprocess {
   std::string buffered_;  // bytes read from out_fd_ but not yet returned
 };
 
+// Creates or truncates `path` and writes `text`; the error names the file.
+Result<void> writeTextFile(const std::string& path, const std::string& text);
+
 // Path of a binary built next to the tests (build/bin/NAME), or NAME (looked up in PATH).
 std::string builtBinary(const std::string& name);
 

@@ -16,15 +16,6 @@
 namespace meshgate::test {
 namespace {
 
-Result<void> writeFile(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-  if (!f) {
-    return fail("cannot write " + path);
-  }
-  return {};
-}
-
 Result<int> connectIn(const NetNs& ns, uint16_t port, int rcvbuf = 0) {
   auto in = ns.enter();
   if (!in) {
@@ -108,10 +99,10 @@ Result<std::unique_ptr<NginxOrigin>> NginxOrigin::start(NetNs& ns, const std::st
   o->root_ = dir + "/www";
   std::filesystem::create_directories(o->root_);
   std::filesystem::create_directories(dir + "/tmp");
-  if (auto r = writeFile(o->root_ + "/small", std::string(100, 'a')); !r) {
+  if (auto r = writeTextFile(o->root_ + "/small", std::string(100, 'a')); !r) {
     return std::unexpected(r.error());
   }
-  if (auto r = writeFile(o->root_ + "/big", std::string(16384, 'b')); !r) {
+  if (auto r = writeTextFile(o->root_ + "/big", std::string(16384, 'b')); !r) {
     return std::unexpected(r.error());
   }
   std::string big;
@@ -119,7 +110,7 @@ Result<std::unique_ptr<NginxOrigin>> NginxOrigin::start(NetNs& ns, const std::st
   for (size_t i = 0; i < big.size(); i++) {
     big[i] = static_cast<char>((i * 31 + (i >> 11)) % 251);
   }
-  if (auto r = writeFile(o->root_ + "/file64m", big); !r) {
+  if (auto r = writeTextFile(o->root_ + "/file64m", big); !r) {
     return std::unexpected(r.error());
   }
   const std::string conf = dir + "/nginx.conf";
@@ -133,7 +124,7 @@ Result<std::unique_ptr<NginxOrigin>> NginxOrigin::start(NetNs& ns, const std::st
       "  server {\n    listen 127.0.0.1:" + std::to_string(port) + ";\n    root " + o->root_ +
       ";\n    location = /echo { return 200 \"$request_method $request_uri\\n\"; }\n" +
       "    location / { }\n  }\n}\n";
-  if (auto r = writeFile(conf, text); !r) {
+  if (auto r = writeTextFile(conf, text); !r) {
     return std::unexpected(r.error());
   }
   auto p = ns.spawn({"nginx", "-c", conf, "-g", "daemon off;"}, {.output_path = dir + "/nginx.out"});
@@ -158,7 +149,7 @@ Result<std::unique_ptr<NginxOrigin>> NginxOrigin::start(NetNs& ns, const std::st
 Result<std::unique_ptr<ProxyProcess>> ProxyProcess::start(NetNs& ns, const std::string& dir,
                                                           const std::string& config) {
   const std::string path = dir + "/proxy.json";
-  if (auto r = writeFile(path, config); !r) {
+  if (auto r = writeTextFile(path, config); !r) {
     return std::unexpected(r.error());
   }
   auto p = Subprocess::spawn({builtBinary("meshgate-proxy"), "--config", path},
@@ -196,7 +187,7 @@ ProxyProcess::~ProxyProcess() {
 }
 
 Result<std::string> ProxyProcess::reload(const std::string& config) {
-  if (auto r = writeFile(config_path_, config); !r) {
+  if (auto r = writeTextFile(config_path_, config); !r) {
     return std::unexpected(r.error());
   }
   if (auto r = proc_.kill(SIGHUP); !r) {

@@ -77,16 +77,6 @@ const std::array<uint8_t, kPatternLen + 4096>& pattern() {
   return p;
 }
 
-std::string hex(const uint8_t* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; i++) {
-    s += kDigits[p[i] >> 4];
-    s += kDigits[p[i] & 0xf];
-  }
-  return s;
-}
-
 std::string addrText(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (sa->sa_family == AF_INET) {
@@ -399,7 +389,7 @@ Result<ngtcp2_cid> Connection::newCid() {
 }
 
 Result<void> Connection::init(const ngtcp2_pkt_hd& hd, const ngtcp2_cid& scid) {
-  name_ = hex(scid.data, scid.datalen);
+  name_ = quiclb::toHex({scid.data, scid.datalen});
   ngtcp2_callbacks cb{};
   cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
   cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
@@ -922,7 +912,7 @@ Result<void> Server::start() {
                       : opts_.lb->algorithm() == quiclb::Algorithm::kSinglePass ? "single-pass"
                                                                                  : "four-pass";
     lb = "QUIC-LB cr " + std::to_string(opts_.lb->config_rotation) + " server_id " +
-         hex(opts_.server_id.data(), opts_.server_id.size()) + " nonce_len " +
+         quiclb::toHex(opts_.server_id) + " nonce_len " +
          std::to_string(opts_.lb->nonce_len) + " " + alg;
   }
   std::printf("listening on %s, %s\n", addrText(localAddr()).c_str(), lb.c_str());
@@ -949,7 +939,7 @@ void Server::sendStatelessReset(const ngtcp2_version_cid& vc, size_t pkt_len,
       ngtcp2_pkt_write_stateless_reset(buf.data(), buf.size(), token, rand.data(), randlen);
   if (n > 0 && ::sendto(fd_, buf.data(), static_cast<size_t>(n), 0, remote, remote_len) >= 0) {
     std::printf("stateless reset to %s for unknown cid %s\n", addrText(remote).c_str(),
-                hex(vc.dcid, vc.dcidlen).c_str());
+                quiclb::toHex({vc.dcid, vc.dcidlen}).c_str());
   }
 }
 
