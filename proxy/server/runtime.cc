@@ -18,7 +18,8 @@ Result<SnapshotPtr> makeSnapshot(ProxyConfigPtr config, uint64_t generation) {
   return s;
 }
 
-Runtime::Runtime(SnapshotPtr initial) : snapshot_(std::move(initial)) {}
+Runtime::Runtime(SnapshotPtr initial)
+    : snapshot_(initial), generation_(initial->generation) {}
 
 Runtime::~Runtime() { stop(); }
 
@@ -69,7 +70,9 @@ Result<void> Runtime::reload(ProxyConfigPtr config) {
   if (!snap) {
     return std::unexpected(snap.error());
   }
+  const uint64_t generation = (*snap)->generation;
   snapshot_.store(*snap, std::memory_order_release);
+  generation_.store(generation, std::memory_order_release);
   return {};
 }
 

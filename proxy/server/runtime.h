@@ -46,6 +46,9 @@ class Runtime {
   void stop();
 
   SnapshotPtr snapshot() const { return snapshot_.load(std::memory_order_acquire); }
+  // The current snapshot's generation: one plain atomic load, for the per-request check
+  // "has the config changed?" (loading the shared_ptr itself takes a lock bit).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   // The port each listener is bound to (useful with port 0), in config order.
   const std::vector<uint16_t>& listenerPorts() const { return ports_; }
   uint16_t adminPort() const;  // 0 without an admin endpoint
@@ -55,6 +58,7 @@ class Runtime {
  private:
   std::unique_ptr<AccessLog> access_log_;
   std::atomic<SnapshotPtr> snapshot_;
+  std::atomic<uint64_t> generation_;  // stored after snapshot_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<uint16_t> ports_;
   Stats stats_;

@@ -174,6 +174,9 @@ void Worker::stop() {
 }
 
 std::shared_ptr<WorkerRouting> Worker::routing() {
+  if (routing_ && routing_->snapshot->generation == runtime_.generation()) {
+    return routing_;  // the common case: no reload since the last request
+  }
   auto snap = runtime_.snapshot();
   if (!routing_ || routing_->snapshot != snap) {
     auto r = std::make_shared<WorkerRouting>();
