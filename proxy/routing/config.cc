@@ -63,7 +63,7 @@ class ProxyConfigParser : public JsonReader {
   void parseLimits(const JsonNode& r, Limits& l) {
     const Json* s = section(r, "limits",
                             {"max_header_bytes", "max_headers", "max_body_bytes", "buffer_bytes",
-                             "header_timeout_ms", "idle_timeout_ms"});
+                             "header_timeout_ms", "idle_timeout_ms", "max_concurrent_streams"});
     if (!s) {
       return;
     }
@@ -74,6 +74,8 @@ class ProxyConfigParser : public JsonReader {
     l.buffer_bytes = integer(n, "buffer_bytes", l.buffer_bytes, 4096, 64 << 20);
     l.header_timeout = ms(n, "header_timeout_ms", l.header_timeout);
     l.idle_timeout = ms(n, "idle_timeout_ms", l.idle_timeout);
+    l.max_concurrent_streams = static_cast<uint32_t>(
+        integer(n, "max_concurrent_streams", l.max_concurrent_streams, 1, 10000));
   }
 
   // A literal address and a port 1..65535 (0 with allow_zero: pick one, for tests).
@@ -99,7 +101,7 @@ class ProxyConfigParser : public JsonReader {
     for (size_t i = 0; i < list->size(); i++) {
       const JsonNode n{(*list)[i], jsonIndexPath("clusters", i)};
       if (!checkObject(n.obj, n.path,
-                       {"name", "lb_policy", "hash_on", "connect_timeout_ms",
+                       {"name", "protocol", "lb_policy", "hash_on", "connect_timeout_ms",
                         "max_idle_per_endpoint", "endpoints"})) {
         return;
       }
@@ -108,6 +110,14 @@ class ProxyConfigParser : public JsonReader {
       if (index_.contains(c.name)) {
         error(n.field("name"), "duplicate cluster " + jsonShown(c.name) + " (also " +
                                    jsonIndexPath("clusters", index_[c.name]) + ")");
+      }
+      const std::string protocol = string(n, "protocol", false).value_or("http1");
+      if (protocol == "http1") {
+        c.protocol = UpstreamProtocol::kHttp1;
+      } else if (protocol == "http2") {
+        c.protocol = UpstreamProtocol::kHttp2;
+      } else {
+        error(n.field("protocol"), "must be \"http1\" or \"http2\", got " + jsonShown(protocol));
       }
       const std::string policy = string(n, "lb_policy", false).value_or("round_robin");
       if (policy == "round_robin") {

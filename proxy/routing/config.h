@@ -18,6 +18,11 @@ namespace meshgate::proxy {
 
 enum class LbPolicy { kRoundRobin, kLeastRequest, kConsistentHash };
 
+// How the proxy talks to a cluster's endpoints: HTTP/1.1 over pooled keep-alive connections,
+// or HTTP/2 (cleartext, prior knowledge) multiplexed over one connection per endpoint and
+// worker, which gRPC needs. HTTP clients of either version reach either kind.
+enum class UpstreamProtocol { kHttp1, kHttp2 };
+
 struct Endpoint {
   std::string address;  // IPv4 or IPv6 literal
   uint16_t port = 0;
@@ -26,6 +31,7 @@ struct Endpoint {
 
 struct Cluster {
   std::string name;
+  UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
   LbPolicy lb_policy = LbPolicy::kRoundRobin;
   // kConsistentHash: the request header or cookie whose value is hashed (exactly one set).
   std::string hash_header;  // lower case
@@ -81,6 +87,8 @@ struct Limits {
   size_t max_headers = 100;
   uint64_t max_body_bytes = 0;  // 0 = unlimited
   size_t buffer_bytes = 64 * 1024;  // per direction per connection before backpressure
+                                    // (HTTP/2: per stream, the flow-control window)
+  uint32_t max_concurrent_streams = 100;  // HTTP/2 client connections
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
 };

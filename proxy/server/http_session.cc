@@ -6,6 +6,8 @@
 #include "proxy/http1/grammar.h"
 #include "proxy/routing/router.h"
 #include "proxy/server/access_log.h"
+#include "proxy/server/http2_session.h"
+#include "proxy/server/http_fields.h"
 #include "proxy/server/tcp_session.h"
 
 namespace meshgate::proxy {
@@ -15,55 +17,6 @@ using http1::grammar::caseless;
 using http1::grammar::iequals;  // against a lower-case literal
 
 using Clock = std::chrono::steady_clock;
-
-// Hop-by-hop fields (RFC 9110 §7.6.1) and the framing fields the proxy rewrites itself.
-bool hopByHop(std::string_view name) {
-  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te",
-                             "transfer-encoding", "upgrade", "trailer"}) {
-    if (iequals(name, h)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-std::string_view reasonPhrase(uint16_t status) {
-  switch (status) {
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-  }
-}
-
-// "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e), in the path part.
-bool hasDotSegment(std::string_view target) {
-  std::string path;
-  for (size_t i = 0; i < target.size() && target[i] != '?'; i++) {
-    if (target[i] == '%' && i + 2 < target.size() && target[i + 1] == '2' &&
-        (target[i + 2] == 'e' || target[i + 2] == 'E')) {
-      path += '.';
-      i += 2;
-    } else {
-      path += target[i];
-    }
-  }
-  for (size_t pos = 0; (pos = path.find("/.", pos)) != std::string::npos; pos++) {
-    const std::string_view rest = std::string_view(path).substr(pos + 2);
-    if (rest.empty() || rest[0] == '/' || (rest[0] == '.' && (rest.size() == 1 || rest[1] == '/'))) {
-      return true;
-    }
-  }
-  return false;
-}
 
 // Calls fn with each non-empty element of a comma-separated list (Connection tokens).
 template <class Fn>
@@ -130,8 +83,7 @@ struct HttpSession::Exchange {
   const Route* route = nullptr;
   size_t cluster = 0;
   std::optional<size_t> endpoint;
-  std::shared_ptr<WorkerRouting> routing;  // whose balancer counts this request (least request)
-  bool counted = false;
+  EndpointLease lease;  // counts this request on its endpoint (least request)
   std::string endpoint_key;  // "ip:port"
   uint32_t attempts = 0;
   // The request as sent upstream, kept while it fits in the buffer so that a failed
@@ -190,6 +142,7 @@ HttpSession::HttpSession(Worker& worker, Fd client, const SockAddr& peer, Snapsh
       peer_(peer),
       snapshot_(std::move(snapshot)),
       listener_(listener),
+      chooser_(worker, snapshot_),
       timer_(worker.loop().timers(), [this] { onDeadline(); }) {
   const Limits& lim = snapshot_->config->limits;
   down_ = std::make_unique<Connection>(worker.loop(), std::move(client), this);
@@ -285,6 +238,19 @@ void HttpSession::feedRequest() {
       setDeadline(Deadline::kHeader, snapshot_->config->limits.header_timeout);  // ends idle
     }
     if (!req_parser_) {
+      // The connection's first bytes: an HTTP/2 client with prior knowledge starts with
+      // the connection preface, which no HTTP/1.1 request can begin with.
+      const std::string_view in = down_->input().view();
+      const std::string_view preface = Http2Session::kPreface;
+      if (in.front() == preface.front() &&
+          preface.starts_with(in.substr(0, std::min(in.size(), preface.size())))) {
+        if (in.size() < preface.size()) {
+          down_->resumeReading();
+          return;  // wait for the rest of it
+        }
+        toHttp2();
+        return;
+      }
       makeParser();
     }
     auto fed = req_parser_->feed(down_->input().data());
@@ -406,32 +372,12 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
 
 void HttpSession::connectUpstream() {
   Exchange& ex = *ex_;
-  auto routing = worker_.routing();
   const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
   std::optional<std::string_view> hash_key;
   if (cluster.lb_policy == LbPolicy::kConsistentHash) {
     hash_key = hashKeyOf(cluster, ex.headers);
   }
-  // A worker's balancers follow the newest snapshot. A connection accepted before a
-  // reload keeps its snapshot until it closes; its requests pick with a one-off balancer.
-  releaseEndpoint();  // a retry: the failed attempt no longer counts
-  std::optional<size_t> pick;
-  if (routing->snapshot == snapshot_) {
-    pick = routing->balancers[ex.cluster].pick(hash_key, ex.endpoint);
-    if (pick) {
-      routing->balancers[ex.cluster].started(*pick);
-      ex.routing = routing;
-      ex.counted = true;
-    }
-  } else {
-    // A connection accepted before a reload keeps its snapshot, and its own balancers for
-    // it (made on first use), so its requests still rotate over the endpoints.
-    auto& lb = old_balancers_[ex.cluster];
-    if (!lb) {
-      lb = std::make_unique<LoadBalancer>(cluster, snapshot_->tables[ex.cluster], 0);
-    }
-    pick = lb->pick(hash_key, ex.endpoint);
-  }
+  const auto pick = chooser_.pick(ex.cluster, hash_key, ex.endpoint, ex.lease);
   if (!pick) {
     sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
     return;
@@ -703,24 +649,12 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   }
   Buffer& out = down_->output();
   out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
-  // Fields the upstream named in its Connection header are hop-by-hop too.
-  std::vector<std::string_view> named;
-  for (const auto& [name, value] : rs.headers_) {
-    if (iequals(name, "connection")) {
-      forEachToken(value, [&](std::string_view t) { named.push_back(t); });
-    }
-  }
-  for (const auto& [name, value] : rs.headers_) {
-    if (hopByHop(name) || std::any_of(named.begin(), named.end(), [&](std::string_view t) {
-          return caseless(t, name);
-        })) {
-      continue;
-    }
+  forEachForwardable(rs.headers_, [&](std::string_view name, std::string_view value) {
     out.append(name);
     out.append(": ");
     out.append(value);
     out.append("\r\n");
-  }
+  });
   if (ex.chunk_out && body) {
     out.append("transfer-encoding: chunked\r\n");
   }
@@ -783,6 +717,17 @@ void HttpSession::onResponseComplete() {
   ex.resp_parser->pause();  // feedResponse() finishes the exchange, outside the parser
 }
 
+void HttpSession::toHttp2() {
+  timer_.cancel();
+  done_ = true;
+  bump(worker_.stats().downstream_cx_active, -1);  // counted again by the HTTP/2 session
+  auto s = std::make_unique<Http2Session>(worker_, std::move(down_), peer_, snapshot_, listener_);
+  Http2Session* raw = s.get();
+  worker_.adopt(std::move(s));
+  worker_.release(this);
+  raw->start();
+}
+
 void HttpSession::toTunnel() {
   releaseEndpoint();
   Exchange& ex = *ex_;
@@ -799,9 +744,8 @@ void HttpSession::toTunnel() {
 }
 
 void HttpSession::releaseEndpoint() {
-  if (ex_ && ex_->counted) {
-    ex_->routing->balancers[ex_->cluster].finished(*ex_->endpoint);
-    ex_->counted = false;
+  if (ex_) {
+    ex_->lease.reset();
   }
 }
 
@@ -959,10 +903,7 @@ void HttpSession::finish() {
 void HttpSession::logAccess() {
   Exchange& ex = *ex_;
   Stats& st = worker_.stats();
-  if (ex.status >= 200 && ex.status < 300) bump(st.response_2xx);
-  else if (ex.status >= 300 && ex.status < 400) bump(st.response_3xx);
-  else if (ex.status >= 400 && ex.status < 500) bump(st.response_4xx);
-  else if (ex.status >= 500) bump(st.response_5xx);
+  st.countResponse(ex.status);
   AccessLog* log = worker_.accessLog();
   if (!log) {
     return;

@@ -20,6 +20,7 @@
 #include "proxy/event/timer_wheel.h"
 #include "proxy/http1/parser.h"
 #include "proxy/net/connection.h"
+#include "proxy/server/endpoint_choice.h"
 #include "proxy/server/worker.h"
 
 namespace meshgate::proxy {
@@ -60,6 +61,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onResponseComplete();
   void onResponseTrailer(std::string_view name, std::string_view value);
   void toTunnel();
+  void toHttp2();  // the client sent the HTTP/2 preface: an Http2Session takes over
 
   // Endings.
   void sendError(uint16_t status, std::string_view detail);
@@ -74,6 +76,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   SockAddr peer_;
   SnapshotPtr snapshot_;
   size_t listener_;
+  EndpointChooser chooser_;
   std::unique_ptr<Connection> down_;
   std::unique_ptr<RequestSink> req_sink_;
   std::unique_ptr<http1::Parser> req_parser_;
@@ -88,7 +91,6 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onDeadline();
   Timer timer_;
   Deadline deadline_ = Deadline::kNone;
-  std::map<size_t, std::unique_ptr<LoadBalancer>> old_balancers_;  // after a reload, by cluster
   std::string trailers_;       // request trailers, re-sent after the last chunk
   std::string resp_trailers_;  // response trailers, likewise
   bool closing_ = false;  // no more requests: finish when the response is out

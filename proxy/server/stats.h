@@ -26,6 +26,12 @@ namespace meshgate::proxy {
   X(upstream_rq_timeout, "requests whose upstream did not answer in the route timeout (504)") \
   X(upstream_rsp_bad, "upstream responses rejected by the parser (502)")                   \
   X(upstream_rsp_reset, "upstream connections closed before the response ended (502)")     \
+  X(h2_downstream_cx, "client connections that spoke HTTP/2 (h2c prior knowledge)")           \
+  X(h2_streams_reset_by_client, "HTTP/2 client streams reset before their response ended")   \
+  X(h2_streams_reset_early, "HTTP/2 streams reset in the read that opened them (no upstream)") \
+  X(h2_downstream_protocol_error, "HTTP/2 client connections ended by a protocol error or flood") \
+  X(h2_upstream_cx, "HTTP/2 upstream connections opened")                                   \
+  X(h2_upstream_streams_refused, "HTTP/2 upstream streams refused or cut by GOAWAY (retried)") \
   X(tcp_sessions, "TCP proxy sessions started")                                             \
   X(tcp_connect_fail, "TCP proxy sessions whose upstream connect failed")
 
@@ -34,6 +40,15 @@ struct Stats {
   MESHGATE_PROXY_STATS(MESHGATE_PROXY_STAT_FIELD)
 #undef MESHGATE_PROXY_STAT_FIELD
 
+  // A response sent to a client, by class (0: none was sent).
+  void countResponse(uint16_t status) {
+    if (status < 200) {
+      return;
+    }
+    auto& c = status < 300 ? response_2xx : status < 400 ? response_3xx
+            : status < 500 ? response_4xx : response_5xx;
+    c.fetch_add(1, std::memory_order_relaxed);
+  }
   // Prometheus text format, names prefixed "meshgate_proxy_".
   std::string prometheus() const;
 };

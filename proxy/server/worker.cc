@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "proxy/server/admin.h"
+#include "proxy/server/h2_upstream.h"
 #include "proxy/server/http_session.h"
 #include "proxy/server/tcp_session.h"
 
@@ -110,6 +111,7 @@ Worker::~Worker() {
     delete s;
   }
   idle_.clear();
+  h2_.clear();
   listeners_.clear();
 }
 
@@ -217,6 +219,24 @@ void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c,
   list.push_back(std::make_unique<IdleConnection>(*this, endpoint, std::move(c), idle_timeout));
   raw->resumeReading();  // a pause from the last response must not outlive it: and an idle
                          // connection must see the server's close
+}
+
+std::shared_ptr<H2Connection> Worker::h2Connection(const std::string& endpoint) {
+  auto it = h2_.find(endpoint);
+  return it == h2_.end() ? nullptr : it->second;
+}
+
+void Worker::keepH2Connection(const std::string& endpoint, std::shared_ptr<H2Connection> c) {
+  h2_[endpoint] = std::move(c);
+}
+
+void Worker::forgetH2Connection(const std::string& endpoint, const H2Connection* c) {
+  auto it = h2_.find(endpoint);
+  if (it != h2_.end() && it->second.get() == c) {
+    // Destroyed after this loop iteration: its own callback may be on the stack.
+    loop_->defer([c = std::move(it->second)] {});
+    h2_.erase(it);
+  }
 }
 
 void Worker::adopt(std::unique_ptr<Session> s) {

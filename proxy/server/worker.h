@@ -20,6 +20,7 @@
 namespace meshgate::proxy {
 
 class Worker;
+class H2Connection;
 
 // A session owns the connections of one client (an HTTP exchange loop or a TCP pipe).
 // Its worker owns it, in an intrusive list (no per-session map node).
@@ -64,6 +65,12 @@ class Worker {
   void putIdle(const std::string& endpoint, std::unique_ptr<Connection> c, uint32_t max_idle,
                std::chrono::milliseconds idle_timeout);
 
+  // The HTTP/2 connection to an endpoint that new requests share (null: none yet, or the
+  // last one is going away); keep...() makes `c` that connection, forget...() drops it.
+  std::shared_ptr<H2Connection> h2Connection(const std::string& endpoint);
+  void keepH2Connection(const std::string& endpoint, std::shared_ptr<H2Connection> c);
+  void forgetH2Connection(const std::string& endpoint, const H2Connection* c);
+
   // The worker owns its sessions: adopt() takes one, release() destroys it after the
   // current loop iteration.
   void adopt(std::unique_ptr<Session> s);
@@ -82,6 +89,7 @@ class Worker {
   std::vector<std::unique_ptr<ListenerSocket>> listeners_;
   Session* sessions_ = nullptr;  // owned, linked through Session::prev_/next_
   std::map<std::string, std::vector<std::unique_ptr<IdleConnection>>> idle_;
+  std::map<std::string, std::shared_ptr<H2Connection>> h2_;
   std::shared_ptr<WorkerRouting> routing_;
   std::thread thread_;
   friend class ListenerSocket;

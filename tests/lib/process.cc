@@ -372,4 +372,14 @@ std::string builtBinary(const std::string& name) {
   return name;
 }
 
+std::string sourceFile(const std::string& rel) {
+  auto dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  for (int up = 0; up < 6 && !dir.empty(); up++, dir = dir.parent_path()) {
+    if (std::filesystem::exists(dir / rel)) {
+      return std::filesystem::canonical(dir / rel).string();
+    }
+  }
+  return rel;
+}
+
 }  // namespace meshgate::test

@@ -93,6 +93,10 @@ Result<void> writeTextFile(const std::string& path, const std::string& text);
 // Path of a binary built next to the tests (build/bin/NAME), or NAME (looked up in PATH).
 std::string builtBinary(const std::string& name);
 
+// Path of a file of the source tree (e.g. "tests/integration/h2/h2_probe.py"), found by
+// walking up from the test binary (build/tests/...); `rel` itself when not found.
+std::string sourceFile(const std::string& rel);
+
 // Polls pred with a short backoff (1 ms doubling up to 50 ms) until it returns true or the
 // deadline passes; the error names `what`: "timed out after 2000 ms waiting for <what>".
 // This is how tests synchronise: poll a counter or a state, never sleep and hope.

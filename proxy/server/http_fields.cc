@@ -1,0 +1,87 @@
+#include "proxy/server/http_fields.h"
+
+#include "proxy/http1/grammar.h"
+
+namespace meshgate::proxy {
+
+using http1::grammar::iequals;
+
+bool hopByHop(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te",
+                             "transfer-encoding", "upgrade", "trailer"}) {
+    if (iequals(name, h)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string lowerCase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    c = http1::grammar::lower(c);
+  }
+  return out;
+}
+
+std::string_view reasonPhrase(uint16_t status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
+  }
+}
+
+// "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e), in the path part.
+bool hasDotSegment(std::string_view target) {
+  std::string path;
+  for (size_t i = 0; i < target.size() && target[i] != '?'; i++) {
+    if (target[i] == '%' && i + 2 < target.size() && target[i + 1] == '2' &&
+        (target[i + 2] == 'e' || target[i + 2] == 'E')) {
+      path += '.';
+      i += 2;
+    } else {
+      path += target[i];
+    }
+  }
+  for (size_t pos = 0; (pos = path.find("/.", pos)) != std::string::npos; pos++) {
+    const std::string_view rest = std::string_view(path).substr(pos + 2);
+    if (rest.empty() || rest[0] == '/' ||
+        (rest[0] == '.' && (rest.size() == 1 || rest[1] == '/'))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+HeaderList forwardableFields(const HeaderList& fields, bool lower_case) {
+  HeaderList out;
+  out.reserve(fields.size());
+  forEachForwardable(fields, [&](std::string_view name, std::string_view value) {
+    out.emplace_back(lower_case ? lowerCase(name) : std::string(name), std::string(value));
+  });
+  return out;
+}
+
+}  // namespace meshgate::proxy

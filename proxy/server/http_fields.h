@@ -1,0 +1,57 @@
+// Header fields as they cross the proxy, whatever the HTTP versions on either side.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/http1/grammar.h"
+#include "proxy/routing/router.h"
+
+namespace meshgate::proxy {
+
+// Hop-by-hop fields (RFC 9110 §7.6.1), Transfer-Encoding among them: never forwarded.
+// (Content-Length is not: a response keeps it; a request's is restated from its framing.)
+bool hopByHop(std::string_view name);
+
+// Calls fn(name, value) for each field of `fields` (pairs of strings) that is neither
+// hop-by-hop nor named by a Connection field (hop-by-hop too).
+template <class Fields, class Fn>
+void forEachForwardable(const Fields& fields, Fn fn) {
+  std::vector<std::string_view> named;
+  for (const auto& [name, value] : fields) {
+    if (http1::grammar::iequals(name, "connection")) {
+      http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
+        if (!t.empty()) {
+          named.push_back(t);
+        }
+        return true;
+      });
+    }
+  }
+  for (const auto& [name, value] : fields) {
+    if (!hopByHop(name) && std::none_of(named.begin(), named.end(), [&](std::string_view t) {
+          return http1::grammar::caseless(t, name);
+        })) {
+      fn(name, value);
+    }
+  }
+}
+
+// `fields` without hop-by-hop fields and without the fields that a Connection field names
+// (hop-by-hop too); with `lower_case` the names are lower-cased (HTTP/2 requires it).
+HeaderList forwardableFields(const HeaderList& fields, bool lower_case);
+
+std::string lowerCase(std::string_view s);
+
+// The reason phrase of the statuses the proxy answers itself.
+std::string_view reasonPhrase(uint16_t status);
+
+// "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e), in the path part:
+// routes match the raw path, so a backend that resolved "/public/../admin" would serve a
+// path that no route allowed. Such requests are refused (400) rather than normalised.
+bool hasDotSegment(std::string_view target);
+
+}  // namespace meshgate::proxy

@@ -1,0 +1,344 @@
+// meshgate-proxy speaking HTTP/2, end to end in a namespace of the test's own: real HTTP/2
+// clients (curl, h2load, a python3-h2 probe, grpcio) through the real binary to nginx over
+// HTTP/1.1, to a recording backend, and to a real gRPC server over HTTP/2. Byte-exact bodies
+// both ways, multiplexing, flow control against a slow reader, trailers both ways, gRPC
+// status trailers, the error statuses, and the rapid-reset and CONTINUATION-flood defences.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/lib/proxy_harness.h"
+
+namespace meshgate::test {
+namespace {
+
+using nlohmann::json;
+
+const std::string kPython = "/usr/bin/python3";  // Debian's, with python3-h2 and grpcio
+
+std::string endpoint(uint16_t port) {
+  return R"({"address": "127.0.0.1", "port": )" + std::to_string(port) + "}";
+}
+
+// Listener "web" routes /meshgate.test.* to the HTTP/2 cluster "grpc" (when given) and the
+// rest to the HTTP/1.1 cluster "be".
+std::string config(const std::string& be, const std::string& grpc = "",
+                   const std::string& extra = "") {
+  std::string routes = R"([{"match": {"path": {"prefix": "/"}}, "cluster": "be"}])";
+  std::string clusters = R"([{"name": "be", "endpoints": [)" + be + "]}";
+  if (!grpc.empty()) {
+    routes = R"([{"match": {"path": {"prefix": "/meshgate.test."}}, "cluster": "grpc"},)" +
+             routes.substr(1);
+    clusters += R"(, {"name": "grpc", "protocol": "http2", "endpoints": [)" + grpc + "]}";
+  }
+  return R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": )" +
+         routes + "}], \"clusters\": " + clusters +
+         R"(], "admin": {"address": "127.0.0.1", "port": 0})" + extra + "}";
+}
+
+// The body of a chunked message (after its head), and its trailer section.
+std::pair<std::string, std::string> dechunk(std::string_view s) {
+  std::string body;
+  size_t i = 0;
+  for (;;) {
+    const size_t eol = s.find("\r\n", i);
+    if (eol == std::string_view::npos) {
+      return {body, ""};
+    }
+    const size_t n = std::stoul(std::string(s.substr(i, eol - i)), nullptr, 16);
+    i = eol + 2;
+    if (n == 0) {
+      return {body, std::string(s.substr(i))};
+    }
+    body.append(s.substr(i, n));
+    i += n + 2;
+  }
+}
+
+// Reads a request whose body is chunked (or Content-Length) and answers 200 "ok".
+RecordingServer::Handler chunkedSink() {
+  return [](int fd, RecordingServer& self) {
+    std::string got;
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      got.append(buf, static_cast<size_t>(n));
+      self.record(std::string_view(buf, static_cast<size_t>(n)));
+      const size_t head_end = got.find("\r\n\r\n");
+      if (head_end == std::string::npos) {
+        continue;
+      }
+      const std::string head = got.substr(0, head_end);
+      bool complete = false;
+      if (const size_t cl = head.find("content-length: "); cl != std::string::npos) {
+        complete = got.size() - head_end - 4 >= std::stoul(head.substr(cl + 16));
+      } else {
+        complete =
+            got.ends_with("\r\n\r\n") && got.find("\r\n0\r\n", head_end) != std::string::npos;
+      }
+      if (complete) {
+        const std::string ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        (void)!::send(fd, ok.data(), ok.size(), MSG_NOSIGNAL);
+        got.clear();
+      }
+    }
+  };
+}
+
+class ProxyHttp2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root: network namespaces";
+    }
+    auto ns = NetNs::create("p2");
+    ASSERT_TRUE(ns) << ns.error().message;
+    ns_.emplace(std::move(*ns));
+    auto dir = TempDir::create("proxy2");
+    ASSERT_TRUE(dir) << dir.error().message;
+    dir_.emplace(std::move(*dir));
+    auto nginx = NginxOrigin::start(*ns_, dir_->path(), freeLoopbackPort(*ns_));
+    ASSERT_TRUE(nginx) << nginx.error().message;
+    nginx_ = std::move(*nginx);
+  }
+  void TearDown() override {
+    proxy_.reset();
+    backends_.clear();
+  }
+
+  void startProxy(const std::string& cfg) {
+    auto p = ProxyProcess::start(*ns_, dir_->path(), cfg);
+    ASSERT_TRUE(p) << p.error().message;
+    proxy_ = std::move(*p);
+  }
+  RecordingServer& backend(RecordingServer::Handler h) {
+    auto s = RecordingServer::start(*ns_, std::move(h));
+    EXPECT_TRUE(s) << s.error().message;
+    backends_.push_back(std::move(*s));
+    return *backends_.back();
+  }
+  // A real gRPC server (grpcio) named `name`; returns its port.
+  uint16_t grpcServer(const std::string& name) {
+    auto p = ns_->spawn({kPython, sourceFile("tests/integration/h2/grpc_echo.py"), "server",
+                         "--port", "0", "--name", name},
+                        {.capture_output = true});
+    EXPECT_TRUE(p) << p.error().message;
+    if (!p) {
+      return 0;
+    }
+    auto line = (*p)->readLine(std::chrono::seconds(20));  // "READY <port>"
+    EXPECT_TRUE(line && line->starts_with("READY ")) << (line ? *line : line.error().message);
+    return line && line->starts_with("READY ") ? static_cast<uint16_t>(std::stoi(line->substr(6)))
+                                               : 0;
+  }
+  json grpcCall(const std::string& method, const std::string& data, int count = 1) {
+    auto out = ns_->run({kPython, sourceFile("tests/integration/h2/grpc_echo.py"), "client",
+                         "--target", "127.0.0.1:" + std::to_string(proxy_->port("web")), "--method",
+                         method, "--data", data, "--count", std::to_string(count)});
+    EXPECT_TRUE(out) << out.error().message;
+    return out ? json::parse(*out) : json();
+  }
+  json probe(std::vector<std::string> args) {
+    std::vector<std::string> argv = {kPython, sourceFile("tests/integration/h2/h2_probe.py")};
+    argv.push_back(args.front());
+    argv.insert(argv.end(), {"--port", std::to_string(proxy_->port("web"))});
+    argv.insert(argv.end(), args.begin() + 1, args.end());
+    auto out = ns_->run(argv, std::chrono::seconds(60));
+    EXPECT_TRUE(out) << out.error().message;
+    if (!out) {
+      return json();
+    }
+    auto j = json::parse(*out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << *out;
+    return j;
+  }
+  Result<std::string> curl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "30", "--http2-prior-knowledge"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return ns_->run(argv);
+  }
+  std::string url(const std::string& path) {
+    return "http://127.0.0.1:" + std::to_string(proxy_->port("web")) + path;
+  }
+  uint64_t metric(const std::string& name) {
+    auto m = proxy_->metrics();
+    EXPECT_TRUE(m) << m.error().message;
+    return m ? (*m)["meshgate_proxy_" + name] : 0;
+  }
+  // Whether the proxy still serves HTTP/2 (after an attack on another connection).
+  void expectStillServing() {
+    auto r = curl({"-o", "/dev/null", "-w", "%{http_version} %{http_code}", url("/small")});
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, "2 200");
+  }
+
+  std::optional<NetNs> ns_;
+  std::optional<TempDir> dir_;
+  std::unique_ptr<NginxOrigin> nginx_;
+  std::vector<std::unique_ptr<RecordingServer>> backends_;
+  std::unique_ptr<ProxyProcess> proxy_;
+};
+
+TEST_F(ProxyHttp2Test, ServesH2cPriorKnowledgeByteExactFromAnHttp1Origin) {
+  startProxy(config(endpoint(nginx_->port())));
+  const std::string out = dir_->path() + "/got";
+  auto r = curl({"-o", out, "-w", "%{http_version} %{http_code}", url("/file64m")});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, "2 200");
+  auto same = runCommand({"cmp", out, nginx_->root() + "/file64m"});
+  EXPECT_TRUE(same) << same.error().message;
+  EXPECT_EQ(metric("h2_downstream_cx"), 1u);
+  // The same listener still speaks HTTP/1.1 to clients that do.
+  auto h1 = ns_->run(
+      {"curl", "-sS", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", url("/small")});
+  ASSERT_TRUE(h1) << h1.error().message;
+  EXPECT_EQ(*h1, "1.1 200");
+}
+
+TEST_F(ProxyHttp2Test, MultiplexesStreamsUpToTheAdvertisedLimit) {
+  startProxy(config(endpoint(nginx_->port()), "", R"(, "limits": {"max_concurrent_streams": 50})"));
+  const json j = probe({"multiplex", "--path", "/small", "--streams", "300"});
+  EXPECT_EQ(j["statuses"]["200"], 300) << j.dump();
+  EXPECT_EQ(j["peak_concurrent"], 50) << "the client is held to SETTINGS_MAX_CONCURRENT_STREAMS";
+  EXPECT_EQ(j["body_sha256s"].size(), 1u) << j.dump();
+  EXPECT_FALSE(j["flow_control_violation"].get<bool>());
+
+  auto load = ns_->run({"h2load", "-n", "4000", "-c", "4", "-m", "20", url("/small")});
+  ASSERT_TRUE(load) << load.error().message;
+  EXPECT_NE(load->find("4000 succeeded, 0 failed, 0 errored"), std::string::npos) << *load;
+  EXPECT_NE(load->find("status codes: 4000 2xx"), std::string::npos) << *load;
+}
+
+TEST_F(ProxyHttp2Test, RespectsTheClientsFlowControlWindowOnALargeResponse) {
+  startProxy(config(endpoint(nginx_->port())));
+  std::string body(2 << 20, '\0');
+  for (size_t i = 0; i < body.size(); i++) {
+    body[i] = static_cast<char>(i * 7 % 253);
+  }
+  ASSERT_TRUE(writeTextFile(nginx_->root() + "/two_mib", body));
+  auto sha = runCommand({"sha256sum", nginx_->root() + "/two_mib"});
+  ASSERT_TRUE(sha) << sha.error().message;
+
+  const json j = probe({"get", "--path", "/two_mib", "--window", "4096"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  EXPECT_EQ(j["body_bytes"], body.size());
+  EXPECT_EQ(j["body_sha256"], sha->substr(0, 64));
+  EXPECT_FALSE(j["flow_control_violation"].get<bool>()) << j.dump();
+  EXPECT_LE(j["max_data_frame"].get<int>(), 4096) << "a DATA frame larger than the window";
+}
+
+TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
+  RecordingServer& be = backend(chunkedSink());
+  startProxy(config(endpoint(be.port())));
+  const json j =
+      probe({"post", "--path", "/upload", "--body-bytes", "300000", "--trailer", "x-checksum=abc"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  EXPECT_EQ(j["sent_bytes"], 300000);
+
+  const std::string got = be.received();
+  const size_t head_end = got.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << got.substr(0, 500);
+  const std::string head = got.substr(0, head_end + 2);
+  EXPECT_TRUE(head.starts_with("POST /upload HTTP/1.1\r\n")) << head;
+  EXPECT_NE(head.find("transfer-encoding: chunked\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("x-forwarded-for: 127.0.0.1\r\n"), std::string::npos) << head;
+  const auto [body, trailers] = dechunk(std::string_view(got).substr(head_end + 4));
+  ASSERT_EQ(body.size(), 300000u);
+  for (size_t i = 0; i < body.size(); i++) {
+    ASSERT_EQ(static_cast<uint8_t>(body[i]), i % 251) << "body byte " << i;
+  }
+  EXPECT_EQ(trailers, "x-checksum: abc\r\n\r\n");
+}
+
+TEST_F(ProxyHttp2Test, ForwardsContentLengthBodiesAsContentLength) {
+  RecordingServer& be = backend(chunkedSink());
+  startProxy(config(endpoint(be.port())));
+  const json j = probe({"post", "--path", "/cl", "--body-bytes", "70000", "--content-length"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  const std::string got = be.received();
+  EXPECT_NE(got.find("content-length: 70000\r\n"), std::string::npos) << got.substr(0, 400);
+  EXPECT_EQ(got.find("transfer-encoding"), std::string::npos) << got.substr(0, 400);
+  EXPECT_EQ(got.size() - got.find("\r\n\r\n") - 4, 70000u);
+}
+
+TEST_F(ProxyHttp2Test, PassesGrpcCallsStreamsAndStatusTrailersThroughAnHttp2Cluster) {
+  const uint16_t grpc = grpcServer("alpha");
+  ASSERT_NE(grpc, 0);
+  startProxy(config(endpoint(nginx_->port()), endpoint(grpc)));
+
+  json j = grpcCall("Unary", "hello");
+  EXPECT_EQ(j["code"], "OK") << j.dump();
+  EXPECT_EQ(j["responses"], json::array({"alpha:hello"}));
+
+  j = grpcCall("ServerStream", "200", 200);
+  EXPECT_EQ(j["code"], "OK") << j.dump();
+  ASSERT_EQ(j["responses"].size(), 200u);
+  EXPECT_EQ(j["responses"][199], "alpha:199");
+
+  j = grpcCall("ClientStream", std::string(1000, 'x'), 50);
+  EXPECT_EQ(j["code"], "OK") << j.dump();
+  EXPECT_EQ(j["responses"], json::array({"50000"}));
+
+  // Megabytes each way: both flow-control windows (client side and upstream side) must
+  // keep moving.
+  j = grpcCall("ClientStream", std::string(100000, 'y'), 40);
+  EXPECT_EQ(j["code"], "OK") << j.dump().substr(0, 300);
+  EXPECT_EQ(j["responses"], json::array({"4000000"}));
+  j = grpcCall("ServerStream", "20000", 20000);
+  EXPECT_EQ(j["code"], "OK") << j.dump().substr(0, 300);
+  ASSERT_EQ(j["responses"].size(), 20000u);
+  EXPECT_EQ(j["responses"][19999], "alpha:19999");
+
+  // A failing call is a trailers-only response: grpc-status, grpc-message and custom
+  // trailing metadata must all reach the client.
+  j = grpcCall("Fail", "9:precondition broken");
+  EXPECT_EQ(j["code"], "FAILED_PRECONDITION") << j.dump();
+  EXPECT_EQ(j["details"], "precondition broken");
+  EXPECT_EQ(j["trailing_metadata"],
+            json::array({json::array({"x-meshgate-test", "trailer-value"})}));
+
+  EXPECT_EQ(metric("h2_upstream_cx"), 1u) << "every call shares one upstream connection";
+}
+
+TEST_F(ProxyHttp2Test, AnswersErrorsWithMeaningfulStatuses) {
+  const uint16_t dead = freeLoopbackPort(*ns_);
+  startProxy(config(endpoint(dead), "", R"(, "limits": {"max_header_bytes": 2048})"));
+  json j = probe({"get", "--path", "/x"});
+  EXPECT_EQ(j["status"], 503) << j.dump();
+  j = probe({"get", "--path", "/a/../admin"});
+  EXPECT_EQ(j["status"], 400) << j.dump();
+  j = probe({"get", "--path", "/x", "--header", "x-big:" + std::string(4000, 'v')});
+  EXPECT_EQ(j["status"], 431) << j.dump();
+  EXPECT_EQ(metric("response_5xx"), 1u);
+  EXPECT_EQ(metric("response_4xx"), 2u);
+}
+
+TEST_F(ProxyHttp2Test, ClosesARapidResetConnectionWithoutTouchingUpstreams) {
+  startProxy(config(endpoint(nginx_->port())));
+  const json j = probe({"rapid-reset", "--path", "/small", "--streams", "5000", "--timeout", "2"});
+  EXPECT_TRUE(j["closed"].get<bool>()) << j.dump();
+  EXPECT_EQ(j["goaway"], "ENHANCE_YOUR_CALM") << j.dump();
+  EXPECT_LT(j["streams_sent"].get<int>(), 5000) << "the connection was cut before the end";
+  EXPECT_GE(metric("h2_streams_reset_early"), 200u);
+  EXPECT_LE(metric("upstream_cx_connect"), 5u) << "reset streams must not cost upstream work";
+  EXPECT_EQ(metric("h2_downstream_protocol_error"), 1u);
+  expectStillServing();
+}
+
+TEST_F(ProxyHttp2Test, ClosesAContinuationFlood) {
+  startProxy(config(endpoint(nginx_->port())));
+  const json j = probe({"continuation-flood", "--frames", "10000", "--timeout", "2"});
+  EXPECT_TRUE(j["closed"].get<bool>()) << j.dump();
+  EXPECT_LT(j["frames_sent"].get<int>(), 10000) << j.dump();
+  EXPECT_EQ(metric("h2_downstream_protocol_error"), 1u);
+  EXPECT_EQ(metric("upstream_cx_connect"), 0u);
+  expectStillServing();
+}
+
+}  // namespace
+}  // namespace meshgate::test
