@@ -152,6 +152,8 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(TESTLIB) $(PROXY_LIB) $(A
 	$(call msg,LINK,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CXX) $(CXXFLAGS) $^ -o $@ $(LDLIBS)
+# The epoll-vs-io_uring benchmark (issue 3) is the only user of liburing.
+$(BUILD)/tests/bench/event_loop_bench: LDLIBS += -luring
 
 # Fuzz targets build with clang straight from the sources they fuzz (sanitizers throughout).
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(FUZZ_LIB_SRCS) $(wildcard proxy/http1/*.h tests/fuzz/*.h)
