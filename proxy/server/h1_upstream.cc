@@ -184,7 +184,11 @@ void H1Upstream::feed() {
       break;
     }
   }
-  if (!sink_ || !conn_ || response_done_) {
+  if (!sink_ || !conn_) {
+    return;
+  }
+  if (response_done_) {
+    complete();
     return;
   }
   if (unconsumed_ >= target_.window) {
@@ -244,11 +248,13 @@ void H1Upstream::onTrailer(std::string_view name, std::string_view value) {
 }
 
 void H1Upstream::onMessageComplete() {
-  if (!response_started_) {
-    return;  // a 1xx
+  if (response_started_) {
+    response_done_ = true;
+    parser_->pause();  // feed() completes the exchange once the input is consumed
   }
-  response_done_ = true;
-  parser_->pause();
+}
+
+void H1Upstream::complete() {
   connect_timer_.cancel();
   // Back to the pool when both messages were framed cleanly and nothing else came.
   if (request_done_ && keep_alive_ && conn_ && conn_->isOpen() && !conn_->peerClosed() &&

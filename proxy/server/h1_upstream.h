@@ -48,6 +48,7 @@ class H1Upstream final : public UpstreamRequest, public ConnectionObserver, publ
   void onMessageComplete() override;
 
   void feed();
+  void complete();  // the response ended: pool the connection, tell the sink
   void fail(UpstreamFailure f, std::string detail);
   void dropConnection();
 

@@ -4,8 +4,8 @@
 // runs on 127.0.0.1 of a namespace of the benchmark's own. Cases, per ../shared/docs/
 // reference/l7-baselines.md §5: HTTP/1.1 keep-alive requests/s and p99 with 100 B and
 // 16 KiB responses, a new connection per request, resident memory per idle client
-// connection (9,000 of them: see kIdle), and accept throughput with 5,000 listeners against one.
-// HTTP/2 (h2load) is not measured: meshgate-proxy has no HTTP/2 yet.
+// connection (9,000 of them: see kIdle), accept throughput with 5,000 listeners against one,
+// and HTTP/2 cleartext (h2load, prior knowledge) requests/s with HTTP/1.1 to the origin.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -79,6 +79,32 @@ Result<WrkResult> wrk(const NetNs& ns, uint16_t port, const std::string& path, b
   return r;
 }
 
+// h2load: 10 connections with 10 streams each in flight, for kDuration; requests/s.
+Result<WrkResult> h2load(const NetNs& ns, uint16_t port, const std::string& path) {
+  auto out = ns.run({"taskset", "-c", kLoadCpu, "h2load", "-c10", "-m10", "-D",
+                     std::string(kDuration).substr(0, std::string(kDuration).size() - 1),
+                     "http://127.0.0.1:" + std::to_string(port) + path},
+                    std::chrono::seconds(60));
+  if (!out) {
+    return std::unexpected(out.error());
+  }
+  WrkResult r;
+  std::smatch m;
+  if (std::regex_search(*out, m, std::regex(R"(finished in [0-9.]+[a-z]*, ([0-9.]+) req/s)"))) {
+    r.rps = std::stod(m[1]);
+  }
+  if (std::regex_search(*out, m, std::regex(R"(([0-9]+) failed, ([0-9]+) errored)"))) {
+    r.errors += std::stoull(m[1]) + std::stoull(m[2]);
+  }
+  if (std::regex_search(*out, m, std::regex(R"(status codes: [0-9]+ 2xx, ([0-9]+) 3xx, ([0-9]+) 4xx, ([0-9]+) 5xx)"))) {
+    r.errors += std::stoull(m[1]) + std::stoull(m[2]) + std::stoull(m[3]);
+  }
+  if (r.rps == 0) {
+    return fail("h2load on port " + std::to_string(port) + ": " + *out);
+  }
+  return r;
+}
+
 // CPU time (user + system) a process has used, in seconds.
 double cpuSeconds(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -97,6 +123,7 @@ double cpuSeconds(pid_t pid) {
 struct Sut {
   std::string name;
   uint16_t port = 0;
+  uint16_t h2_port = 0;  // h2c with prior knowledge (meshgate-proxy: the same listener)
   pid_t pid = 0;  // the process whose memory counts
 };
 
@@ -138,6 +165,9 @@ int run(int argc, char** argv) {
   // The three proxies, pinned to the SUT CPU, one worker each, no access logs.
   Sut mesh{"meshgate-proxy", freeLoopbackPort(*ns)}, ngx{"nginx", freeLoopbackPort(*ns)},
       hap{"haproxy", freeLoopbackPort(*ns)};
+  mesh.h2_port = mesh.port;
+  ngx.h2_port = freeLoopbackPort(*ns);
+  hap.h2_port = freeLoopbackPort(*ns);
   const std::string upstream = "127.0.0.1:" + std::to_string(origin);
   writeFile(d + "/mesh.json",
             R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": )" +
@@ -150,13 +180,15 @@ int run(int argc, char** argv) {
                 "/np.err; pid " + d + "/np.pid;\nevents { worker_connections 20000; }\nhttp { access_log off; " +
                 temps + " keepalive_requests 1000000;\n upstream origin { server " + upstream +
                 "; keepalive 256; }\n server { listen 127.0.0.1:" + std::to_string(ngx.port) +
-                " backlog=4096; location / { proxy_pass http://origin; proxy_http_version 1.1; "
+                " backlog=4096; listen 127.0.0.1:" + std::to_string(ngx.h2_port) +
+                " http2; location / { proxy_pass http://origin; proxy_http_version 1.1; "
                 "proxy_set_header Connection \"\"; } } }\n");
   writeFile(d + "/haproxy.cfg",
             "global\n  nbthread 1\n  maxconn 9500\n  log stdout format raw local0 emerg\n"
             "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
             "  http-reuse always\n  option http-keep-alive\n"
-            "frontend fe\n  bind 127.0.0.1:" + std::to_string(hap.port) + "\n  default_backend be\n"
+            "frontend fe\n  bind 127.0.0.1:" + std::to_string(hap.port) + "\n  bind 127.0.0.1:" +
+                std::to_string(hap.h2_port) + " proto h2\n  default_backend be\n"
             "backend be\n  server origin " + upstream + "\n");
   if (!written) {
     return 1;
@@ -206,7 +238,8 @@ int run(int argc, char** argv) {
   };
   const std::vector<Case> cases = {{"h1_keepalive_100B", "/small", false},
                                    {"h1_keepalive_16KiB", "/big", false},
-                                   {"h1_new_connection_per_request", "/small", true}};
+                                   {"h1_new_connection_per_request", "/small", true},
+                                   {"h2c_100B", "/small", false}};
   std::map<std::string, std::map<std::string, std::vector<double>>> rps, p99;
   std::map<std::string, std::map<std::string, uint64_t>> errors;
   std::map<std::string, std::map<std::string, std::vector<double>>> cpu_us;  // SUT CPU per request
@@ -214,7 +247,8 @@ int run(int argc, char** argv) {
     for (const auto& c : cases) {
       for (Sut* s : {&mesh, &ngx, &hap}) {
         const double cpu0 = cpuSeconds(s->pid);
-        auto r = wrk(*ns, s->port, c.path, c.close);
+        auto r = c.name.starts_with("h2c") ? h2load(*ns, s->h2_port, c.path)
+                                           : wrk(*ns, s->port, c.path, c.close);
         const double cpu1 = cpuSeconds(s->pid);
         if (!r) {
           std::fprintf(stderr, "%s %s: %s\n", s->name.c_str(), c.name.c_str(),
@@ -249,6 +283,9 @@ int run(int argc, char** argv) {
                   base->name, true,
                   "CPU time of the proxy process over the run / requests served: the proxy's "
                   "cost when the load side (wrk + origin on one core) is the bottleneck"});
+      if (c.name.starts_with("h2c")) {
+        continue;  // h2load reports no percentiles
+      }
       report.add({c.name + "_p99_vs_" + base->name, "p99_latency", "ms",
                   median(p99[c.name]["meshgate-proxy"]), median(p99[c.name][base->name]),
                   base->name, true, "target: no higher"});

@@ -207,6 +207,10 @@ TEST_F(ProxyHttp2Test, MultiplexesStreamsUpToTheAdvertisedLimit) {
   EXPECT_EQ(j["peak_concurrent"], 50) << "the client is held to SETTINGS_MAX_CONCURRENT_STREAMS";
   EXPECT_EQ(j["body_sha256s"].size(), 1u) << j.dump();
   EXPECT_FALSE(j["flow_control_violation"].get<bool>());
+  // Streams reuse the pooled HTTP/1.1 upstream connections: at most one per stream in
+  // flight is ever opened.
+  EXPECT_LE(metric("upstream_cx_connect"), 50u);
+  EXPECT_GE(metric("upstream_cx_reused"), 250u);
 
   auto load = ns_->run({"h2load", "-n", "4000", "-c", "4", "-m", "20", url("/small")});
   ASSERT_TRUE(load) << load.error().message;
