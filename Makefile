@@ -75,7 +75,7 @@ QUIC_SERVER_LDLIBS := -lngtcp2_crypto_gnutls -lngtcp2 -lnghttp3 -lgnutls
 # Debian 12 packages for build, tests, demo and benchmarks.
 DEB_PACKAGES := make g++ cmake clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
 	linux-libc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev liburing-dev \
-	libssl-dev libnghttp2-dev nghttp2-client python3-h2 python3-grpcio iproute2 ethtool iputils-ping procps curl python3 python3-scapy \
+	libssl-dev libnghttp2-dev nghttp2-client nghttp2-server python3-h2 python3-grpcio iproute2 ethtool iputils-ping procps curl python3 python3-scapy \
 	libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client openssl \
 	libclang-rt-19-dev nginx-light haproxy wrk
 # Packages whose install starts a system service on port 80 and friends; tests and

@@ -134,10 +134,14 @@ int32_t H2Connection::submit(H2Upstream* up, const RequestHead& head, bool body)
     nva.push_back(nv("content-length", length));
   }
   nghttp2_data_provider provider{};
-  provider.source.ptr = up;
   provider.read_callback = [](nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
-                              uint32_t* flags, nghttp2_data_source* src, void*) -> ssize_t {
-    auto* up = static_cast<H2Upstream*>(src->ptr);
+                              uint32_t* flags, nghttp2_data_source*, void* self) -> ssize_t {
+    // By id, never a stored pointer: a request abandoned with its stream still open must
+    // not be read (its RST_STREAM is queued).
+    H2Upstream* up = static_cast<H2Connection*>(self)->stream(id);
+    if (!up) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     const size_t n = std::min(length, up->body_.size());
     std::memcpy(buf, up->body_.data().data(), n);
     up->body_.consume(n);
@@ -423,14 +427,17 @@ H2Upstream::H2Upstream(Worker& worker, UpstreamSink& sink, const UpstreamTarget&
     : worker_(worker), sink_(&sink), target_(target) {}
 
 H2Upstream::~H2Upstream() {
-  if (conn_ && stream_id_ > 0 && !finished_) {
-    conn_->cancel(stream_id_);
+  if (conn_ && stream_id_ > 0) {
+    conn_->cancel(stream_id_);  // a no-op once the stream has closed
   }
 }
 
 void H2Upstream::start(const RequestHead& head) {
   conn_ = worker_.h2Connection(*target_.key);
   reused_ = conn_ != nullptr;
+  if (reused_) {
+    bump(worker_.stats().upstream_cx_reused);
+  }
   if (!conn_) {
     auto c = std::make_shared<H2Connection>(worker_, target_);
     if (c->start()) {
@@ -501,9 +508,9 @@ void H2Upstream::consumed(size_t n) {
 
 void H2Upstream::cancel() {
   sink_ = nullptr;
-  if (conn_ && stream_id_ > 0 && !finished_) {
-    finished_ = true;
-    conn_->cancel(stream_id_);
+  finished_ = true;
+  if (conn_ && stream_id_ > 0) {
+    conn_->cancel(stream_id_);  // a no-op once the stream has closed
   }
 }
 

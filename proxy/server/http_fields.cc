@@ -26,18 +26,54 @@ std::string lowerCase(std::string_view s) {
 
 std::string_view reasonPhrase(uint16_t status) {
   switch (status) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
+    case 405:
+      return "Method Not Allowed";
     case 408:
       return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 412:
+      return "Precondition Failed";
     case 413:
       return "Content Too Large";
     case 414:
       return "URI Too Long";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
     case 501:
       return "Not Implemented";
     case 502:
@@ -49,11 +85,10 @@ std::string_view reasonPhrase(uint16_t status) {
     case 505:
       return "HTTP Version Not Supported";
     default:
-      return "Error";
+      return "";  // the reason phrase is optional (RFC 9112 §4)
   }
 }
 
-// "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e), in the path part.
 bool hasDotSegment(std::string_view target) {
   std::string path;
   for (size_t i = 0; i < target.size() && target[i] != '?'; i++) {

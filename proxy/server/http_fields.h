@@ -46,7 +46,7 @@ HeaderList forwardableFields(const HeaderList& fields, bool lower_case);
 
 std::string lowerCase(std::string_view s);
 
-// The reason phrase of the statuses the proxy answers itself.
+// The reason phrase of a status for an HTTP/1.1 status line ("" when uncommon).
 std::string_view reasonPhrase(uint16_t status);
 
 // "/./", "/../", a trailing "/." or "/..", also percent-encoded (%2e), in the path part:

@@ -6,6 +6,7 @@
 #include "proxy/http1/grammar.h"
 #include "proxy/routing/router.h"
 #include "proxy/server/access_log.h"
+#include "proxy/server/h2_upstream.h"
 #include "proxy/server/http2_session.h"
 #include "proxy/server/http_fields.h"
 #include "proxy/server/tcp_session.h"
@@ -106,6 +107,35 @@ struct HttpSession::Exchange {
   bool upstream_keep_alive = false;
   bool tunnel = false;
   uint64_t response_bytes = 0;
+  // An HTTP/2 cluster: the request goes out as a stream of the worker's HTTP/2 connection
+  // to the endpoint (H2Upstream) instead of bytes on `up`.
+  std::unique_ptr<H2Sink> h2_sink;
+  std::unique_ptr<H2Upstream> h2;
+  RequestHead h2_head;
+  HeaderList h2_trailers;
+  size_t h2_unconsumed = 0;  // response bytes written to the client, not yet acknowledged
+};
+
+// The response of an HTTP/2 upstream, written to the HTTP/1.1 client.
+class HttpSession::H2Sink final : public UpstreamSink {
+ public:
+  explicit H2Sink(HttpSession& s) : s_(s) {}
+  void onUpstreamReady() override {}
+  void onUpstreamWritable() override {
+    s_.down_->resumeReading();
+    s_.feedRequest();
+  }
+  void onUpstreamHeaders(uint16_t status, HeaderList headers, bool end) override {
+    s_.onH2ResponseHead(status, headers, end);
+  }
+  void onUpstreamData(std::span<const char> data) override { s_.onH2ResponseBody(data); }
+  void onUpstreamEnd(HeaderList trailers) override { s_.onH2ResponseEnd(trailers); }
+  void onUpstreamFailed(UpstreamFailure f, std::string detail) override {
+    s_.onH2Failed(f, detail);
+  }
+
+ private:
+  HttpSession& s_;
 };
 
 class HttpSession::RequestSink final : public http1::Sink {
@@ -326,6 +356,10 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
     return;
   }
   ex.cluster = ex.route->cluster_index;
+  if (snapshot_->config->clusters[ex.cluster].protocol == UpstreamProtocol::kHttp2) {
+    startH2(head);
+    return;
+  }
 
   // The request head for the upstream: same method and target, HTTP/1.1, hop-by-hop fields
   // dropped, X-Forwarded-For appended, framing restated.
@@ -451,6 +485,13 @@ void HttpSession::onRequestBody(std::span<const char> data) {
     return;
   }
   ex_->request_bytes += data.size();
+  if (ex_->h2) {
+    ex_->h2->sendBody(data);
+    if (ex_->h2->requestBuffered() >= snapshot_->config->limits.buffer_bytes) {
+      down_->pauseReading();  // H2Sink::onUpstreamWritable() resumes
+    }
+    return;
+  }
   if (ex_->chunked) {
     Buffer framed;
     appendChunkHeader(framed, data.size());
@@ -463,6 +504,10 @@ void HttpSession::onRequestBody(std::span<const char> data) {
 }
 
 void HttpSession::onRequestTrailer(std::string_view name, std::string_view value) {
+  if (ex_ && ex_->h2) {
+    ex_->h2_trailers.emplace_back(lowerCase(name), value);
+    return;
+  }
   if (ex_ && ex_->chunked) {
     trailers_.append(name).append(": ").append(value).append("\r\n");
   }
@@ -472,7 +517,9 @@ void HttpSession::onRequestComplete() {
   if (!ex_) {
     return;
   }
-  if (ex_->chunked) {
+  if (ex_->h2) {
+    ex_->h2->endRequest(std::move(ex_->h2_trailers));
+  } else if (ex_->chunked) {
     std::string last = "0\r\n" + trailers_ + "\r\n";
     trailers_.clear();
     sendToUpstream(last);
@@ -820,6 +867,8 @@ void HttpSession::onDrained(Connection& c) {
     if (ex_ && ex_->up) {
       ex_->up->resumeReading();  // its bytes wait in input(): feed them
       feedResponse();
+    } else if (ex_ && ex_->h2 && ex_->h2_unconsumed) {
+      ex_->h2->consumed(std::exchange(ex_->h2_unconsumed, 0));  // the upstream may send on
     }
   } else if (ex_ && &c == ex_->up.get()) {
     down_->resumeReading();
@@ -869,6 +918,9 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
     ex_->resp_parser->pause();  // we may be inside its callback: no more events
   }
   releaseEndpoint();
+  if (ex_->h2) {
+    ex_->h2->cancel();
+  }
   if (req_parser_) {
     req_parser_->pause();
   }
@@ -893,6 +945,9 @@ void HttpSession::finish() {
   bump(worker_.stats().downstream_cx_active, -1);
   if (ex_ && ex_->up) {
     ex_->up->close();
+  }
+  if (ex_ && ex_->h2) {
+    ex_->h2->cancel();
   }
   if (down_) {
     down_->close();
@@ -922,6 +977,171 @@ void HttpSession::logAccess() {
   r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(now - ex.start).count();
   r.upstream_us = ex.attempts ? std::chrono::duration_cast<std::chrono::microseconds>(now - ex.upstream_start).count() : 0;
   log->write(r);
+}
+
+// ---- HTTP/1.1 client, HTTP/2 cluster ------------------------------------------------------
+
+void HttpSession::startH2(const http1::MessageHead& head) {
+  Exchange& ex = *ex_;
+  if (ex.upgrade || ex.method == http1::Method::kConnect) {
+    bump(worker_.stats().downstream_rq_bad);
+    sendError(501, "no Upgrade or CONNECT to an HTTP/2 cluster");
+    return;
+  }
+  RequestHead& r = ex.h2_head;
+  r.method = ex.method_token;
+  r.path = ex.target;
+  r.authority = ex.authority.empty() ? std::string(head.host) : ex.authority;
+  std::string xff;
+  forEachForwardable(ex.headers, [&](std::string_view name, std::string_view value) {
+    if (iequals(name, "host") || iequals(name, "content-length")) {
+      return;
+    }
+    if (iequals(name, "x-forwarded-for")) {
+      xff.append(xff.empty() ? "" : ", ").append(value);
+      return;
+    }
+    r.headers.emplace_back(lowerCase(name), value);
+  });
+  r.headers.emplace_back("x-forwarded-for", xff.empty() ? peer_.ip() : xff + ", " + peer_.ip());
+  r.content_length = head.content_length;
+  r.has_body = head.body == http1::BodyKind::kChunked ||
+               (head.body == http1::BodyKind::kContentLength && head.content_length.value_or(0));
+  ex.h2_sink = std::make_unique<H2Sink>(*this);
+  connectH2();
+}
+
+void HttpSession::connectH2() {
+  Exchange& ex = *ex_;
+  const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
+  std::optional<std::string_view> hash_key;
+  if (cluster.lb_policy == LbPolicy::kConsistentHash) {
+    hash_key = hashKeyOf(cluster, ex.headers);
+  }
+  const auto pick = chooser_.pick(ex.cluster, hash_key, ex.endpoint, ex.lease);
+  if (!pick) {
+    sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
+    return;
+  }
+  ex.endpoint = *pick;
+  ex.attempts++;
+  ex.upstream_start = Clock::now();
+  const ClusterTable& table = *snapshot_->tables[ex.cluster];
+  ex.endpoint_key = table.address_keys[*pick];
+  const Limits& lim = snapshot_->config->limits;
+  const UpstreamTarget target{&table.addresses[*pick], &table.address_keys[*pick],
+                              cluster.connect_timeout, cluster.max_idle_per_endpoint,
+                              lim.idle_timeout,        lim.buffer_bytes};
+  ex.h2 = std::make_unique<H2Upstream>(worker_, *ex.h2_sink, target);
+  ex.up_connected = true;  // the HTTP/2 connection keeps its own connect timeout
+  ex.h2->start(ex.h2_head);
+  setDeadline(Deadline::kUpstream, ex.route->timeout);
+}
+
+void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end) {
+  Exchange& ex = *ex_;
+  clearDeadline(Deadline::kUpstream);
+  ex.status = status;
+  const bool client_11 = ex.version == http1::Version::kHttp11;
+  const bool has_length = std::any_of(headers.begin(), headers.end(),
+                                      [](const auto& f) { return f.first == "content-length"; });
+  ex.chunk_out = !end && !has_length && client_11;
+  ex.close_delimited_out = !end && !has_length && !client_11;
+  if (ex.close_delimited_out || !ex.keep_alive) {
+    closing_ = true;
+  }
+  Buffer& out = down_->output();
+  out.append("HTTP/1.1 " + std::to_string(status) + " " + std::string(reasonPhrase(status)) +
+             "\r\n");
+  for (const auto& [name, value] : headers) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+  }
+  if (ex.chunk_out) {
+    out.append("transfer-encoding: chunked\r\n");
+  } else if (end && !has_length && status >= 200 && status != 204 && status != 304 &&
+             ex.method != http1::Method::kHead) {
+    out.append("content-length: 0\r\n");
+  }
+  if (closing_) {
+    out.append("connection: close\r\n");
+  } else if (!client_11) {
+    out.append("connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+  ex.head_sent = true;
+  down_->flush();
+}
+
+void HttpSession::onH2ResponseBody(std::span<const char> data) {
+  Exchange& ex = *ex_;
+  ex.response_bytes += data.size();
+  Buffer& out = down_->output();
+  if (ex.chunk_out) {
+    appendChunkHeader(out, data.size());
+    out.append(data);
+    out.append("\r\n");
+  } else {
+    out.append(data);
+  }
+  down_->flush();
+  // Acknowledged to the upstream only once the client has taken the bytes, so a slow
+  // client holds at most one window here (onDrained() acknowledges the rest).
+  if (down_->output().size() < snapshot_->config->limits.buffer_bytes) {
+    ex.h2->consumed(data.size() + std::exchange(ex.h2_unconsumed, 0));
+  } else {
+    ex.h2_unconsumed += data.size();
+  }
+}
+
+void HttpSession::onH2ResponseEnd(const HeaderList& trailers) {
+  Exchange& ex = *ex_;
+  if (ex.chunk_out) {
+    std::string last = "0\r\n";
+    for (const auto& [name, value] : trailers) {
+      last.append(name).append(": ").append(value).append("\r\n");
+    }
+    down_->send(last.append("\r\n"));
+  }
+  ex.response_done = true;
+  if (ex.close_delimited_out) {
+    closing_ = true;
+  }
+  // Finished from the loop: this runs inside the HTTP/2 connection's frame processing.
+  worker_.loop().defer([this, gen = ex.attempts, e = ex_.get()] {
+    if (!done_ && ex_.get() == e && ex_->attempts == gen) {
+      finishExchange();
+    }
+  });
+}
+
+void HttpSession::onH2Failed(UpstreamFailure f, const std::string& detail) {
+  Exchange& ex = *ex_;
+  clearDeadline(Deadline::kUpstream);
+  worker_.loop().defer([p = std::shared_ptr<H2Upstream>(std::move(ex.h2))] {});
+  if (ex.head_sent) {
+    bump(worker_.stats().upstream_rsp_reset);
+    finish();  // the response can only be cut
+    return;
+  }
+  // Nothing reached the server (connect failure, refused stream) and no body was taken
+  // yet: another endpoint may have it.
+  const bool unsent = f == UpstreamFailure::kConnect || f == UpstreamFailure::kRefused;
+  const uint32_t allowed = ex.route->retries + (f == UpstreamFailure::kRefused ? 1 : 0);
+  if (unsent && ex.request_bytes == 0 && ex.attempts <= allowed) {
+    bump(worker_.stats().upstream_rq_retry);
+    if (f == UpstreamFailure::kRefused) {
+      bump(worker_.stats().h2_upstream_streams_refused);
+    }
+    connectH2();
+    return;
+  }
+  if (f == UpstreamFailure::kReset) {
+    bump(worker_.stats().upstream_rsp_reset);
+  }
+  sendError(f == UpstreamFailure::kConnect ? 503 : 502, detail);
 }
 
 }  // namespace meshgate::proxy

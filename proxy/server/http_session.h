@@ -21,6 +21,7 @@
 #include "proxy/http1/parser.h"
 #include "proxy/net/connection.h"
 #include "proxy/server/endpoint_choice.h"
+#include "proxy/server/upstream.h"
 #include "proxy/server/worker.h"
 
 namespace meshgate::proxy {
@@ -36,6 +37,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   struct Exchange;
   class RequestSink;
   class ResponseSink;
+  class H2Sink;
 
   // ConnectionObserver, for the client and the current upstream connection.
   void onData(Connection& c) override;
@@ -61,7 +63,15 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onResponseComplete();
   void onResponseTrailer(std::string_view name, std::string_view value);
   void toTunnel();
-  void toHttp2();  // the client sent the HTTP/2 preface: an Http2Session takes over
+  void toHttp2();
+
+  // An HTTP/2 cluster: the request as a stream of the endpoint's HTTP/2 connection.
+  void startH2(const http1::MessageHead& head);
+  void connectH2();
+  void onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end);
+  void onH2ResponseBody(std::span<const char> data);
+  void onH2ResponseEnd(const HeaderList& trailers);
+  void onH2Failed(UpstreamFailure f, const std::string& detail);  // the client sent the HTTP/2 preface: an Http2Session takes over
 
   // Endings.
   void sendError(uint16_t status, std::string_view detail);

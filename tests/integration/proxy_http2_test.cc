@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "tests/lib/proxy_harness.h"
@@ -135,6 +136,25 @@ class ProxyHttp2Test : public ::testing::Test {
     EXPECT_TRUE(line && line->starts_with("READY ")) << (line ? *line : line.error().message);
     return line && line->starts_with("READY ") ? static_cast<uint16_t>(std::stoi(line->substr(6)))
                                                : 0;
+  }
+  // nghttpd (Debian's nghttp2-server): an HTTP/2-only (h2c) origin serving `dir`, echoing
+  // POST and PUT bodies; returns its port.
+  uint16_t nghttpd(const std::string& dir) {
+    const uint16_t port = freeLoopbackPort(*ns_);
+    auto p = ns_->spawn({"nghttpd", "--no-tls", "--echo-upload", "-d", dir, std::to_string(port)},
+                        {.output_path = dir_->path() + "/nghttpd.log"});
+    EXPECT_TRUE(p) << p.error().message;
+    auto up = waitFor(
+        [&] {
+          auto fd = connectLoopback(*ns_, port);
+          if (fd) {
+            ::close(*fd);
+          }
+          return fd.has_value();
+        },
+        std::chrono::seconds(10), "nghttpd listening");
+    EXPECT_TRUE(up) << up.error().message;
+    return port;
   }
   json grpcCall(const std::string& method, const std::string& data, int count = 1) {
     auto out = ns_->run({kPython, sourceFile("tests/integration/h2/grpc_echo.py"), "client",
@@ -342,6 +362,53 @@ TEST_F(ProxyHttp2Test, ClosesAContinuationFlood) {
   EXPECT_EQ(metric("h2_downstream_protocol_error"), 1u);
   EXPECT_EQ(metric("upstream_cx_connect"), 0u);
   expectStillServing();
+}
+
+TEST_F(ProxyHttp2Test, BridgesHttp1ClientsToAnHttp2OnlyCluster) {
+  const std::string www = dir_->path() + "/h2www";
+  std::filesystem::create_directories(www);
+  std::string file(2 << 20, '\0');
+  for (size_t i = 0; i < file.size(); i++) {
+    file[i] = static_cast<char>(i * 13 % 241);
+  }
+  ASSERT_TRUE(writeTextFile(www + "/f", file));
+  const uint16_t h2 = nghttpd(www);
+  startProxy(
+      R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "h2"}]}],
+                 "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
+      endpoint(h2) + R"(]}], "admin": {"address": "127.0.0.1", "port": 0}})");
+
+  // Three HTTP/1.1 downloads on one keep-alive client connection, byte-exact.
+  const std::string got = dir_->path() + "/got";
+  std::vector<std::string> args = {"curl", "-sS", "--max-time",
+                                   "30",   "-w",  "%{http_version} %{http_code}\n"};
+  for (int i = 0; i < 3; i++) {
+    args.insert(args.end(), {"-o", got + std::to_string(i), url("/f")});
+  }
+  auto r = ns_->run(args);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, "1.1 200\n1.1 200\n1.1 200\n");
+  for (int i = 0; i < 3; i++) {
+    auto same = runCommand({"cmp", got + std::to_string(i), www + "/f"});
+    EXPECT_TRUE(same) << same.error().message;
+  }
+  // A chunked HTTP/1.1 upload, echoed back by the HTTP/2 origin.
+  ASSERT_TRUE(writeTextFile(dir_->path() + "/up", file.substr(0, 1 << 20)));
+  r = ns_->run({"curl", "-sS", "--max-time", "30", "-H", "Transfer-Encoding: chunked",
+                "--data-binary", "@" + dir_->path() + "/up", "-o", got + "up", "-w", "%{http_code}",
+                url("/f")});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, "200");
+  auto same = runCommand({"cmp", got + "up", dir_->path() + "/up"});
+  EXPECT_TRUE(same) << same.error().message;
+  // An HTTP/2 client through the same cluster.
+  const json j = probe({"get", "--path", "/f"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  EXPECT_EQ(j["body_bytes"], file.size());
+
+  EXPECT_EQ(metric("h2_upstream_cx"), 1u) << "every request shares one HTTP/2 connection";
+  EXPECT_EQ(metric("upstream_cx_reused"), 4u);
+  EXPECT_EQ(metric("response_2xx"), 5u);
 }
 
 }  // namespace
