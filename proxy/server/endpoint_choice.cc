@@ -9,12 +9,13 @@ void EndpointLease::reset() {
   }
 }
 
-std::optional<size_t> EndpointChooser::pick(size_t cluster,
+std::optional<size_t> EndpointChooser::pick(Worker& worker, const SnapshotPtr& snapshot,
+                                            size_t cluster,
                                             std::optional<std::string_view> hash_key,
                                             std::optional<size_t> exclude, EndpointLease& lease) {
   lease.reset();  // a retry: the failed attempt no longer counts
-  auto routing = worker_.routing();
-  if (routing->snapshot == snapshot_) {
+  auto routing = worker.routing();
+  if (routing->snapshot == snapshot) {
     auto pick = routing->balancers[cluster].pick(hash_key, exclude);
     if (pick) {
       routing->balancers[cluster].started(*pick);
@@ -24,10 +25,13 @@ std::optional<size_t> EndpointChooser::pick(size_t cluster,
     }
     return pick;
   }
-  auto& lb = old_balancers_[cluster];
+  if (!old_balancers_) {
+    old_balancers_ = std::make_unique<std::map<size_t, std::unique_ptr<LoadBalancer>>>();
+  }
+  auto& lb = (*old_balancers_)[cluster];
   if (!lb) {
-    lb = std::make_unique<LoadBalancer>(snapshot_->config->clusters[cluster],
-                                        snapshot_->tables[cluster], 0);
+    lb = std::make_unique<LoadBalancer>(snapshot->config->clusters[cluster],
+                                        snapshot->tables[cluster], 0);
   }
   return lb->pick(hash_key, exclude);
 }

@@ -33,18 +33,16 @@ class EndpointLease {
 
 class EndpointChooser {
  public:
-  EndpointChooser(Worker& worker, SnapshotPtr snapshot)
-      : worker_(worker), snapshot_(std::move(snapshot)) {}
-
-  // An endpoint of `cluster` (nullopt: none is live), avoiding `exclude` when another
-  // exists. The previous count of `lease` ends and the new choice is counted in it.
-  std::optional<size_t> pick(size_t cluster, std::optional<std::string_view> hash_key,
+  // An endpoint of `cluster` of `snapshot` (the connection's; nullopt: none is live),
+  // avoiding `exclude` when another exists. The previous count of `lease` ends and the new
+  // choice is counted in it.
+  std::optional<size_t> pick(Worker& worker, const SnapshotPtr& snapshot, size_t cluster,
+                             std::optional<std::string_view> hash_key,
                              std::optional<size_t> exclude, EndpointLease& lease);
 
  private:
-  Worker& worker_;
-  SnapshotPtr snapshot_;
-  std::map<size_t, std::unique_ptr<LoadBalancer>> old_balancers_;  // by cluster, after a reload
+  // By cluster, made after a reload only: an idle connection pays one pointer for it.
+  std::unique_ptr<std::map<size_t, std::unique_ptr<LoadBalancer>>> old_balancers_;
 };
 
 }  // namespace meshgate::proxy

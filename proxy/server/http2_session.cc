@@ -232,7 +232,7 @@ void Http2Session::Stream::connectUpstream() {
   if (cluster.lb_policy == LbPolicy::kConsistentHash) {
     hash_key = hashKeyOf(cluster, req_.headers);
   }
-  const auto pick = s_.chooser_.pick(cluster_, hash_key, endpoint_, lease_);
+  const auto pick = s_.chooser_.pick(s_.worker_, s_.snapshot_, cluster_, hash_key, endpoint_, lease_);
   if (!pick) {
     respondError(503, "no live endpoint in cluster '" + cluster.name + "'");
     return;
@@ -485,7 +485,6 @@ Http2Session::Http2Session(Worker& worker, std::unique_ptr<Connection> client, c
       peer_(peer),
       snapshot_(std::move(snapshot)),
       listener_(listener),
-      chooser_(worker, snapshot_),
       down_(std::move(client)),
       idle_timer_(worker.loop().timers(), [this] {
         closing_ = true;

@@ -172,7 +172,6 @@ HttpSession::HttpSession(Worker& worker, Fd client, const SockAddr& peer, Snapsh
       peer_(peer),
       snapshot_(std::move(snapshot)),
       listener_(listener),
-      chooser_(worker, snapshot_),
       timer_(worker.loop().timers(), [this] { onDeadline(); }) {
   const Limits& lim = snapshot_->config->limits;
   down_ = std::make_unique<Connection>(worker.loop(), std::move(client), this);
@@ -223,6 +222,15 @@ void HttpSession::onDeadline() {
       sendError(408, "the request head did not arrive in time");
       break;
     case Deadline::kIdle:
+      if (!down_->output().empty() && down_->output().size() < idle_output_) {
+        // Not idle: the end of the last response is still going out, slowly. Wait on
+        // while it makes progress.
+        idle_output_ = static_cast<uint32_t>(down_->output().size());
+        setDeadline(Deadline::kIdle, snapshot_->config->limits.idle_timeout);
+        break;
+      }
+      finish();
+      break;
     case Deadline::kLinger:
       finish();
       break;
@@ -411,7 +419,7 @@ void HttpSession::connectUpstream() {
   if (cluster.lb_policy == LbPolicy::kConsistentHash) {
     hash_key = hashKeyOf(cluster, ex.headers);
   }
-  const auto pick = chooser_.pick(ex.cluster, hash_key, ex.endpoint, ex.lease);
+  const auto pick = chooser_.pick(worker_, snapshot_, ex.cluster, hash_key, ex.endpoint, ex.lease);
   if (!pick) {
     sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
     return;
@@ -823,6 +831,7 @@ void HttpSession::finishExchange() {
     return;
   }
   req_parser_->resume();
+  idle_output_ = UINT32_MAX;
   setDeadline(Deadline::kIdle, snapshot_->config->limits.idle_timeout);
   feedRequest();  // a pipelined request may be waiting
 }
@@ -1018,7 +1027,7 @@ void HttpSession::connectH2() {
   if (cluster.lb_policy == LbPolicy::kConsistentHash) {
     hash_key = hashKeyOf(cluster, ex.headers);
   }
-  const auto pick = chooser_.pick(ex.cluster, hash_key, ex.endpoint, ex.lease);
+  const auto pick = chooser_.pick(worker_, snapshot_, ex.cluster, hash_key, ex.endpoint, ex.lease);
   if (!pick) {
     sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
     return;

@@ -101,6 +101,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onDeadline();
   Timer timer_;
   Deadline deadline_ = Deadline::kNone;
+  uint32_t idle_output_ = 0;  // kIdle: output bytes at the last check (progress = fewer)
   std::string trailers_;       // request trailers, re-sent after the last chunk
   std::string resp_trailers_;  // response trailers, likewise
   bool closing_ = false;  // no more requests: finish when the response is out

@@ -85,11 +85,20 @@ class Worker::IdleConnection final : public ConnectionObserver {
   void drop() {
     expiry_.cancel();
     conn_->close();
-    auto& list = worker_.idle_[endpoint_];
+    auto pool = worker_.idle_.find(endpoint_);
+    if (pool == worker_.idle_.end()) {
+      return;
+    }
+    auto& list = pool->second;
     for (auto it = list.begin(); it != list.end(); ++it) {
       if (it->get() == this) {
         std::shared_ptr<IdleConnection> self(std::move(*it));
         list.erase(it);
+        if (list.empty()) {
+          // An endpoint unused for a whole idle timeout (or gone from the config) leaves no
+          // entry behind. (takeIdle() keeps empty entries: the next putIdle() reuses them.)
+          worker_.idle_.erase(pool);
+        }
         worker_.loop().defer([self] {});
         return;
       }
