@@ -21,8 +21,8 @@ constexpr const char* kValid = R"({
     {"name": "api", "endpoints": [{"address": "10.0.0.1", "port": 80},
                                   {"address": "10.0.0.2", "port": 80, "weight": 3}]},
     {"name": "canary", "lb_policy": "consistent_hash", "hash_on": {"cookie": "uid"},
-     "endpoints": [{"address": "10.0.1.1", "port": 8080}]}],
-  "limits": {"buffer_bytes": 32768, "header_timeout_ms": 5000}
+     "protocol": "http2", "endpoints": [{"address": "10.0.1.1", "port": 8080}]}],
+  "limits": {"buffer_bytes": 32768, "header_timeout_ms": 5000, "max_concurrent_streams": 20}
 })";
 
 TEST(ProxyConfig, ParsesListenersRoutesAndClustersWithDefaults) {
@@ -53,6 +53,9 @@ TEST(ProxyConfig, ParsesListenersRoutesAndClustersWithDefaults) {
   EXPECT_EQ(c.clusters[1].hash_cookie, "uid");
   EXPECT_EQ(c.limits.buffer_bytes, 32768u);
   EXPECT_EQ(c.limits.max_headers, 100u) << "default";
+  EXPECT_EQ(c.clusters[0].protocol, UpstreamProtocol::kHttp1) << "default";
+  EXPECT_EQ(c.clusters[1].protocol, UpstreamProtocol::kHttp2);
+  EXPECT_EQ(c.limits.max_concurrent_streams, 20u);
 }
 
 struct BadCase {
@@ -100,6 +103,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"tcp_with_routes",
                 R"({"listeners": [{"name": "a", "address": "127.0.0.1", "port": 80, "protocol": "tcp", "cluster": "c", "routes": []}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
                 "listeners[0].routes: only on an http listener"},
+        BadCase{"bad_cluster_protocol",
+                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "protocol": "h2", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+                "clusters[0].protocol: must be \"http1\" or \"http2\", got \"h2\""},
+        BadCase{"zero_streams",
+                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}], "limits": {"max_concurrent_streams": 0}})",
+                "limits.max_concurrent_streams: must be an integer 1..10000, got 0"},
         BadCase{"duplicate_key", R"({"workers": 1, "workers": 2})", "workers: duplicate key"}),
     [](const auto& info) { return std::string(info.param.name); });
 
