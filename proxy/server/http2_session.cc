@@ -166,14 +166,16 @@ void Http2Session::Stream::onHeadComplete(bool end_stream) {
 
 void Http2Session::Stream::onBody(std::span<const char> data) {
   request_bytes_ += data.size();
-  const uint64_t max = limits().max_body_bytes;
-  if (max && request_bytes_ > max) {
-    respondError(413, "the request body is larger than the limit");
-    return;
-  }
   if (head_submitted_ && !up_) {
     // Answered already (an error page): the body is read and dropped.
     nghttp2_session_consume(s_.h2_.get(), id_, data.size());
+    return;
+  }
+  const uint64_t max = limits().max_body_bytes;
+  if (max && request_bytes_ > max) {
+    bump(s_.worker_.stats().downstream_rq_bad);
+    nghttp2_session_consume(s_.h2_.get(), id_, data.size());
+    respondError(413, "the request body is larger than the limit");
     return;
   }
   body_in_.append(data);
@@ -204,6 +206,7 @@ void Http2Session::Stream::begin() {
   }
   if (const uint64_t max = limits().max_body_bytes;
       max && req_.content_length && *req_.content_length > max) {
+    bump(s_.worker_.stats().downstream_rq_bad);
     respondError(413, "the request body is larger than the limit");
     return;
   }
@@ -512,6 +515,13 @@ void Http2Session::start() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs.get(), onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs.get(), onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs.get(), onStreamClose);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+      cbs.get(), [](nghttp2_session*, const nghttp2_frame*, int, void* self) {
+        // A frame nghttp2 refused (bad header field, content-length mismatch, ...): it
+        // resets the stream or ends the connection itself; we count it.
+        bump(static_cast<Http2Session*>(self)->worker_.stats().h2_downstream_frame_errors);
+        return 0;
+      });
 
   nghttp2_option* raw_opt = nullptr;
   nghttp2_option_new(&raw_opt);

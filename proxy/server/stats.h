@@ -30,6 +30,7 @@ namespace meshgate::proxy {
   X(h2_streams_reset_by_client, "HTTP/2 client streams reset before their response ended")   \
   X(h2_streams_reset_early, "HTTP/2 streams reset in the read that opened them (no upstream)") \
   X(h2_downstream_protocol_error, "HTTP/2 client connections ended by a protocol error or flood") \
+  X(h2_downstream_frame_errors, "HTTP/2 client frames nghttp2 rejected (stream reset or GOAWAY)") \
   X(h2_upstream_cx, "HTTP/2 upstream connections opened")                                   \
   X(h2_upstream_streams_refused, "HTTP/2 upstream streams refused or cut by GOAWAY (retried)") \
   X(tcp_sessions, "TCP proxy sessions started")                                             \

@@ -331,15 +331,18 @@ TEST_F(ProxyHttp2Test, PassesGrpcCallsStreamsAndStatusTrailersThroughAnHttp2Clus
 
 TEST_F(ProxyHttp2Test, AnswersErrorsWithMeaningfulStatuses) {
   const uint16_t dead = freeLoopbackPort(*ns_);
-  startProxy(config(endpoint(dead), "", R"(, "limits": {"max_header_bytes": 2048})"));
+  startProxy(config(endpoint(dead), "", R"(, "limits": {"max_header_bytes": 2048, "max_body_bytes": 1000})"));
   json j = probe({"get", "--path", "/x"});
   EXPECT_EQ(j["status"], 503) << j.dump();
   j = probe({"get", "--path", "/a/../admin"});
   EXPECT_EQ(j["status"], 400) << j.dump();
   j = probe({"get", "--path", "/x", "--header", "x-big:" + std::string(4000, 'v')});
   EXPECT_EQ(j["status"], 431) << j.dump();
+  j = probe({"post", "--path", "/x", "--body-bytes", "5000", "--content-length"});
+  EXPECT_EQ(j["status"], 413) << j.dump();
   EXPECT_EQ(metric("response_5xx"), 1u);
-  EXPECT_EQ(metric("response_4xx"), 2u);
+  EXPECT_EQ(metric("response_4xx"), 3u);
+  EXPECT_EQ(metric("downstream_rq_bad"), 3u);
 }
 
 TEST_F(ProxyHttp2Test, ClosesARapidResetConnectionWithoutTouchingUpstreams) {
