@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <chrono>
-
 #include <nlohmann/json.hpp>
 
 namespace meshgate::proxy {

@@ -13,7 +13,7 @@
 namespace meshgate::proxy {
 
 struct AccessRecord {
-  std::string client;    // "ip:port"
+  std::string client;  // "ip:port"
   std::string method;
   std::string target;
   uint16_t status = 0;

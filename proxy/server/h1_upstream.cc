@@ -199,7 +199,6 @@ void H1Upstream::feed() {
   if (conn_->peerClosed() && conn_->input().empty()) {
     auto end = parser_->finish();  // the end of a close-delimited body, or a cut response
     if (sink_ && !response_done_) {
-      bump(worker_.stats().upstream_rsp_reset);
       fail(UpstreamFailure::kReset, "the upstream " + *target_.key + " closed the connection" +
                                         (end ? "" : " mid-response"));
     }

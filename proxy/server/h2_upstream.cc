@@ -370,12 +370,13 @@ int H2Connection::onFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* se
     }
     if (end && up->sink_) {
       // The end of the response: trailers (a second HEADERS) or a head without a body.
+      // No callback follows (the request side may still be open).
       up->finished_ = true;
-      up->sink_->onUpstreamEnd(forwardableFields(up->fields_, false));
+      std::exchange(up->sink_, nullptr)->onUpstreamEnd(forwardableFields(up->fields_, false));
     }
   } else if (f->hd.type == NGHTTP2_DATA && end) {
     up->finished_ = true;
-    up->sink_->onUpstreamEnd({});
+    std::exchange(up->sink_, nullptr)->onUpstreamEnd({});
   }
   return 0;
 }

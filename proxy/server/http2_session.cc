@@ -40,13 +40,17 @@ class Http2Session::Stream final : public UpstreamSink {
   ~Stream() override { dropUpstream(); }
 
   // Request head, as nghttp2 validated it (pseudo-headers, no connection-specific fields).
-  void onField(std::string_view name, std::string_view value);
+  // False once the header list is over the limits (nothing more is stored).
+  bool onField(std::string_view name, std::string_view value);
+  bool fieldsTooLarge() const {
+    return field_bytes_ > limits().max_header_bytes || field_count_ > limits().max_headers;
+  }
   void onHeadComplete(bool end_stream);
   void onTrailers() { request_ended_ = true; }
   void onBody(std::span<const char> data);
   void onRequestEnd();
   void begin();  // route and send upstream
-  void onClosed(uint32_t error_code);
+  void onClosed(uint32_t error_code, bool session_ending = false);
 
   bool responseEnded() const { return response_ended_; }
   int32_t id() const { return id_; }
@@ -112,12 +116,17 @@ class Http2Session::Stream final : public UpstreamSink {
   Timer timer_;  // the route timeout, until the response head
 };
 
-void Http2Session::Stream::onField(std::string_view name, std::string_view value) {
+bool Http2Session::Stream::onField(std::string_view name, std::string_view value) {
+  // Counted as they are decoded and no longer stored once over the limits: HPACK lets a
+  // small block expand into a huge list (one big indexed field referenced many times).
   field_bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2 accounting
   field_count_++;
+  if (fieldsTooLarge()) {
+    return false;
+  }
   if (trailers_phase_) {
     trailers_.emplace_back(name, value);
-    return;
+    return true;
   }
   if (name.starts_with(':')) {
     if (name == ":method")
@@ -128,34 +137,35 @@ void Http2Session::Stream::onField(std::string_view name, std::string_view value
       req_.authority = value;
     else if (name == ":path")
       req_.path = value;
-    return;
+    return true;
   }
   if (name == "host") {
     if (req_.authority.empty()) {
       req_.authority = value;
     }
-    return;
+    return true;
   }
   if (name == "content-length") {
     uint64_t n = 0;
     std::from_chars(value.data(), value.data() + value.size(), n);  // nghttp2 checked it
     req_.content_length = n;
-    return;
+    return true;
   }
   if (name == "x-forwarded-for") {
     xff_.append(xff_.empty() ? "" : ", ").append(value);
-    return;
+    return true;
   }
   if (name == "cookie") {
     // HTTP/2 splits cookies into crumbs (RFC 9113 §8.2.3); HTTP/1.1 wants one field.
     for (auto& [n, v] : req_.headers) {
       if (n == "cookie") {
         v.append("; ").append(value);
-        return;
+        return true;
       }
     }
   }
   req_.headers.emplace_back(name, value);
+  return true;
 }
 
 void Http2Session::Stream::onHeadComplete(bool end_stream) {
@@ -189,7 +199,10 @@ void Http2Session::Stream::onRequestEnd() {
 
 void Http2Session::Stream::begin() {
   bump(s_.worker_.stats().downstream_rq_total);
-  if (field_bytes_ > limits().max_header_bytes || field_count_ > limits().max_headers) {
+  if (head_submitted_) {
+    return;  // answered already while the head was arriving (413 on the first DATA)
+  }
+  if (fieldsTooLarge()) {
     bump(s_.worker_.stats().downstream_rq_bad);
     respondError(431, "too many or too large header fields");
     return;
@@ -235,7 +248,8 @@ void Http2Session::Stream::connectUpstream() {
   if (cluster.lb_policy == LbPolicy::kConsistentHash) {
     hash_key = hashKeyOf(cluster, req_.headers);
   }
-  const auto pick = s_.chooser_.pick(s_.worker_, s_.snapshot_, cluster_, hash_key, endpoint_, lease_);
+  const auto pick =
+      s_.chooser_.pick(s_.worker_, s_.snapshot_, cluster_, hash_key, endpoint_, lease_);
   if (!pick) {
     respondError(503, "no live endpoint in cluster '" + cluster.name + "'");
     return;
@@ -249,6 +263,7 @@ void Http2Session::Stream::connectUpstream() {
                               cluster.connect_timeout, cluster.max_idle_per_endpoint,
                               limits().idle_timeout,   limits().buffer_bytes};
   up_ready_ = false;
+  end_forwarded_ = false;  // a retry sends the whole request again
   if (cluster.protocol == UpstreamProtocol::kHttp2) {
     auto up = std::make_unique<H2Upstream>(s_.worker_, *this, target);
     H2Upstream* raw = up.get();
@@ -283,7 +298,7 @@ void Http2Session::Stream::pumpBody() {
   }
   if (body_in_.empty() && request_ended_ && !end_forwarded_ && up_) {
     end_forwarded_ = true;
-    up_->endRequest(std::move(trailers_));
+    up_->endRequest(trailers_);  // a copy: a retry needs them again
   }
 }
 
@@ -310,6 +325,9 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
   std::memcpy(buf, body_out_.data().data(), n);
   body_out_.consume(n);
   response_bytes_ += n;
+  if (n) {
+    timer_.arm(limits().idle_timeout);  // progress
+  }
   if (n && up_) {
     up_->consumed(n);  // framed for the client: the upstream may deliver more
   }
@@ -331,7 +349,9 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
 }
 
 void Http2Session::Stream::onUpstreamHeaders(uint16_t status, HeaderList headers, bool end) {
-  timer_.cancel();
+  // From now on the timer is the stream's idle timeout: a stream on which no byte moves
+  // (a client that never opens its window, an upstream that stalls) is reset.
+  timer_.arm(limits().idle_timeout);
   response_ended_ = end;
   submitHead(status, headers, end);
 }
@@ -361,6 +381,8 @@ void Http2Session::Stream::onUpstreamEnd(HeaderList trailers) {
 
 void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detail) {
   Stats& st = s_.worker_.stats();
+  // A pooled HTTP/1.1 connection the server had just closed: the request never got there.
+  const bool stale_pooled = up_ && up_->reusedConnection() && f == UpstreamFailure::kReset;
   // The failed request object is dropped after this callback returns.
   s_.worker_.loop().defer([p = std::shared_ptr<UpstreamRequest>(std::move(up_))] {});
   if (head_submitted_) {
@@ -384,7 +406,8 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
       retry = attempts_ <= route_->retries + 1;  // unprocessed: one free attempt
       break;
     case UpstreamFailure::kReset:
-      retry = replayable && idempotent(req_.method) && attempts_ <= route_->retries;
+      retry = replayable && idempotent(req_.method) &&
+              (attempts_ <= route_->retries || (stale_pooled && attempts_ <= route_->retries + 1));
       break;
     case UpstreamFailure::kBadResponse:
       break;
@@ -405,6 +428,15 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
 }
 
 void Http2Session::Stream::onTimeout() {
+  if (head_submitted_) {
+    bump(s_.worker_.stats().h2_streams_idle_timeout);
+    dropUpstream();
+    lease_.reset();
+    reset_by_us_ = true;
+    nghttp2_submit_rst_stream(s_.h2_.get(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
+    s_.scheduleSend();
+    return;
+  }
   bump(s_.worker_.stats().upstream_rq_timeout);
   respondError(504, "the upstream did not answer in time");
 }
@@ -436,16 +468,27 @@ void Http2Session::Stream::respondError(uint16_t status, std::string_view detail
 
 void Http2Session::Stream::dropUpstream() {
   if (up_) {
+    // Response bytes never framed for the client still count against the upstream
+    // connection's window (a shared HTTP/2 connection would stall after enough of these).
+    if (!body_out_.empty()) {
+      up_->consumed(body_out_.size());
+    }
     up_->cancel();
     s_.worker_.loop().defer([p = std::shared_ptr<UpstreamRequest>(std::move(up_))] {});
   }
 }
 
-void Http2Session::Stream::onClosed(uint32_t error_code) {
+void Http2Session::Stream::onClosed(uint32_t error_code, bool session_ending) {
   timer_.cancel();
   const bool complete = response_ended_ && body_out_.empty() && error_code == NGHTTP2_NO_ERROR;
-  if (!complete && !reset_by_us_) {
+  if (!complete && !reset_by_us_ && !session_ending) {
     bump(s_.worker_.stats().h2_streams_reset_by_client);
+  }
+  if (!body_in_.empty() && !session_ending) {
+    // Request body the upstream never took: give the client's connection window back
+    // (nghttp2 credits the connection even for a closed stream).
+    nghttp2_session_consume(s_.h2_.get(), id_, body_in_.size());
+    body_in_.clear();
   }
   dropUpstream();
   lease_.reset();
@@ -489,11 +532,7 @@ Http2Session::Http2Session(Worker& worker, std::unique_ptr<Connection> client, c
       snapshot_(std::move(snapshot)),
       listener_(listener),
       down_(std::move(client)),
-      idle_timer_(worker.loop().timers(), [this] {
-        closing_ = true;
-        nghttp2_session_terminate_session(h2_.get(), NGHTTP2_NO_ERROR);
-        send();
-      }) {
+      idle_timer_(worker.loop().timers(), [this] { onIdleTimer(); }) {
   down_->setObserver(this);
 }
 
@@ -569,7 +608,10 @@ int Http2Session::onHeader(nghttp2_session*, const nghttp2_frame* f, const uint8
                            size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
                            void* self) {
   if (Stream* st = static_cast<Http2Session*>(self)->stream(f->hd.stream_id)) {
-    st->onField(view(name, namelen), view(value, valuelen));
+    if (!st->onField(view(name, namelen), view(value, valuelen)) &&
+        f->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // oversized trailers: reset the stream
+    }
   }
   return 0;
 }
@@ -640,6 +682,10 @@ void Http2Session::onData(Connection&) {
 
 void Http2Session::receive() {
   Buffer& in = down_->input();
+  if (failed_) {
+    in.clear();  // nghttp2 refuses input after a fatal error; only the GOAWAY is left to send
+    return;
+  }
   if (!in.empty()) {
     const ssize_t n = nghttp2_session_mem_recv(
         h2_.get(), reinterpret_cast<const uint8_t*>(in.data().data()), in.size());
@@ -736,7 +782,7 @@ void Http2Session::onDrained(Connection&) {
     return;
   }
   if (closing_ && !nghttp2_session_want_write(h2_.get()) && down_->output().empty() &&
-      !nghttp2_session_want_read(h2_.get())) {
+      (failed_ || !nghttp2_session_want_read(h2_.get()))) {
     finish();
     return;
   }
@@ -752,16 +798,37 @@ void Http2Session::onError(Connection&, int) {
 
 void Http2Session::updateIdle() {
   if (streams_.empty() && !done_) {
-    idle_timer_.arm(snapshot_->config->limits.idle_timeout);
+    idle_timer_.arm(closing_ ? kCloseLinger : snapshot_->config->limits.idle_timeout);
+  }
+}
+
+void Http2Session::onIdleTimer() {
+  if (closing_) {
+    finish();  // the GOAWAY did not drain within kCloseLinger: a client that does not read
+    return;
+  }
+  closing_ = true;
+  nghttp2_session_terminate_session(h2_.get(), NGHTTP2_NO_ERROR);
+  send();
+  if (!done_) {
+    idle_timer_.arm(kCloseLinger);
   }
 }
 
 void Http2Session::fail(std::string_view) {
   bump(worker_.stats().h2_downstream_protocol_error);
-  // Whatever nghttp2 queued (its GOAWAY) goes out before the connection closes.
+  failed_ = true;
+  closing_ = true;
+  // Whatever nghttp2 queued (its GOAWAY) goes out before the connection closes: at once if
+  // the socket takes it, else when drained (onDrained) or after kCloseLinger.
   nghttp2_session_send(h2_.get());
   down_->flush();
-  finish();
+  if (down_->output().empty()) {
+    finish();
+    return;
+  }
+  down_->pauseReading();
+  idle_timer_.arm(kCloseLinger);
 }
 
 void Http2Session::finish() {
@@ -772,7 +839,7 @@ void Http2Session::finish() {
   idle_timer_.cancel();
   bump(worker_.stats().downstream_cx_active, -1);
   for (auto& [id, st] : streams_) {
-    st->onClosed(NGHTTP2_CANCEL);
+    st->onClosed(NGHTTP2_CANCEL, /*session_ending=*/true);
   }
   down_->shutdownWrite();
   down_->close();

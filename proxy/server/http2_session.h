@@ -17,6 +17,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <chrono>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -65,6 +66,7 @@ class Http2Session final : public Session, public ConnectionObserver {
   void send();
   void startOpened();  // routes the streams whose heads arrived in the last read
   void updateIdle();
+  void onIdleTimer();  // idle_timeout without a stream: GOAWAY; closing: give up draining
   void fail(std::string_view why);
   void finish();
   Stream* stream(int32_t id);
@@ -82,7 +84,9 @@ class Http2Session final : public Session, public ConnectionObserver {
   uint32_t early_resets_ = 0;  // streams reset in the read that opened them
   bool send_scheduled_ = false;
   bool output_full_ = false;  // onSend() refused bytes: the output held a buffer's worth
-  bool closing_ = false;      // GOAWAY sent: finish once it is out
+  static constexpr std::chrono::milliseconds kCloseLinger{5000};
+  bool closing_ = false;  // GOAWAY sent: finish once it is out (or after kCloseLinger)
+  bool failed_ = false;   // nghttp2 reported a fatal error: no more input is processed
   bool done_ = false;
 };
 

@@ -84,7 +84,7 @@ struct HttpSession::Exchange {
   const Route* route = nullptr;
   size_t cluster = 0;
   std::optional<size_t> endpoint;
-  EndpointLease lease;  // counts this request on its endpoint (least request)
+  EndpointLease lease;       // counts this request on its endpoint (least request)
   std::string endpoint_key;  // "ip:port"
   uint32_t attempts = 0;
   // The request as sent upstream, kept while it fits in the buffer so that a failed
@@ -283,8 +283,12 @@ void HttpSession::feedRequest() {
       if (in.front() == preface.front() &&
           preface.starts_with(in.substr(0, std::min(in.size(), preface.size())))) {
         if (in.size() < preface.size()) {
-          down_->resumeReading();
-          return;  // wait for the rest of it
+          if (down_->peerClosed()) {
+            finish();
+          } else {
+            down_->resumeReading();  // wait for the rest of it
+          }
+          return;
         }
         toHttp2();
         return;
@@ -340,8 +344,8 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   if (const std::string_view t = ex.target; t.starts_with("http://") || t.starts_with("https://")) {
     const size_t start = t.find("//") + 2;
     const size_t end = t.find_first_of("/?", start);
-    ex.authority = std::string(t.substr(start, end == std::string_view::npos ? t.size() - start
-                                                                               : end - start));
+    ex.authority = std::string(
+        t.substr(start, end == std::string_view::npos ? t.size() - start : end - start));
     std::string path = end == std::string_view::npos ? "/" : std::string(t.substr(end));
     if (path.front() == '?') {
       path.insert(path.begin(), '/');
@@ -398,7 +402,10 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   if (!ex.authority.empty()) {
     h.append("host: ").append(ex.authority).append("\r\n");
   }
-  h.append("x-forwarded-for: ").append(xff.empty() ? "" : xff + ", ").append(peer_.ip()).append("\r\n");
+  h.append("x-forwarded-for: ")
+      .append(xff.empty() ? "" : xff + ", ")
+      .append(peer_.ip())
+      .append("\r\n");
   if (ex.chunked) {
     h.append("transfer-encoding: chunked\r\n");
   } else if (head.content_length) {
@@ -591,8 +598,8 @@ void HttpSession::feedResponse() {
       if (ex.head_sent) {
         finish();  // a broken body: the client's response can only be cut
       } else {
-        sendError(502, std::string("bad response from the upstream: ") +
-                           std::string(fed.error().name()));
+        sendError(
+            502, std::string("bad response from the upstream: ") + std::string(fed.error().name()));
       }
       return;
     }
@@ -793,7 +800,8 @@ void HttpSession::toTunnel() {
   auto down = std::move(down_);
   bump(worker_.stats().downstream_cx_active, -1);  // an HTTP connection no more
   TcpSession::tunnel(worker_, std::move(down), std::move(up),
-                     snapshot_->config->limits.buffer_bytes, snapshot_->config->limits.idle_timeout);
+                     snapshot_->config->limits.buffer_bytes,
+                     snapshot_->config->limits.idle_timeout);
   done_ = true;
   worker_.release(this);
 }
@@ -912,11 +920,12 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
     finish();  // too late for an error page: cut the response
     return;
   }
-  const std::string body = std::to_string(status) + " " + std::string(reasonPhrase(status)) +
-                           ": " + std::string(detail) + "\n";
-  std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reasonPhrase(status)) +
-                    "\r\ncontent-type: text/plain\r\ncontent-length: " +
-                    std::to_string(body.size()) + "\r\nconnection: close\r\n\r\n" + body;
+  const std::string body = std::to_string(status) + " " + std::string(reasonPhrase(status)) + ": " +
+                           std::string(detail) + "\n";
+  std::string msg =
+      "HTTP/1.1 " + std::to_string(status) + " " + std::string(reasonPhrase(status)) +
+      "\r\ncontent-type: text/plain\r\ncontent-length: " + std::to_string(body.size()) +
+      "\r\nconnection: close\r\n\r\n" + body;
   if (!ex_) {
     ex_ = std::make_unique<Exchange>();
   }
@@ -984,7 +993,10 @@ void HttpSession::logAccess() {
   r.request_body_bytes = ex.request_bytes;
   r.response_body_bytes = ex.response_bytes;
   r.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(now - ex.start).count();
-  r.upstream_us = ex.attempts ? std::chrono::duration_cast<std::chrono::microseconds>(now - ex.upstream_start).count() : 0;
+  r.upstream_us =
+      ex.attempts
+          ? std::chrono::duration_cast<std::chrono::microseconds>(now - ex.upstream_start).count()
+          : 0;
   log->write(r);
 }
 

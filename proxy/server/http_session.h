@@ -71,7 +71,9 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end);
   void onH2ResponseBody(std::span<const char> data);
   void onH2ResponseEnd(const HeaderList& trailers);
-  void onH2Failed(UpstreamFailure f, const std::string& detail);  // the client sent the HTTP/2 preface: an Http2Session takes over
+  void onH2Failed(
+      UpstreamFailure f,
+      const std::string& detail);  // the client sent the HTTP/2 preface: an Http2Session takes over
 
   // Endings.
   void sendError(uint16_t status, std::string_view detail);
@@ -101,11 +103,11 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onDeadline();
   Timer timer_;
   Deadline deadline_ = Deadline::kNone;
-  uint32_t idle_output_ = 0;  // kIdle: output bytes at the last check (progress = fewer)
+  uint32_t idle_output_ = 0;   // kIdle: output bytes at the last check (progress = fewer)
   std::string trailers_;       // request trailers, re-sent after the last chunk
   std::string resp_trailers_;  // response trailers, likewise
-  bool closing_ = false;  // no more requests: finish when the response is out
-  bool lingering_ = false;  // response out and FIN sent: draining the client until it closes
+  bool closing_ = false;       // no more requests: finish when the response is out
+  bool lingering_ = false;     // response out and FIN sent: draining the client until it closes
   bool done_ = false;
 };
 

@@ -18,10 +18,11 @@ Result<SnapshotPtr> makeSnapshot(ProxyConfigPtr config, uint64_t generation) {
   return s;
 }
 
-Runtime::Runtime(SnapshotPtr initial)
-    : snapshot_(initial), generation_(initial->generation) {}
+Runtime::Runtime(SnapshotPtr initial) : snapshot_(initial), generation_(initial->generation) {}
 
-Runtime::~Runtime() { stop(); }
+Runtime::~Runtime() {
+  stop();
+}
 
 Result<void> Runtime::start() {
   const auto snap = snapshot();
@@ -76,7 +77,9 @@ Result<void> Runtime::reload(ProxyConfigPtr config) {
   return {};
 }
 
-uint16_t Runtime::adminPort() const { return workers_.empty() ? 0 : workers_[0]->adminPort(); }
+uint16_t Runtime::adminPort() const {
+  return workers_.empty() ? 0 : workers_[0]->adminPort();
+}
 
 void Runtime::stop() {
   for (auto& w : workers_) {

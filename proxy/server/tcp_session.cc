@@ -46,7 +46,8 @@ void TcpSession::start() {
     return;
   }
   bump(worker_.stats().upstream_cx_connect);
-  upstream_ = std::make_unique<Connection>(worker_.loop(), std::move(*fd), this, /*connecting=*/true);
+  upstream_ =
+      std::make_unique<Connection>(worker_.loop(), std::move(*fd), this, /*connecting=*/true);
   upstream_->setReadLimit(buffer_bytes_);
   if (!upstream_->start()) {
     finish();
@@ -57,8 +58,9 @@ void TcpSession::start() {
   client_->pauseReading();
 }
 
-void TcpSession::tunnel(Worker& worker, std::unique_ptr<Connection> a, std::unique_ptr<Connection> b,
-                        size_t buffer_bytes, std::chrono::milliseconds idle_timeout) {
+void TcpSession::tunnel(Worker& worker, std::unique_ptr<Connection> a,
+                        std::unique_ptr<Connection> b, size_t buffer_bytes,
+                        std::chrono::milliseconds idle_timeout) {
   auto* s = new TcpSession(worker, buffer_bytes, idle_timeout);
   std::unique_ptr<Session> owned(s);
   s->client_ = std::move(a);
@@ -75,7 +77,9 @@ void TcpSession::tunnel(Worker& worker, std::unique_ptr<Connection> a, std::uniq
   s->upstream_->resumeReading();
 }
 
-void TcpSession::onConnected(Connection&) { client_->resumeReading(); }
+void TcpSession::onConnected(Connection&) {
+  client_->resumeReading();
+}
 
 void TcpSession::onData(Connection& c) {
   idle_timer_.arm(idle_timeout_);  // O(1): the wheel re-links the timer
@@ -111,7 +115,9 @@ void TcpSession::onDrained(Connection& c) {
   maybeFinish();
 }
 
-void TcpSession::onError(Connection&, int) { finish(); }
+void TcpSession::onError(Connection&, int) {
+  finish();
+}
 
 void TcpSession::maybeFinish() {
   // Done when both peers have closed their side and both FINs went out.

@@ -31,8 +31,7 @@ class Worker::ListenerSocket final : public IoHandler {
     for (int i = 0; i < 64; i++) {
       SockAddr peer;
       peer.len = sizeof peer.storage;
-      const int fd = ::accept4(fd_.get(), peer.get(), &peer.len,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd = ::accept4(fd_.get(), peer.get(), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EAGAIN || errno == EINTR) {
           return;

@@ -75,10 +75,10 @@ RecordingServer::Handler chunkedSink() {
         continue;
       }
       const std::string head = got.substr(0, head_end);
-      bool complete = false;
+      bool complete = true;  // no body
       if (const size_t cl = head.find("content-length: "); cl != std::string::npos) {
         complete = got.size() - head_end - 4 >= std::stoul(head.substr(cl + 16));
-      } else {
+      } else if (head.find("transfer-encoding: chunked") != std::string::npos) {
         complete =
             got.ends_with("\r\n\r\n") && got.find("\r\n0\r\n", head_end) != std::string::npos;
       }
@@ -88,6 +88,23 @@ RecordingServer::Handler chunkedSink() {
         got.clear();
       }
     }
+  };
+}
+
+// Reads a request head, then closes the connection without answering.
+RecordingServer::Handler closeAfterHead() {
+  return [](int fd, RecordingServer& self) {
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      got.append(buf, static_cast<size_t>(n));
+      self.record(std::string_view(buf, static_cast<size_t>(n)));
+    }
+    ::shutdown(fd, SHUT_RDWR);
   };
 }
 
@@ -331,7 +348,8 @@ TEST_F(ProxyHttp2Test, PassesGrpcCallsStreamsAndStatusTrailersThroughAnHttp2Clus
 
 TEST_F(ProxyHttp2Test, AnswersErrorsWithMeaningfulStatuses) {
   const uint16_t dead = freeLoopbackPort(*ns_);
-  startProxy(config(endpoint(dead), "", R"(, "limits": {"max_header_bytes": 2048, "max_body_bytes": 1000})"));
+  startProxy(config(endpoint(dead), "",
+                    R"(, "limits": {"max_header_bytes": 2048, "max_body_bytes": 1000})"));
   json j = probe({"get", "--path", "/x"});
   EXPECT_EQ(j["status"], 503) << j.dump();
   j = probe({"get", "--path", "/a/../admin"});
@@ -412,6 +430,60 @@ TEST_F(ProxyHttp2Test, BridgesHttp1ClientsToAnHttp2OnlyCluster) {
   EXPECT_EQ(metric("h2_upstream_cx"), 1u) << "every request shares one HTTP/2 connection";
   EXPECT_EQ(metric("upstream_cx_reused"), 4u);
   EXPECT_EQ(metric("response_2xx"), 5u);
+}
+
+// Regressions found by review: each of these failed before its fix.
+
+TEST_F(ProxyHttp2Test, GivesBackTheConnectionWindowOfStreamsResetWithTheirBody) {
+  RecordingServer& be = backend(chunkedSink());
+  startProxy(config(endpoint(be.port())));
+  // 120 x 60,000 bytes is more than the connection window (100 streams x 64 KiB): if the
+  // reset streams' bytes were never credited back, the upload below would stall.
+  const json j = probe({"reset-with-body", "--path", "/r", "--rounds", "120", "--timeout", "3"});
+  ASSERT_TRUE(j["upload"].is_object()) << j.dump();
+  EXPECT_EQ(j["upload"]["status"], 200) << j.dump();
+  EXPECT_EQ(j["upload"]["sent_bytes"], 200000);
+}
+
+TEST_F(ProxyHttp2Test, NeverForwardsARequestAnsweredBeforeItWasRouted) {
+  RecordingServer& be = backend(chunkedSink());
+  startProxy(config(endpoint(be.port()), "", R"(, "limits": {"max_body_bytes": 1000})"));
+  // Head and an oversized body in one read: 413 before the stream is routed, and then the
+  // stream must not be routed at all.
+  const json j = probe({"early-data", "--path", "/early", "--body-bytes", "5000"});
+  EXPECT_EQ(j["status"], 413) << j.dump();
+  EXPECT_EQ(metric("upstream_cx_connect") + metric("upstream_cx_reused"), 0u);
+  EXPECT_EQ(metric("downstream_rq_bad"), 1u);
+}
+
+TEST_F(ProxyHttp2Test, BoundsWhatAnHpackBombCosts) {
+  startProxy(config(endpoint(nginx_->port())));
+  const pid_t pid = proxy_->process().pid();
+  const uint64_t before = rssKib(pid);
+  const json j = probe({"hpack-bomb", "--path", "/small", "--timeout", "2"});
+  EXPECT_EQ(j["status"], 431) << j.dump();
+  const uint64_t after = rssKib(pid);
+  EXPECT_LT(after - std::min(after, before), 32u * 1024)
+      << "KiB of RSS grown by a 150 KB header block";
+  expectStillServing();
+}
+
+TEST_F(ProxyHttp2Test, RetriesARequestWhoseBodyTurnsOutEmptyToTheEnd) {
+  RecordingServer& slam = backend(closeAfterHead());
+  RecordingServer& good = backend(chunkedSink());
+  startProxy(
+      R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "be", "retries": 1, "timeout_ms": 3000}]}],
+                 "clusters": [{"name": "be", "endpoints": [)" +
+      endpoint(slam.port()) + ", " + endpoint(good.port()) +
+      R"(]}], "admin": {"address": "127.0.0.1", "port": 0}})");
+  // Round robin: one of the two requests meets the closing endpoint first and is retried.
+  for (int i = 0; i < 2; i++) {
+    const json j = probe({"empty-body", "--path", "/put" + std::to_string(i)});
+    EXPECT_EQ(j["status"], 200) << j.dump();
+  }
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+  EXPECT_NE(good.received().find("\r\n0\r\n\r\n"), std::string::npos)
+      << "the retried request's body must be terminated: " << good.received();
 }
 
 }  // namespace

@@ -10,6 +10,10 @@ describes what the probe observed, so a C++ test can parse it and assert on fiel
   multiplex            N concurrent GETs on one connection
   rapid-reset          HEADERS + RST_STREAM(CANCEL) per stream, as fast as possible
   continuation-flood   HEADERS without END_HEADERS, then CONTINUATION frames forever
+  reset-with-body      streams that send body and are reset in the same write, then an upload
+  early-data           HEADERS + the whole DATA in one write (body checks before routing)
+  empty-body           HEADERS, then an empty DATA frame with END_STREAM
+  hpack-bomb           one small header block that HPACK expands into a huge header list
 
 Exit status: 0 when the scenario ran, whatever the server did (refusals, resets, GOAWAY
 and closes are observations, reported in the JSON); 2 on usage errors or when the TCP
@@ -435,6 +439,8 @@ class RawClient:
         self.remote_settings_seen = False
         self.settings_acked = False
         self.in_header_block = False
+        self.on_headers = None  # set to decode response header blocks
+        self.first_status = None
 
     def handshake(self):
         """Preface + SETTINGS; read until the server's SETTINGS (ACKed) and our ACK."""
@@ -487,6 +493,10 @@ class RawClient:
             self.last_stream_id = frame.last_stream_id
         elif isinstance(frame, hf.HeadersFrame):
             self.response_streams.add(frame.stream_id)
+            if self.on_headers and self.first_status is None:
+                for name, value in self.on_headers(frame):
+                    if name in (b":status", ":status"):
+                        self.first_status = int(value)
         elif isinstance(frame, hf.RstStreamFrame):
             self.resets_received += 1
 
@@ -705,6 +715,125 @@ def cmd_continuation_flood(args):
     return result
 
 
+def cmd_reset_with_body(args):
+    """--rounds N streams, each HEADERS (POST) + --body-bytes B of DATA + RST_STREAM(CANCEL)
+    written in one write (so the server sees the whole stream in one read), then one honest
+    POST of --upload-bytes U with content-length. A server that never gives the reset
+    streams' bytes back to the connection window stalls the honest upload. Reports
+    upload (the honest stream's report), connection_window_before_upload (ours to send).
+    """
+    if args.rounds < 0 or args.body_bytes < 0 or args.upload_bytes < 0:
+        raise UsageError("--rounds, --body-bytes and --upload-bytes must be >= 0")
+    client = Client(args)
+    result = {"upload": None}
+    if client.handshake():
+        for _ in range(args.rounds):
+            stream_id = client.h2.get_next_available_stream_id()
+            client.h2.send_headers(stream_id, client.request_headers("POST", args.path))
+            left = min(args.body_bytes, client.h2.local_flow_control_window(stream_id))
+            while left > 0:
+                n = min(left, client.h2.max_outbound_frame_size)
+                client.h2.send_data(stream_id, body_bytes(0, n))
+                left -= n
+            client.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+            client.flush()
+            client.pump(wait=False)
+        result["connection_window_before_upload"] = client.h2.outbound_flow_control_window
+        stream = client.open_stream("POST", args.path,
+                                    [("content-length", str(args.upload_bytes))],
+                                    end_stream=False)
+        sent, _ = client.send_body(stream, args.upload_bytes)
+        if sent == args.upload_bytes and client.alive and not stream.finished:
+            client.end_request(stream)
+        client.wait_for(lambda: stream.finished)
+        result["upload"] = stream.report()
+        result["upload"]["sent_bytes"] = sent
+    result.update(client.connection_report())
+    client.close()
+    return result
+
+
+def cmd_early_data(args):
+    """One POST without content-length whose HEADERS and whole body (--body-bytes N, at
+    most one frame) go in one write: the server has the body before it routes the request.
+    """
+    if not 0 <= args.body_bytes <= 16384:
+        raise UsageError("--body-bytes must be in [0, 16384]")
+    client = Client(args)
+    result = {"status": None}
+    if client.handshake():
+        stream_id = client.h2.get_next_available_stream_id()
+        client.streams[stream_id] = Stream(stream_id)
+        client.h2.send_headers(stream_id, client.request_headers("POST", args.path))
+        client.h2.send_data(stream_id, body_bytes(0, args.body_bytes), end_stream=True)
+        client.flush()
+        stream = client.streams[stream_id]
+        client.wait_for(lambda: stream.finished)
+        result = stream.report()
+    result.update(client.connection_report())
+    client.close()
+    return result
+
+
+def cmd_empty_body(args):
+    """One request (--method, default PUT) whose HEADERS do not end the stream, followed by
+    an empty DATA frame with END_STREAM: a body that turns out to be empty.
+    """
+    client = Client(args)
+    result = {"status": None}
+    if client.handshake():
+        stream = client.open_stream(args.method, args.path, end_stream=False)
+        client.h2.send_data(stream.stream_id, b"", end_stream=True)
+        client.flush()
+        client.wait_for(lambda: stream.finished)
+        result = stream.report()
+    result.update(client.connection_report())
+    client.close()
+    return result
+
+
+def cmd_hpack_bomb(args):
+    """One GET whose header block (HEADERS + --frames CONTINUATION frames of 16 KiB, END_HEADERS
+    on the last) adds one 4000-byte field to the HPACK dynamic table and then references it
+    with one-byte indexed fields until the block is full: ~150 KB on the wire that decode
+    into ~600 MB of header list. Reports status (a server should answer 431 or reset the
+    stream without storing the list) and the connection's fate.
+    """
+    if not 0 <= args.frames <= 64:
+        raise UsageError("--frames must be in [0, 64]")
+    raw = RawClient(args)
+    status = None
+    if raw.handshake():
+        block = raw.request_block("GET", args.path)
+        # Literal with incremental indexing, new name (RFC 7541 §6.2.1): becomes index 62.
+        name, value = b"x-bomb", b"a" * 4000
+        block += (b"\x40" + hpack.hpack.encode_integer(len(name), 7) + name
+                  + hpack.hpack.encode_integer(len(value), 7) + value)
+        total = 16384 * (args.frames + 1)
+        block += bytes([0x80 | 62]) * (total - len(block))  # indexed field 62, 1 byte each
+        pieces = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+        out = bytearray()
+        for i, piece in enumerate(pieces):
+            frame = hf.HeadersFrame(1) if i == 0 else hf.ContinuationFrame(1)
+            if i == 0:
+                frame.flags.add("END_STREAM")
+            if i == len(pieces) - 1:
+                frame.flags.add("END_HEADERS")
+            frame.data = piece
+            out += frame.serialize()
+        raw.in_header_block = True
+        raw.net.send(bytes(out))
+        raw.in_header_block = False
+        decoder = hpack.Decoder()
+        raw.on_headers = lambda frame: decoder.decode(frame.data)
+        raw.drain()
+        status = raw.first_status
+    result = {"status": status, "resets_received": raw.resets_received}
+    result.update(raw.report())
+    raw.net.close()
+    return result
+
+
 # -- command line -------------------------------------------------------------------
 
 
@@ -753,6 +882,24 @@ def parser():
     s.add_argument("--path", default="/")
     s.add_argument("--frames", type=int, required=True)
     s.add_argument("--batch", type=int, default=64, help="frames per write")
+
+    s = add("reset-with-body", cmd_reset_with_body)
+    s.add_argument("--path", required=True)
+    s.add_argument("--rounds", type=int, required=True)
+    s.add_argument("--body-bytes", type=int, default=60000)
+    s.add_argument("--upload-bytes", type=int, default=200000)
+
+    s = add("early-data", cmd_early_data)
+    s.add_argument("--path", required=True)
+    s.add_argument("--body-bytes", type=int, required=True)
+
+    s = add("empty-body", cmd_empty_body)
+    s.add_argument("--path", required=True)
+    s.add_argument("--method", default="PUT")
+
+    s = add("hpack-bomb", cmd_hpack_bomb)
+    s.add_argument("--path", default="/")
+    s.add_argument("--frames", type=int, default=8, help="CONTINUATION frames after HEADERS")
     return p
 
 
