@@ -1,0 +1,564 @@
+// Proves that buildMaglevTable() gives, for any input, the table that the first weighted
+// Maglev (commit cc05a64) gave: every balancer of a fleet must build the same table, and an
+// agent upgrade that changed tables would reshuffle established flows. The first
+// implementation is frozen below, verbatim except for names, as the reference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/maglev.h"
+
+namespace meshgate::agent {
+namespace {
+namespace reference {
+
+// ---- frozen copy of agent/maglev.cc at commit cc05a64; do not edit ---------------------
+
+bool referenceIsPrime(uint32_t n);
+constexpr uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ULL;
+constexpr uint64_t kFnvPrime = 0x100000001b3ULL;
+
+// Claims are bucketed into at most M / kClaimsPerRound rounds of virtual time.
+constexpr uint32_t kClaimsPerRound = 16;
+
+uint64_t fmix64(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+// The first 16 bytes of a key, zero-padded, as two big-endian words: comparing prefixes
+// orders keys as comparing the strings does, except that equal prefixes need the strings.
+struct KeyRef {
+  uint64_t hi;
+  uint64_t lo;
+  std::string_view key;
+  uint32_t index;
+
+  bool operator<(const KeyRef& o) const {
+    if (hi != o.hi) {
+      return hi < o.hi;
+    }
+    if (lo != o.lo) {
+      return lo < o.lo;
+    }
+    return key < o.key;
+  }
+};
+
+KeyRef keyRef(std::string_view key, uint32_t index) {
+  unsigned char bytes[16] = {};
+  std::memcpy(bytes, key.data(), std::min<size_t>(key.size(), sizeof(bytes)));
+  uint64_t hi = 0, lo = 0;
+  for (int i = 0; i < 8; i++) {
+    hi = hi << 8 | bytes[i];
+    lo = lo << 8 | bytes[i + 8];
+  }
+  return {hi, lo, key, index};
+}
+
+// Validates the input and returns the indices of the backends with weight > 0, sorted by key.
+Result<std::vector<uint32_t>> activeBackendsByKey(std::span<const MaglevBackend> backends,
+                                                  uint32_t table_size) {
+  if (table_size > kMaglevMaxTableSize) {
+    return fail("maglev: table_size " + std::to_string(table_size) + " exceeds the maximum " +
+                std::to_string(kMaglevMaxTableSize));
+  }
+  if (!referenceIsPrime(table_size)) {
+    return fail("maglev: table_size " + std::to_string(table_size) + " is not prime");
+  }
+  std::vector<KeyRef> by_key;
+  std::vector<uint64_t> by_id;  // id << 32 | index
+  by_key.reserve(backends.size());
+  by_id.reserve(backends.size());
+  for (uint32_t i = 0; i < backends.size(); i++) {
+    by_key.push_back(keyRef(backends[i].key, i));
+    by_id.push_back(uint64_t{backends[i].id} << 32 | i);
+  }
+  std::sort(by_key.begin(), by_key.end());
+  for (size_t i = 1; i < by_key.size(); i++) {
+    if (by_key[i - 1].key == by_key[i].key) {
+      return fail("maglev: duplicate backend key '" + std::string(by_key[i].key) + "'");
+    }
+  }
+  std::sort(by_id.begin(), by_id.end());
+  for (size_t i = 1; i < by_id.size(); i++) {
+    if (by_id[i - 1] >> 32 == by_id[i] >> 32) {
+      return fail("maglev: duplicate backend id " + std::to_string(by_id[i] >> 32) + " (keys '" +
+                  backends[by_id[i - 1] & UINT32_MAX].key + "' and '" +
+                  backends[by_id[i] & UINT32_MAX].key + "')");
+    }
+  }
+  std::vector<uint32_t> active;
+  active.reserve(by_key.size());
+  for (const KeyRef& k : by_key) {
+    if (backends[k.index].weight > 0) {
+      active.push_back(k.index);
+    }
+  }
+  if (active.size() > table_size) {
+    return fail("maglev: table_size " + std::to_string(table_size) + " is smaller than the " +
+                std::to_string(active.size()) + " backends with weight > 0");
+  }
+  return active;
+}
+
+// Largest-remainder (Hamilton) apportionment of `seats` by weight, in exact integers: each
+// gets floor(seats * w / W), and the seats left over go to the largest remainders, ties to
+// the earlier index (the smaller key). Every quota is within 1 of seats * w / W.
+std::vector<uint32_t> apportion(const std::vector<uint64_t>& weights, uint32_t seats) {
+  const uint64_t total = std::accumulate(weights.begin(), weights.end(), uint64_t{0});
+  std::vector<uint32_t> quotas(weights.size());
+  std::vector<uint64_t> remainders(weights.size());
+  uint64_t given = 0;
+  for (size_t i = 0; i < weights.size(); i++) {
+    const uint64_t share = uint64_t{seats} * weights[i];  // < 2^20 * 2^32: no overflow
+    quotas[i] = static_cast<uint32_t>(share / total);
+    remainders[i] = share % total;
+    given += quotas[i];
+  }
+  std::vector<uint32_t> order(weights.size());
+  std::iota(order.begin(), order.end(), 0);
+  const size_t left = seats - given;  // < weights.size(), since each remainder is < 1 seat
+  std::nth_element(order.begin(), order.begin() + left, order.end(), [&](uint32_t a, uint32_t b) {
+    return remainders[a] != remainders[b] ? remainders[a] > remainders[b] : a < b;
+  });
+  for (size_t k = 0; k < left; k++) {
+    quotas[order[k]]++;
+  }
+  return quotas;
+}
+
+// The order in which backends claim slots, as indices into `weights`: backend i makes its
+// quotas[i] claims at virtual times (k + 1/2) / w_i, k = 0, 1, ..., earliest first, so a
+// change to one backend never reorders the claims of the others. Time is cut into rounds of
+// 1/P, P a power of two giving at most M / kClaimsPerRound rounds (fine enough that claims
+// at different times rarely share a round), and claims in one round go in key order. A
+// counting sort by round over claims generated in key order does this in O(M).
+std::vector<uint32_t> claimOrder(const std::vector<uint64_t>& weights,
+                                 const std::vector<uint32_t>& quotas, uint32_t m) {
+  const auto n = static_cast<uint32_t>(weights.size());
+  uint32_t last = 0;  // the backend whose last claim comes latest: max (2q - 1) / 2w
+  for (uint32_t i = 1; i < n; i++) {
+    if ((2 * uint64_t{quotas[i]} - 1) * weights[last] >
+        (2 * uint64_t{quotas[last]} - 1) * weights[i]) {
+      last = i;
+    }
+  }
+  // Claim k falls in round floor(((2k + 1) P - 1) / 2w); 2k + 1 < 2^21, so P <= 2^40.
+  int shift = 40;
+  const auto lastRound = [&] {
+    return (((2 * uint64_t{quotas[last]} - 1) << shift) - 1) / (2 * weights[last]);
+  };
+  const uint32_t max_rounds = std::max<uint32_t>(1, m / kClaimsPerRound);
+  while (shift > 0 && lastRound() >= max_rounds) {
+    shift--;
+  }
+  // The "- 1" can put another backend's last claim one round after the last one's.
+  const auto rounds = static_cast<uint32_t>(lastRound()) + 2;
+
+  // A backend's rounds advance by 2P / 2w per claim: an integer step, a carried remainder.
+  const auto forEachClaim = [&](auto&& onClaim) {
+    const uint64_t two_p = uint64_t{2} << shift;
+    for (uint32_t i = 0; i < n; i++) {
+      const uint64_t period = 2 * weights[i];
+      const uint64_t step = two_p / period;
+      const uint64_t step_rem = two_p % period;
+      uint64_t round = ((two_p >> 1) - 1) / period;
+      uint64_t rem = ((two_p >> 1) - 1) % period;
+      for (uint32_t k = quotas[i]; k > 0; k--) {
+        onClaim(i, static_cast<uint32_t>(round));
+        rem += step_rem;
+        const bool carry = rem >= period;
+        round += step + carry;
+        rem -= carry ? period : 0;
+      }
+    }
+  };
+  std::vector<uint32_t> start(rounds + 1, 0);
+  forEachClaim([&](uint32_t, uint32_t round) { start[round + 1]++; });
+  std::partial_sum(start.begin(), start.end(), start.begin());
+  std::vector<uint32_t> order(m);
+  forEachClaim([&](uint32_t i, uint32_t round) { order[start[round]++] = i; });
+  return order;
+}
+
+// (slot + step) mod m for slot, step < m, given back = m - step: no division.
+inline uint32_t advance(uint32_t slot, uint32_t step, uint32_t back) {
+  return slot >= back ? slot - back : slot + step;
+}
+
+// x^-1 mod m for prime m, by the extended Euclidean algorithm.
+uint32_t inverseMod(uint32_t x, uint32_t m) {
+  int64_t t = 0, new_t = 1;
+  uint32_t r = m, new_r = x;
+  while (new_r != 0) {
+    const uint32_t q = r / new_r;
+    t = std::exchange(new_t, t - int64_t{q} * new_t);
+    r = std::exchange(new_r, r - q * new_r);
+  }
+  return static_cast<uint32_t>(t < 0 ? t + m : t);
+}
+
+// A backend's place in its preference list.
+struct Walker {
+  uint32_t next;  // the next slot of its list not yet looked at
+  uint32_t skip;
+  uint32_t id;
+  uint32_t skip_inverse;  // skip^-1 mod M, 0 until needed
+};
+
+// Gives each claim the first free slot of its backend's preference list. There are three
+// ways to find it, cheapest by how full the table is; all three give the same slot.
+class TableFiller {
+ public:
+  TableFiller(std::vector<Walker> walkers, uint32_t m)
+      : walkers_(std::move(walkers)), m_(m), taken_((m + 63) / 64, 0), barrett_(UINT64_MAX / m) {}
+
+  std::vector<uint32_t> fill(const std::vector<uint32_t>& order) {
+    std::vector<uint32_t> table(m_);
+    // Below a quarter full the first slot tried is usually free: one probe per step. The
+    // last claims would walk about M / (free slots) places: once sqrt(M) slots are left,
+    // scanning them is cheaper.
+    const uint32_t pair_walk_from = m_ / 4;
+    const uint32_t scan_from = m_ - std::min(m_, static_cast<uint32_t>(std::sqrt(1.0 * m_)));
+    uint32_t j = 0;
+    for (; j < pair_walk_from; j++) {
+      claim(table, walkers_[order[j]], walk(walkers_[order[j]]));
+    }
+    for (; j < scan_from; j++) {
+      claim(table, walkers_[order[j]], pairWalk(walkers_[order[j]]));
+    }
+    collectFreeSlots();
+    for (; j < m_; j++) {
+      claim(table, walkers_[order[j]], scan(walkers_[order[j]]));
+    }
+    return table;
+  }
+
+ private:
+  bool taken(uint32_t slot) const { return taken_[slot >> 6] >> (slot & 63) & 1; }
+
+  void claim(std::vector<uint32_t>& table, Walker& w, uint32_t slot) {
+    taken_[slot >> 6] |= uint64_t{1} << (slot & 63);
+    table[slot] = w.id;
+    w.next = advance(slot, w.skip, m_ - w.skip);
+  }
+
+  uint32_t walk(const Walker& w) const {
+    const uint32_t back = m_ - w.skip;
+    uint32_t slot = w.next;
+    while (taken(slot)) {
+      slot = advance(slot, w.skip, back);
+    }
+    return slot;
+  }
+
+  // Two independent chains of additions: list positions k, k + 2, ... and k + 1, k + 3, ...
+  uint32_t pairWalk(const Walker& w) const {
+    const uint32_t skip2 = advance(w.skip, w.skip, m_ - w.skip);
+    const uint32_t back2 = m_ - skip2;
+    uint32_t even = w.next;
+    uint32_t odd = advance(even, w.skip, m_ - w.skip);
+    while (taken(even) & taken(odd)) {
+      even = advance(even, skip2, back2);
+      odd = advance(odd, skip2, back2);
+    }
+    return taken(even) ? odd : even;
+  }
+
+  void collectFreeSlots() {
+    for (uint32_t word = 0; word < taken_.size(); word++) {
+      for (uint64_t free = ~taken_[word]; free != 0; free &= free - 1) {
+        const uint32_t slot = word * 64 + std::countr_zero(free);
+        if (slot < m_) {
+          free_slots_.push_back(slot);
+        }
+      }
+    }
+  }
+
+  // Slot s is (s - next) * skip^-1 mod M places down the list, so the first free slot is
+  // the free slot at the smallest such distance. x mod M by Barrett reduction.
+  uint32_t scan(Walker& w) {
+    if (w.skip_inverse == 0) {
+      w.skip_inverse = inverseMod(w.skip, m_);
+    }
+    uint64_t best_distance = UINT64_MAX;
+    size_t best = 0;
+    for (size_t f = 0; f < free_slots_.size(); f++) {
+      const uint32_t s = free_slots_[f];
+      const uint64_t x = uint64_t{s >= w.next ? s - w.next : s + m_ - w.next} * w.skip_inverse;
+      const auto q = static_cast<uint64_t>((static_cast<unsigned __int128>(x) * barrett_) >> 64);
+      uint64_t distance = x - q * m_;
+      distance = distance >= m_ ? distance - m_ : distance;
+      if (distance < best_distance) {
+        best_distance = distance;
+        best = f;
+      }
+    }
+    const uint32_t slot = free_slots_[best];
+    free_slots_[best] = free_slots_.back();
+    free_slots_.pop_back();
+    return slot;
+  }
+
+  std::vector<Walker> walkers_;
+  const uint32_t m_;
+  std::vector<uint64_t> taken_;  // a bitmap of slots
+  const uint64_t barrett_;
+  std::vector<uint32_t> free_slots_;
+};
+
+
+uint64_t referenceKeyHash(std::string_view key, uint64_t seed) {
+  uint64_t h = kFnvOffsetBasis ^ seed;
+  for (const char c : key) {
+    h ^= static_cast<uint8_t>(c);
+    h *= kFnvPrime;
+  }
+  return fmix64(h);
+}
+
+MaglevPermutation referencePermutation(std::string_view key, uint32_t table_size) {
+  const uint64_t h1 = referenceKeyHash(key, kMaglevOffsetSeed);
+  const uint64_t h2 = referenceKeyHash(key, kMaglevSkipSeed);
+  return {static_cast<uint32_t>(h1 % table_size), static_cast<uint32_t>(h2 % (table_size - 1) + 1)};
+}
+
+bool referenceIsPrime(uint32_t n) {
+  if (n < 4) {
+    return n >= 2;
+  }
+  if (n % 2 == 0) {
+    return false;
+  }
+  for (uint64_t d = 3; d * d <= n; d += 2) {
+    if (n % d == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The fill is the paper's: backends take turns claiming the next free slot of their
+// preference list. Two changes make it weighted with exact shares: a backend stops at its
+// quota, so shares are exact however the lists collide, and turns follow claimOrder(), so
+// heavy and light backends fill at the same relative pace throughout, which keeps a change
+// to one backend from reshuffling the others.
+Result<std::vector<uint32_t>> referenceBuildMaglevTable(std::span<const MaglevBackend> backends,
+                                               uint32_t table_size) {
+  auto active = activeBackendsByKey(backends, table_size);
+  if (!active) {
+    return std::unexpected(std::move(active.error()));
+  }
+  if (active->empty()) {
+    return std::vector<uint32_t>{};
+  }
+  // From here on, only backends with a non-zero quota (weights tiny next to the total
+  // may have none), in key order.
+  std::vector<uint64_t> all_weights;
+  all_weights.reserve(active->size());
+  for (const uint32_t i : *active) {
+    all_weights.push_back(backends[i].weight);
+  }
+  const std::vector<uint32_t> all_quotas = apportion(all_weights, table_size);
+  std::vector<uint64_t> weights;
+  std::vector<uint32_t> quotas;
+  std::vector<Walker> walkers;
+  for (size_t k = 0; k < active->size(); k++) {
+    if (all_quotas[k] > 0) {
+      const MaglevBackend& b = backends[(*active)[k]];
+      const MaglevPermutation p = referencePermutation(b.key, table_size);
+      weights.push_back(b.weight);
+      quotas.push_back(all_quotas[k]);
+      walkers.push_back({p.offset, p.skip, b.id, 0});
+    }
+  }
+  return TableFiller(std::move(walkers), table_size).fill(claimOrder(weights, quotas, table_size));
+}
+
+
+// ---- end of the frozen copy ------------------------------------------------------------
+
+}  // namespace reference
+
+// How a configuration's weights are drawn; each stresses a different part of the build.
+enum class Weights {
+  kUniform,       // 1..100, a fifth drained
+  kEqual,         // all 1: every claim round is a tie broken by key order
+  kPowersOfTwo,   // 1..2^31: claims of different backends often at the same virtual time
+  kHugeRatios,    // log-uniform over 1..2^32-1, some drained: many backends get no slot
+  kOneGiant,      // one backend at 2^32-1, the rest 1..1000
+};
+constexpr Weights kAllWeights[] = {Weights::kUniform, Weights::kEqual, Weights::kPowersOfTwo,
+                                   Weights::kHugeRatios, Weights::kOneGiant};
+
+const char* weightsName(Weights w) {
+  switch (w) {
+    case Weights::kUniform:
+      return "uniform 1..100 with drained";
+    case Weights::kEqual:
+      return "equal";
+    case Weights::kPowersOfTwo:
+      return "powers of two";
+    case Weights::kHugeRatios:
+      return "log-uniform 1..2^32-1 with drained";
+    case Weights::kOneGiant:
+      return "one at 2^32-1";
+  }
+  return "?";
+}
+
+uint32_t drawWeight(std::mt19937_64& rng, Weights mode, size_t index) {
+  switch (mode) {
+    case Weights::kUniform:
+      return rng() % 5 == 0 ? 0 : static_cast<uint32_t>(1 + rng() % 100);
+    case Weights::kEqual:
+      return 1;
+    case Weights::kPowersOfTwo:
+      return uint32_t{1} << (rng() % 32);
+    case Weights::kHugeRatios: {
+      if (rng() % 10 == 0) {
+        return 0;
+      }
+      const uint64_t bits = 1 + rng() % 32;
+      return static_cast<uint32_t>(std::max<uint64_t>(1, rng() & ((uint64_t{1} << bits) - 1)));
+    }
+    case Weights::kOneGiant:
+      return index == 0 ? UINT32_MAX : static_cast<uint32_t>(1 + rng() % 1000);
+  }
+  return 1;
+}
+
+// Unique keys in three shapes: IPv4 text, IPv6 text sharing a 16-byte prefix (so that the
+// key order needs whole strings), and raw bytes of length 0..20 including NULs.
+std::vector<MaglevBackend> randomBackends(std::mt19937_64& rng, size_t n, Weights mode) {
+  std::vector<MaglevBackend> out;
+  std::set<std::string> keys;
+  const uint32_t first_id = static_cast<uint32_t>(rng() % 100000);
+  while (keys.size() < n) {
+    const size_t i = keys.size();
+    std::string key;
+    switch (rng() % 3) {
+      case 0:
+        key = "10." + std::to_string(rng() % 256) + "." + std::to_string(rng() % 256) + "." +
+              std::to_string(rng() % 256);
+        break;
+      case 1:
+        key = "fd00:1234:5678:9abc::" + std::to_string(rng() % 100000);
+        break;
+      default:
+        key.resize(rng() % 21);
+        for (char& c : key) {
+          c = static_cast<char>(rng() % 4 == 0 ? 0 : rng());
+        }
+    }
+    if (keys.insert(key).second) {
+      out.push_back({key, first_id + static_cast<uint32_t>(i) * 7, drawWeight(rng, mode, i)});
+    }
+  }
+  std::shuffle(out.begin(), out.end(), rng);
+  return out;
+}
+
+// Both builds agree: the same table, or both refuse with the same message.
+void expectSameAsReference(const std::vector<MaglevBackend>& backends, uint32_t size,
+                           const std::string& what) {
+  auto want = reference::referenceBuildMaglevTable(backends, size);
+  auto got = buildMaglevTable(backends, size);
+  ASSERT_EQ(got.has_value(), want.has_value())
+      << what << ": " << (want ? got.error().message : want.error().message);
+  if (!want) {
+    EXPECT_EQ(got.error().message, want.error().message) << what;
+    return;
+  }
+  ASSERT_EQ(got->size(), want->size()) << what;
+  const auto diff = std::mismatch(got->begin(), got->end(), want->begin());
+  ASSERT_TRUE(diff.first == got->end())
+      << what << ": slot " << (diff.first - got->begin()) << " is " << *diff.first
+      << ", the reference has " << *diff.second << " ("
+      << std::inner_product(got->begin(), got->end(), want->begin(), size_t{0}, std::plus<>(),
+                            std::not_equal_to<>())
+      << " slots differ)";
+}
+
+void expectSameForRandomConfigs(uint32_t size, size_t max_backends, int configs, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (int c = 0; c < configs; c++) {
+    const Weights mode = kAllWeights[c % std::size(kAllWeights)];
+    // Log-uniform counts, so that few backends are tried as often as many.
+    const double log_n = std::log(static_cast<double>(max_backends)) * (rng() % 1001) / 1000.0;
+    const size_t n = std::max<size_t>(1, static_cast<size_t>(std::exp(log_n)));
+    const std::string what = "M=" + std::to_string(size) + ", " + std::to_string(n) +
+                             " backends, weights " + weightsName(mode) + ", config " +
+                             std::to_string(c) + " of seed " + std::to_string(seed);
+    expectSameAsReference(randomBackends(rng, n, mode), size, what);
+  }
+}
+
+TEST(MaglevEquivalence, SameTablesAsTheFirstImplementationInTinyTables) {
+  for (const uint32_t size : {2u, 3u, 7u, 13u}) {
+    expectSameForRandomConfigs(size, size + 3, 300, size);
+  }
+}
+
+TEST(MaglevEquivalence, SameTablesAsTheFirstImplementationInSmallTables) {
+  expectSameForRandomConfigs(251, 300, 400, 251);
+  expectSameForRandomConfigs(4099, 2000, 200, 4099);
+}
+
+TEST(MaglevEquivalence, SameTablesAsTheFirstImplementationAtTheDefaultSize) {
+  expectSameForRandomConfigs(65537, 2000, 150, 65537);
+}
+
+TEST(MaglevEquivalence, SameTablesAsTheFirstImplementationAtTheLargestSize) {
+  expectSameForRandomConfigs(kMaglevMaxTableSize, 2000, 5, kMaglevMaxTableSize);
+}
+
+// The benchmark's input (tests/bench/maglev_bench.cc), so that the measured build is the
+// checked one.
+TEST(MaglevEquivalence, SameTableAsTheFirstImplementationForTheBenchmarkInput) {
+  for (const size_t n : {100u, 1000u}) {
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<uint32_t> weight(1, 100);
+    std::vector<MaglevBackend> backends;
+    for (uint32_t i = 0; i < n; i++) {
+      backends.push_back({"198.18." + std::to_string(2 + i / 250) + "." +
+                              std::to_string(1 + i % 250),
+                          i + 1, weight(rng)});
+    }
+    std::shuffle(backends.begin(), backends.end(), rng);
+    expectSameAsReference(backends, 65537, "benchmark input, " + std::to_string(n) + " backends");
+  }
+}
+
+TEST(MaglevEquivalence, SameErrorsAsTheFirstImplementation) {
+  std::mt19937_64 rng(1);
+  std::vector<MaglevBackend> backends = randomBackends(rng, 20, Weights::kUniform);
+  for (const uint32_t size : {0u, 1u, 4u, 65536u, 1048583u, 7u, 11u}) {
+    expectSameAsReference(backends, size, "M=" + std::to_string(size));
+  }
+  std::vector<MaglevBackend> same_key = backends;
+  same_key[3].key = same_key[1].key;
+  expectSameAsReference(same_key, 65537, "duplicate key");
+  std::vector<MaglevBackend> same_id = backends;
+  same_id[3].id = same_id[1].id;
+  expectSameAsReference(same_id, 65537, "duplicate id");
+  expectSameAsReference({}, 65537, "no backends");
+}
+
+}  // namespace
+}  // namespace meshgate::agent
