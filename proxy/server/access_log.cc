@@ -30,6 +30,7 @@ std::string AccessLog::format(const AccessRecord& r) {
   nlohmann::ordered_json j = {
       {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now).count()},
       {"client", r.client},
+      {"protocol", r.protocol},
       {"method", r.method},
       {"target", r.target},
       {"status", r.status},

@@ -507,6 +507,7 @@ void Http2Session::Stream::logAccess() {
   const auto now = Clock::now();
   AccessRecord r;
   r.client = s_.peer_.toString();
+  r.protocol = "HTTP/2";
   r.method = req_.method;
   r.target = req_.path;
   r.status = status_;

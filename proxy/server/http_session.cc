@@ -984,6 +984,7 @@ void HttpSession::logAccess() {
   const auto now = Clock::now();
   AccessRecord r;
   r.client = peer_.toString();
+  r.protocol = ex.version == http1::Version::kHttp10 ? "HTTP/1.0" : "HTTP/1.1";
   r.method = ex.method_token;
   r.target = ex.target;
   r.status = ex.status;

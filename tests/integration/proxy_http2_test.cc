@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "tests/lib/proxy_harness.h"
@@ -484,6 +485,44 @@ TEST_F(ProxyHttp2Test, RetriesARequestWhoseBodyTurnsOutEmptyToTheEnd) {
   EXPECT_EQ(metric("upstream_rq_retry"), 1u);
   EXPECT_NE(good.received().find("\r\n0\r\n\r\n"), std::string::npos)
       << "the retried request's body must be terminated: " << good.received();
+}
+
+TEST_F(ProxyHttp2Test, WritesOneAccessLogLinePerRequestOfEitherVersion) {
+  const std::string log = dir_->path() + "/access.log";
+  startProxy(config(endpoint(nginx_->port()), "", R"(, "access_log": ")" + log + "\""));
+  auto h1 = ns_->run({"curl", "-sS", "-o", "/dev/null", url("/small")});
+  ASSERT_TRUE(h1) << h1.error().message;
+  json j = probe({"get", "--path", "/small"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  j = probe({"post", "--path", "/small", "--body-bytes", "1000", "--content-length"});
+  EXPECT_EQ(j["status"], 405) << j.dump();  // nginx serves files to GET only
+
+  auto text = runCommand({"cat", log});
+  ASSERT_TRUE(text) << text.error().message;
+  std::vector<json> lines;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), 3u) << *text;
+  const std::string upstream = "127.0.0.1:" + std::to_string(nginx_->port());
+  EXPECT_EQ(lines[0]["protocol"], "HTTP/1.1");
+  EXPECT_EQ(lines[1]["protocol"], "HTTP/2");
+  EXPECT_EQ(lines[2]["protocol"], "HTTP/2");
+  for (const auto& l : lines) {
+    EXPECT_EQ(l["upstream"], upstream) << l.dump();
+    EXPECT_EQ(l["cluster"], "be") << l.dump();
+    EXPECT_EQ(l["attempts"], 1) << l.dump();
+    EXPECT_GE(l["duration_us"].get<int64_t>(), l["upstream_us"].get<int64_t>()) << l.dump();
+  }
+  EXPECT_EQ(lines[0]["status"], 200);
+  EXPECT_EQ(lines[0]["response_body_bytes"], 100);
+  EXPECT_EQ(lines[1]["method"], "GET");
+  EXPECT_EQ(lines[1]["target"], "/small");
+  EXPECT_EQ(lines[1]["response_body_bytes"], 100);
+  EXPECT_EQ(lines[2]["method"], "POST");
+  EXPECT_EQ(lines[2]["status"], 405);
+  EXPECT_EQ(lines[2]["request_body_bytes"], 1000);
 }
 
 }  // namespace
