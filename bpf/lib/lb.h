@@ -254,7 +254,7 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 		if (!(ct_flags & MG_FLOW_F_QUIC))
 			goto forward;
 		/* QUIC: a routable CID outranks the 4-tuple (QUIC-LB forwarding order). */
-		rc = mg_quic_choose(data, data_end, &p, vip_id, &quic_backend);
+		rc = mg_quic_choose(data, data_end, &p, vip_id, &quic_backend, backend_id, be);
 		if (rc < 0)
 			return mg_drop(rc);
 		if (rc == MG_CONTINUE && quic_backend != backend_id) {
@@ -272,7 +272,7 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	rc = MG_PASS(MG_LB_QUIC_FALLBACK);
 	if ((vip_flags & MG_VIP_F_QUIC) && p.kind == MG_PKT_FLOW && p.flow.proto == IPPROTO_UDP) {
 		ct_flags = MG_FLOW_F_QUIC;
-		rc = mg_quic_choose(data, data_end, &p, vip_id, &backend_id);
+		rc = mg_quic_choose(data, data_end, &p, vip_id, &backend_id, 0, NULL);
 		if (rc < 0)
 			return mg_drop(rc);
 	}

@@ -33,7 +33,7 @@
 static __always_inline int mg_quic_route(void *data, void *data_end, const struct mg_pkt *p,
 					 __u32 vip_id, __u32 *backend_id)
 {
-	struct mg_quic_config_key ck = {.vip_id = vip_id};
+	struct mg_quic_config_key ck;
 	struct mg_quic_server_key sk = {.vip_id = vip_id};
 	struct mg_quic_config *cfg;
 	__u8 *q, *dcid;
@@ -72,7 +72,13 @@ static __always_inline int mg_quic_route(void *data, void *data_end, const struc
 		need = MG_QUIC_MAX_CID_LEN + 1; /* unknown: bounded by the packet below */
 	}
 
-	ck.config_rotation = dcid[0] >> 5;
+	/*
+	 * The config key in one 8-octet store (vip_id, then the codepoint, then zero padding;
+	 * the ABI struct is little-endian on every target we load on): the map hashes it as
+	 * two words right away, and a key assembled from narrower stores would make those
+	 * loads wait for the stores to retire instead of being forwarded from them.
+	 */
+	*(__u64 *)&ck = (__u64)vip_id | (__u64)(dcid[0] >> 5) << 32;
 	if (ck.config_rotation == MG_QUIC_CONFIG_UNROUTABLE)
 		return MG_PASS(MG_LB_QUIC_UNROUTABLE_CR);
 	cfg = bpf_map_lookup_elem(&mg_quic_configs, &ck);
@@ -123,16 +129,21 @@ static __always_inline int mg_quic_route(void *data, void *data_end, const struc
  * mg_quic_route() plus the live-backend check and the counters: MG_CONTINUE when the CID
  * names a live backend (quic_routed_cid), MG_PASS(...) when it is unroutable (reason and
  * quic_fallback counted; the caller uses the 4-tuple), MG_DROP(...) when malformed.
+ * `known`/`known_id`: a backend the caller has already validated (the conntrack hit's), or
+ * NULL.
  */
 static __always_inline int mg_quic_choose(void *data, void *data_end, const struct mg_pkt *p,
-					  __u32 vip_id, __u32 *backend_id)
+					  __u32 vip_id, __u32 *backend_id, __u32 known_id,
+					  const struct mg_backend *known)
 {
-	struct mg_backend *be;
+	const struct mg_backend *be;
 	int rc = mg_quic_route(data, data_end, p, vip_id, backend_id);
 
 	if (rc < 0)
 		return rc;
-	if (rc == MG_CONTINUE) {
+	/* The usual case on an established flow: the CID names the backend that conntrack
+	 * already found live (and of the right generation), so it needs no second look. */
+	if (rc == MG_CONTINUE && !(known && *backend_id == known_id)) {
 		be = bpf_map_lookup_elem(&mg_backends, backend_id);
 		if (!be || !(be->flags & MG_BACKEND_F_LIVE))
 			rc = MG_PASS(MG_LB_QUIC_UNKNOWN_SERVER);
