@@ -174,6 +174,26 @@ class ProxyHttp2Test : public ::testing::Test {
     EXPECT_TRUE(up) << up.error().message;
     return port;
   }
+  // tests/integration/h2/h2_backend.py: an HTTP/2 origin with scripted misbehaviour.
+  uint16_t h2Backend(std::vector<std::string> args) {
+    std::vector<std::string> argv = {kPython, sourceFile("tests/integration/h2/h2_backend.py"),
+                                     "--port", "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto p = ns_->spawn(argv, {.capture_output = true});
+    EXPECT_TRUE(p) << p.error().message;
+    if (!p) {
+      return 0;
+    }
+    auto line = (*p)->readLine(std::chrono::seconds(20));
+    EXPECT_TRUE(line && line->starts_with("READY ")) << (line ? *line : line.error().message);
+    return line && line->starts_with("READY ") ? static_cast<uint16_t>(std::stoi(line->substr(6)))
+                                               : 0;
+  }
+  std::string h2ClusterConfig(uint16_t port) {
+    return R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "h2"}]}],
+               "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
+           endpoint(port) + R"(]}], "admin": {"address": "127.0.0.1", "port": 0}})";
+  }
   json grpcCall(const std::string& method, const std::string& data, int count = 1) {
     auto out = ns_->run({kPython, sourceFile("tests/integration/h2/grpc_echo.py"), "client",
                          "--target", "127.0.0.1:" + std::to_string(proxy_->port("web")), "--method",
@@ -523,6 +543,65 @@ TEST_F(ProxyHttp2Test, WritesOneAccessLogLinePerRequestOfEitherVersion) {
   EXPECT_EQ(lines[2]["method"], "POST");
   EXPECT_EQ(lines[2]["status"], 405);
   EXPECT_EQ(lines[2]["request_body_bytes"], 1000);
+}
+
+// REFUSED_STREAM means the origin did not process the request: it goes to another attempt
+// whatever the route's retries (here 0), from an HTTP/2 client and from an HTTP/1.1 one.
+TEST_F(ProxyHttp2Test, RetriesAStreamTheUpstreamRefusedForAnHttp2Client) {
+  const uint16_t be = h2Backend({"--refuse-first", "1"});
+  ASSERT_NE(be, 0);
+  startProxy(h2ClusterConfig(be));
+  const json j = probe({"get", "--path", "/h2"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  EXPECT_EQ(metric("h2_upstream_streams_refused"), 1u);
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
+TEST_F(ProxyHttp2Test, RetriesAStreamTheUpstreamRefusedForAnHttp1Client) {
+  const uint16_t be = h2Backend({"--refuse-first", "1"});
+  ASSERT_NE(be, 0);
+  startProxy(h2ClusterConfig(be));
+  auto h1 = ns_->run({"curl", "-sS", "-w", " %{http_code}", url("/h1")});
+  ASSERT_TRUE(h1) << h1.error().message;
+  EXPECT_EQ(*h1, "h2-backend 200");
+  EXPECT_EQ(metric("h2_upstream_streams_refused"), 1u);
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
+TEST_F(ProxyHttp2Test, ResetsTheUpstreamStreamOfAnUploadTheClientAbandons) {
+  const std::string log = dir_->path() + "/h2backend.log";
+  const uint16_t be = h2Backend({"--early-response", "--log", log});
+  ASSERT_NE(be, 0);
+  startProxy(h2ClusterConfig(be));
+  // The origin answers before the request body ends; then the client gives the stream up.
+  // The proxy must pass that on (RST_STREAM CANCEL), not leave the upstream stream open.
+  const json j = probe({"abandon-upload", "--path", "/up"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  EXPECT_EQ(j["body_bytes"], 5);
+  EXPECT_EQ(j["after"]["status"], 200) << j.dump();
+  auto reset = waitFor(
+      [&] {
+        auto text = runCommand({"cat", log});
+        return text && text->find("rst 1 1 8\n") != std::string::npos;  // CANCEL = 8
+      },
+      std::chrono::seconds(10), "the origin to see RST_STREAM(CANCEL) on stream 1");
+  EXPECT_TRUE(reset) << reset.error().message;
+  EXPECT_EQ(metric("h2_upstream_cx"), 1u);
+}
+
+TEST_F(ProxyHttp2Test, OpensANewUpstreamConnectionAfterGoaway) {
+  const uint16_t be = h2Backend({"--goaway-after", "2"});
+  ASSERT_NE(be, 0);
+  startProxy(h2ClusterConfig(be));
+  std::vector<std::string> args = {"curl", "-sS", "-w", "%{http_code} "};
+  for (int i = 0; i < 5; i++) {
+    args.insert(args.end(), {"-o", "/dev/null", url("/" + std::to_string(i))});
+  }
+  auto r = ns_->run(args);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, "200 200 200 200 200 ");
+  EXPECT_EQ(metric("h2_upstream_cx"), 3u) << "two requests per upstream connection";
+  EXPECT_EQ(metric("response_5xx"), 0u);
 }
 
 }  // namespace

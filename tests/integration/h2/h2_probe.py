@@ -14,6 +14,7 @@ describes what the probe observed, so a C++ test can parse it and assert on fiel
   early-data           HEADERS + the whole DATA in one write (body checks before routing)
   empty-body           HEADERS, then an empty DATA frame with END_STREAM
   hpack-bomb           one small header block that HPACK expands into a huge header list
+  abandon-upload       a POST whose response ends before its body does; then RST_STREAM
 
 Exit status: 0 when the scenario ran, whatever the server did (refusals, resets, GOAWAY
 and closes are observations, reported in the JSON); 2 on usage errors or when the TCP
@@ -834,6 +835,32 @@ def cmd_hpack_bomb(args):
     return result
 
 
+def cmd_abandon_upload(args):
+    """One POST that sends --body-bytes N but never ends its body; once the response has
+    ended (an origin may answer early), the client gives up the stream with
+    RST_STREAM(CANCEL). Then a plain GET of --path on the same connection, to show it still
+    works. Reports the POST's stream report and "after" (the GET's).
+    """
+    client = Client(args)
+    result = {"status": None}
+    if client.handshake():
+        stream = client.open_stream("POST", args.path, end_stream=False)
+        client.send_body(stream, args.body_bytes)
+        client.wait_for(lambda: stream.finished)
+        result = stream.report()
+        try:
+            client.h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.CANCEL)
+            client.flush()
+        except h2.exceptions.StreamClosedError:
+            result["already_closed"] = True
+        after = client.open_stream("GET", args.path)
+        client.wait_for(lambda: after.finished)
+        result["after"] = after.report()
+    result.update(client.connection_report())
+    client.close()
+    return result
+
+
 # -- command line -------------------------------------------------------------------
 
 
@@ -896,6 +923,10 @@ def parser():
     s = add("empty-body", cmd_empty_body)
     s.add_argument("--path", required=True)
     s.add_argument("--method", default="PUT")
+
+    s = add("abandon-upload", cmd_abandon_upload)
+    s.add_argument("--path", required=True)
+    s.add_argument("--body-bytes", type=int, default=1000)
 
     s = add("hpack-bomb", cmd_hpack_bomb)
     s.add_argument("--path", default="/")

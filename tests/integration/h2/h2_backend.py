@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""An HTTP/2 cleartext (prior knowledge) origin with scripted misbehaviour, for testing how
+meshgate-proxy's HTTP/2 upstream side copes.
+
+  h2_backend.py --port 0 [--name NAME] [--refuse-first N] [--early-response]
+                [--goaway-after N] [--log FILE]
+
+Answers every request 200 with the body it received (GET: "NAME") and a trailer
+"x-backend: NAME". Scripted behaviour:
+  --refuse-first N    the first N streams (counted over all connections) get
+                      RST_STREAM(REFUSED_STREAM) instead of an answer
+  --early-response    answer as soon as the request head arrives (body "early"), without
+                      waiting for the request body; the request side stays open
+  --goaway-after N    after answering N streams on a connection, send GOAWAY with the last
+                      of them as last_stream_id (NO_ERROR) and close once they are done
+
+Prints "READY <port>" once listening. With --log FILE, appends one line per event:
+"headers <connection> <stream> <path>", "rst <connection> <stream> <code>",
+"end <connection> <stream>" (the request ended), "goaway <connection> <last>".
+Stops on SIGTERM. Needs /usr/bin/python3 with python3-h2.
+"""
+
+import argparse
+import signal
+import socket
+import sys
+import threading
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+
+
+class Backend:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.Lock()
+        self.refused = 0
+        self.connections = 0
+        self.log_file = open(args.log, "a", buffering=1) if args.log else None
+
+    def log(self, line):
+        if self.log_file:
+            with self.lock:
+                self.log_file.write(line + "\n")
+
+    def should_refuse(self):
+        with self.lock:
+            if self.refused < self.args.refuse_first:
+                self.refused += 1
+                return True
+            return False
+
+    def serve(self, sock):
+        with self.lock:
+            self.connections += 1
+            conn_id = self.connections
+        conn = h2.connection.H2Connection(
+            config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        bodies = {}
+        answered = 0
+        going_away = False
+        open_streams = set()
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        sid = event.stream_id
+                        headers = dict(event.headers)
+                        self.log(f"headers {conn_id} {sid} {headers.get(':path', '')}")
+                        if self.should_refuse():
+                            conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+                            continue
+                        bodies[sid] = bytearray()
+                        open_streams.add(sid)
+                        if self.args.early_response:
+                            self.answer(conn, sid, b"early")
+                            answered += 1
+                    elif isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(event.flow_controlled_length,
+                                                       event.stream_id)
+                        if event.stream_id in bodies:
+                            bodies[event.stream_id] += event.data
+                    elif isinstance(event, h2.events.StreamEnded):
+                        sid = event.stream_id
+                        self.log(f"end {conn_id} {sid}")
+                        if sid in bodies and not self.args.early_response:
+                            body = bytes(bodies.pop(sid)) or self.args.name.encode()
+                            self.answer(conn, sid, body)
+                            answered += 1
+                        open_streams.discard(sid)
+                    elif isinstance(event, h2.events.StreamReset):
+                        self.log(f"rst {conn_id} {event.stream_id} {int(event.error_code)}")
+                        open_streams.discard(event.stream_id)
+                    if (self.args.goaway_after and answered >= self.args.goaway_after
+                            and not going_away):
+                        going_away = True
+                        last = conn.highest_inbound_stream_id
+                        conn.close_connection(last_stream_id=last)
+                        self.log(f"goaway {conn_id} {last}")
+                sock.sendall(conn.data_to_send())
+                if going_away and not open_streams:
+                    return
+        except (OSError, h2.exceptions.ProtocolError):
+            return
+        finally:
+            sock.close()
+
+    def answer(self, conn, sid, body):
+        conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body))),
+                                ("x-served-by", self.args.name)])
+        conn.send_data(sid, body)
+        conn.send_headers(sid, [("x-backend", self.args.name)], end_stream=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--name", default="h2-backend")
+    p.add_argument("--refuse-first", type=int, default=0)
+    p.add_argument("--early-response", action="store_true")
+    p.add_argument("--goaway-after", type=int, default=0)
+    p.add_argument("--log")
+    args = p.parse_args()
+    backend = Backend(args)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", args.port))
+    except OSError as e:
+        print(f"h2_backend: bind 127.0.0.1:{args.port}: {e}", file=sys.stderr)
+        return 2
+    listener.listen(64)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"READY {listener.getsockname()[1]}", flush=True)
+    while True:
+        sock, _ = listener.accept()
+        threading.Thread(target=backend.serve, args=(sock,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
