@@ -5,6 +5,8 @@
 # on meshgate's machines and in CI nothing may skip.
 # A libFuzzer target (tests/fuzz/NAME_fuzz) runs for FUZZ_SECONDS (default 20) over a fresh
 # copy of tests/fuzz/corpus/NAME in BUILD_DIR, so the repo's seed corpus is never modified.
+# The proxy's integration suites (tests/integration/proxy_*_test) run twice: against
+# build/bin/meshgate-proxy and, as NAME.asan, against build/asan/bin/meshgate-proxy.
 build=$1; shift
 repo=$(cd "$(dirname "$0")/.." && pwd)
 abs_build=$(cd "$build" && pwd) || exit 1
@@ -20,8 +22,18 @@ for t in "$@"; do
     echo "add_test($name sh -c \"rm -rf '$work' && mkdir -p '$work' '$artifacts' && cp -R '$seeds'/. '$work' && exec '$abs_build/$t' -max_total_time=${FUZZ_SECONDS:-20} -rss_limit_mb=1024 -artifact_prefix='$artifacts/' '$work'\")"
     continue;;
   esac
+  names=$name
   echo "add_test($name \"\${CMAKE_CURRENT_LIST_DIR}/$t\" --gtest_color=no)"
+  case $t in
+  tests/integration/proxy_*_test)
+    # The same suite once more against the sanitizer build of meshgate-proxy.
+    echo "add_test($name.asan \"\${CMAKE_CURRENT_LIST_DIR}/$t\" --gtest_color=no)"
+    echo "set_tests_properties($name.asan PROPERTIES ENVIRONMENT \"MESHGATE_BIN_DIR=$abs_build/asan/bin;ASAN_OPTIONS=detect_leaks=1\")"
+    names="$name $name.asan";;
+  esac
   if [ "${MESHGATE_ALLOW_SKIP:-0}" != 1 ]; then
-    printf '%s\n' "set_tests_properties($name PROPERTIES FAIL_REGULAR_EXPRESSION \"\\\\[  SKIPPED \\\\]\")"
+    for n in $names; do
+      printf '%s\n' "set_tests_properties($n PROPERTIES FAIL_REGULAR_EXPRESSION \"\\\\[  SKIPPED \\\\]\")"
+    done
   fi
 done

@@ -143,7 +143,9 @@ int32_t H2Connection::submit(H2Upstream* up, const RequestHead& head, bool body)
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     const size_t n = std::min(length, up->body_.size());
-    std::memcpy(buf, up->body_.data().data(), n);
+    if (n) {
+      std::memcpy(buf, up->body_.data().data(), n);  // an empty Buffer has no storage: never memcpy from null
+    }
     up->body_.consume(n);
     if (up->body_.empty() && up->body_done_) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;

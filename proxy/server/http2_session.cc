@@ -322,7 +322,9 @@ void Http2Session::Stream::submitHead(uint16_t status, const HeaderList& fields,
 
 ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* flags) {
   const size_t n = std::min(length, body_out_.size());
-  std::memcpy(buf, body_out_.data().data(), n);
+  if (n) {
+    std::memcpy(buf, body_out_.data().data(), n);  // an empty Buffer has no storage: never memcpy from null
+  }
   body_out_.consume(n);
   response_bytes_ += n;
   if (n) {

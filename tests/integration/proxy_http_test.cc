@@ -49,6 +49,11 @@ class ProxyHttpTest : public ::testing::Test {
     nginx_ = std::move(*nginx);
   }
   void TearDown() override {
+    if (proxy_) {
+      // Exits 0 on SIGTERM: under the sanitizer build, no memory error and no leak.
+      auto stopped = proxy_->stop();
+      EXPECT_TRUE(stopped) << stopped.error().message;
+    }
     proxy_.reset();  // before the backends: their connection threads end on its EOFs
     backends_.clear();
   }

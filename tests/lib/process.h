@@ -91,6 +91,7 @@ class Subprocess {
 Result<void> writeTextFile(const std::string& path, const std::string& text);
 
 // Path of a binary built next to the tests (build/bin/NAME), or NAME (looked up in PATH).
+// $MESHGATE_BIN_DIR/NAME wins when it exists (the sanitizer build of meshgate-proxy).
 std::string builtBinary(const std::string& name);
 
 // Path of a file of the source tree (e.g. "tests/integration/h2/h2_probe.py"), found by

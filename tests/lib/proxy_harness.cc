@@ -179,6 +179,31 @@ Result<std::unique_ptr<ProxyProcess>> ProxyProcess::start(NetNs& ns, const std::
   return proxy;
 }
 
+Result<void> ProxyProcess::stop() {
+  if (!proc_.running()) {
+    auto code = proc_.wait();
+    auto out = proc_.readAll(std::chrono::seconds(5));
+    return fail("meshgate-proxy had exited (status " + std::to_string(code ? *code : -1) +
+                "): " + (out ? *out : ""));
+  }
+  if (auto r = proc_.kill(SIGTERM); !r) {
+    return r;
+  }
+  auto code = proc_.wait(std::chrono::seconds(20));
+  if (!code) {
+    return std::unexpected(code.error());
+  }
+  if (*code != 0) {
+    auto out = proc_.readAll(std::chrono::seconds(5));
+    std::string text = out ? *out : out.error().message;
+    if (text.size() > 6000) {
+      text = "..." + text.substr(text.size() - 6000);
+    }
+    return fail("meshgate-proxy exited with status " + std::to_string(*code) + ":\n" + text);
+  }
+  return {};
+}
+
 ProxyProcess::~ProxyProcess() {
   if (proc_.running()) {
     (void)proc_.kill(SIGTERM);
