@@ -13,7 +13,7 @@
 namespace meshgate::proxy {
 
 struct AccessRecord {
-  std::string client;  // "ip:port"
+  std::string client;         // "ip:port"
   std::string_view protocol;  // "HTTP/1.1", "HTTP/1.0", "HTTP/2"
   std::string method;
   std::string target;

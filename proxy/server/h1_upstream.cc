@@ -73,11 +73,7 @@ void H1Upstream::sendBody(std::span<const char> data) {
     return;
   }
   if (chunked_) {
-    char hex[24];
-    auto [end, ec] = std::to_chars(hex, hex + sizeof hex - 2, data.size(), 16);
-    *end++ = '\r';
-    *end++ = '\n';
-    conn_->output().append(std::string_view(hex, static_cast<size_t>(end - hex)));
+    appendChunkHeader(conn_->output(), data.size());
     conn_->output().append(data);
     conn_->send("\r\n");
   } else {

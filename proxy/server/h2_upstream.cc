@@ -144,7 +144,8 @@ int32_t H2Connection::submit(H2Upstream* up, const RequestHead& head, bool body)
     }
     const size_t n = std::min(length, up->body_.size());
     if (n) {
-      std::memcpy(buf, up->body_.data().data(), n);  // an empty Buffer has no storage: never memcpy from null
+      std::memcpy(buf, up->body_.data().data(),
+                  n);  // an empty Buffer has no storage: never memcpy from null
     }
     up->body_.consume(n);
     if (up->body_.empty() && up->body_done_) {

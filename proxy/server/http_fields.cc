@@ -1,5 +1,7 @@
 #include "proxy/server/http_fields.h"
 
+#include <charconv>
+
 #include "proxy/http1/grammar.h"
 
 namespace meshgate::proxy {
@@ -22,6 +24,23 @@ std::string lowerCase(std::string_view s) {
     c = http1::grammar::lower(c);
   }
   return out;
+}
+
+void appendChunkHeader(Buffer& out, size_t n) {
+  char hex[24];
+  auto [end, ec] = std::to_chars(hex, hex + sizeof hex - 2, n, 16);
+  *end++ = '\r';
+  *end++ = '\n';
+  out.append(std::string_view(hex, static_cast<size_t>(end - hex)));
+}
+
+bool idempotent(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+    if (method == m) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string_view reasonPhrase(uint16_t status) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy/http1/grammar.h"
+#include "proxy/net/buffer.h"
 #include "proxy/routing/router.h"
 
 namespace meshgate::proxy {
@@ -45,6 +46,13 @@ void forEachForwardable(const Fields& fields, Fn fn) {
 HeaderList forwardableFields(const HeaderList& fields, bool lower_case);
 
 std::string lowerCase(std::string_view s);
+
+// Appends a chunk-size line ("1f40\r\n") for a chunk of n bytes.
+void appendChunkHeader(Buffer& out, size_t n);
+
+// GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2): a request that may be sent
+// again after a failure that left its fate unknown.
+bool idempotent(std::string_view method);
 
 // The reason phrase of a status for an HTTP/1.1 status line ("" when uncommon).
 std::string_view reasonPhrase(uint16_t status);

@@ -8,6 +8,11 @@
 // the header timeout, 502 for an upstream that resets or sends garbage, 503 when no
 // endpoint can be reached, 504 when the upstream does not answer within the route timeout.
 // Each request ends with one JSON access-log line when the access log is on.
+//
+// A connection that opens with the HTTP/2 preface is handed to an Http2Session. A request
+// routed to an HTTP/2 cluster goes out as a stream of the worker's HTTP/2 connection to
+// the endpoint (http_session_h2.cc). Sources: http_session.cc (requests, HTTP/1.1
+// upstreams, endings), http_session_response.cc (responses), http_session_exchange.h.
 #pragma once
 
 #include <chrono>

@@ -1,0 +1,180 @@
+// HttpSession for an HTTP/1.1 client routed to an HTTP/2 cluster (see http_session.h).
+#include <algorithm>
+
+#include "proxy/http1/grammar.h"
+#include "proxy/routing/router.h"
+#include "proxy/server/http_fields.h"
+#include "proxy/server/http_session_exchange.h"
+
+namespace meshgate::proxy {
+
+using Clock = std::chrono::steady_clock;
+using http1::grammar::iequals;
+
+// An HTTP/1.1 client routed to an HTTP/2 cluster: the request as a stream of the worker's
+// HTTP/2 connection to the endpoint, the response re-framed for HTTP/1.1.
+
+void HttpSession::startH2(const http1::MessageHead& head) {
+  Exchange& ex = *ex_;
+  if (ex.upgrade || ex.method == http1::Method::kConnect) {
+    bump(worker_.stats().downstream_rq_bad);
+    sendError(501, "no Upgrade or CONNECT to an HTTP/2 cluster");
+    return;
+  }
+  RequestHead& r = ex.h2_head;
+  r.method = ex.method_token;
+  r.path = ex.target;
+  r.authority = ex.authority.empty() ? std::string(head.host) : ex.authority;
+  std::string xff;
+  forEachForwardable(ex.headers, [&](std::string_view name, std::string_view value) {
+    if (iequals(name, "host") || iequals(name, "content-length")) {
+      return;
+    }
+    if (iequals(name, "x-forwarded-for")) {
+      xff.append(xff.empty() ? "" : ", ").append(value);
+      return;
+    }
+    r.headers.emplace_back(lowerCase(name), value);
+  });
+  r.headers.emplace_back("x-forwarded-for", xff.empty() ? peer_.ip() : xff + ", " + peer_.ip());
+  r.content_length = head.content_length;
+  r.has_body = head.body == http1::BodyKind::kChunked ||
+               (head.body == http1::BodyKind::kContentLength && head.content_length.value_or(0));
+  ex.h2_sink = std::make_unique<H2Sink>(*this);
+  connectH2();
+}
+
+void HttpSession::connectH2() {
+  Exchange& ex = *ex_;
+  const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
+  std::optional<std::string_view> hash_key;
+  if (cluster.lb_policy == LbPolicy::kConsistentHash) {
+    hash_key = hashKeyOf(cluster, ex.headers);
+  }
+  const auto pick = chooser_.pick(worker_, snapshot_, ex.cluster, hash_key, ex.endpoint, ex.lease);
+  if (!pick) {
+    sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
+    return;
+  }
+  ex.endpoint = *pick;
+  ex.attempts++;
+  ex.upstream_start = Clock::now();
+  const ClusterTable& table = *snapshot_->tables[ex.cluster];
+  ex.endpoint_key = table.address_keys[*pick];
+  const Limits& lim = snapshot_->config->limits;
+  const UpstreamTarget target{&table.addresses[*pick], &table.address_keys[*pick],
+                              cluster.connect_timeout, cluster.max_idle_per_endpoint,
+                              lim.idle_timeout,        lim.buffer_bytes};
+  ex.h2 = std::make_unique<H2Upstream>(worker_, *ex.h2_sink, target);
+  ex.up_connected = true;  // the HTTP/2 connection keeps its own connect timeout
+  ex.h2->start(ex.h2_head);
+  setDeadline(Deadline::kUpstream, ex.route->timeout);
+}
+
+void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end) {
+  Exchange& ex = *ex_;
+  clearDeadline(Deadline::kUpstream);
+  ex.status = status;
+  const bool client_11 = ex.version == http1::Version::kHttp11;
+  const bool has_length = std::any_of(headers.begin(), headers.end(),
+                                      [](const auto& f) { return f.first == "content-length"; });
+  ex.chunk_out = !end && !has_length && client_11;
+  ex.close_delimited_out = !end && !has_length && !client_11;
+  if (ex.close_delimited_out || !ex.keep_alive) {
+    closing_ = true;
+  }
+  Buffer& out = down_->output();
+  out.append("HTTP/1.1 " + std::to_string(status) + " " + std::string(reasonPhrase(status)) +
+             "\r\n");
+  for (const auto& [name, value] : headers) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+  }
+  if (ex.chunk_out) {
+    out.append("transfer-encoding: chunked\r\n");
+  } else if (end && !has_length && status >= 200 && status != 204 && status != 304 &&
+             ex.method != http1::Method::kHead) {
+    out.append("content-length: 0\r\n");
+  }
+  if (closing_) {
+    out.append("connection: close\r\n");
+  } else if (!client_11) {
+    out.append("connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+  ex.head_sent = true;
+  down_->flush();
+}
+
+void HttpSession::onH2ResponseBody(std::span<const char> data) {
+  Exchange& ex = *ex_;
+  ex.response_bytes += data.size();
+  Buffer& out = down_->output();
+  if (ex.chunk_out) {
+    appendChunkHeader(out, data.size());
+    out.append(data);
+    out.append("\r\n");
+  } else {
+    out.append(data);
+  }
+  down_->flush();
+  // Acknowledged to the upstream only once the client has taken the bytes, so a slow
+  // client holds at most one window here (onDrained() acknowledges the rest).
+  if (down_->output().size() < snapshot_->config->limits.buffer_bytes) {
+    ex.h2->consumed(data.size() + std::exchange(ex.h2_unconsumed, 0));
+  } else {
+    ex.h2_unconsumed += data.size();
+  }
+}
+
+void HttpSession::onH2ResponseEnd(const HeaderList& trailers) {
+  Exchange& ex = *ex_;
+  if (ex.chunk_out) {
+    std::string last = "0\r\n";
+    for (const auto& [name, value] : trailers) {
+      last.append(name).append(": ").append(value).append("\r\n");
+    }
+    down_->send(last.append("\r\n"));
+  }
+  ex.response_done = true;
+  if (ex.close_delimited_out) {
+    closing_ = true;
+  }
+  // Finished from the loop: this runs inside the HTTP/2 connection's frame processing.
+  worker_.loop().defer([this, gen = ex.attempts, e = ex_.get()] {
+    if (!done_ && ex_.get() == e && ex_->attempts == gen) {
+      finishExchange();
+    }
+  });
+}
+
+void HttpSession::onH2Failed(UpstreamFailure f, const std::string& detail) {
+  Exchange& ex = *ex_;
+  clearDeadline(Deadline::kUpstream);
+  worker_.loop().defer([p = std::shared_ptr<H2Upstream>(std::move(ex.h2))] {});
+  if (ex.head_sent) {
+    bump(worker_.stats().upstream_rsp_reset);
+    finish();  // the response can only be cut
+    return;
+  }
+  // Nothing reached the server (connect failure, refused stream) and no body was taken
+  // yet: another endpoint may have it.
+  const bool unsent = f == UpstreamFailure::kConnect || f == UpstreamFailure::kRefused;
+  const uint32_t allowed = ex.route->retries + (f == UpstreamFailure::kRefused ? 1 : 0);
+  if (unsent && ex.request_bytes == 0 && ex.attempts <= allowed) {
+    bump(worker_.stats().upstream_rq_retry);
+    if (f == UpstreamFailure::kRefused) {
+      bump(worker_.stats().h2_upstream_streams_refused);
+    }
+    connectH2();
+    return;
+  }
+  if (f == UpstreamFailure::kReset) {
+    bump(worker_.stats().upstream_rsp_reset);
+  }
+  sendError(f == UpstreamFailure::kConnect ? 503 : 502, detail);
+}
+
+}  // namespace meshgate::proxy

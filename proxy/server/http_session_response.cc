@@ -1,0 +1,209 @@
+// HttpSession, the response side for HTTP/1.1 upstreams: the upstream's bytes through the
+// response parser to the client, re-framed, with backpressure and retries on 502/503.
+#include "proxy/http1/grammar.h"
+#include "proxy/server/http_fields.h"
+#include "proxy/server/http_session_exchange.h"
+
+namespace meshgate::proxy {
+
+void HttpSession::feedResponse() {
+  Exchange& ex = *ex_;
+  // Whatever this read produced for the client goes out in one write, head and body.
+  struct FlushOnExit {
+    Connection* c;
+    ~FlushOnExit() {
+      if (c->isOpen()) {
+        c->flush();
+      }
+    }
+  } flush_on_exit{down_.get()};
+  while (ex_ && !ex.tunnel && ex.up && !ex.up->input().empty()) {
+    auto fed = ex.resp_parser->feed(ex.up->input().data());
+    if (!fed) {
+      bump(worker_.stats().upstream_rsp_bad);
+      ex.up->close();
+      if (ex.head_sent) {
+        finish();  // a broken body: the client's response can only be cut
+      } else {
+        sendError(
+            502, std::string("bad response from the upstream: ") + std::string(fed.error().name()));
+      }
+      return;
+    }
+    if (!ex_) {
+      return;  // the exchange finished inside the feed
+    }
+    ex.up->input().consume(fed->consumed);
+    if (fed->progress == http1::Progress::kTunnel) {
+      toTunnel();  // onResponseHead() refused a 101 the request did not ask for
+      return;
+    }
+    if (fed->progress == http1::Progress::kPaused || ex.response_done) {
+      break;
+    }
+  }
+  if (!ex_ || done_) {
+    return;
+  }
+  if (ex.response_done) {
+    finishExchange();
+    return;
+  }
+  // Read on, unless the client's output is full (onDrained(client) resumes then).
+  if (down_->output().size() < snapshot_->config->limits.buffer_bytes) {
+    ex.up->resumeReading();
+  }
+  if (ex.up->peerClosed()) {
+    // The upstream closed: the end of a close-delimited body, or a cut response.
+    auto end = ex.resp_parser->finish();
+    if (!ex_) {
+      return;
+    }
+    if (ex.response_done) {
+      finishExchange();  // a close-delimited body ended
+      return;
+    }
+    if (!end || !ex.response_done) {
+      if (ex.head_sent) {
+        bump(worker_.stats().upstream_rsp_reset);
+        finish();
+      } else {
+        onUpstreamFailed(/*connect_failure=*/false);
+      }
+    }
+  }
+}
+
+void HttpSession::onResponseHead(const http1::MessageHead& head) {
+  Exchange& ex = *ex_;
+  const ResponseSink& rs = *ex.resp_sink;
+  const uint16_t status = rs.status_;
+  if (status >= 100 && status < 200 && status != 101) {
+    // 100 Continue and friends: pass them on (not to HTTP/1.0 clients, RFC 9110 §15.2);
+    // the final response follows.
+    if (ex.version == http1::Version::kHttp10) {
+      return;
+    }
+    Buffer& out = down_->output();
+    out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
+    for (const auto& [name, value] : rs.headers_) {
+      if (!hopByHop(name)) {
+        out.append(name + ": " + value + "\r\n");
+      }
+    }
+    out.append("\r\n");
+    down_->flush();
+    return;
+  }
+  if (status == 101 && !ex.upgrade) {
+    // A switch of protocols the client never asked for: tunnelling it would hand the
+    // client's connection to the upstream.
+    bump(worker_.stats().upstream_rsp_bad);
+    sendError(502, "the upstream switched protocols unasked");
+    return;
+  }
+  // Retry on another endpoint for 502/503 when the route allows and the request can be
+  // replayed: the response is dropped with its connection.
+  if ((status == 502 || status == 503) && ex.replayable && ex.attempts <= ex.route->retries &&
+      !ex.upgrade) {
+    ex.status = status;
+    worker_.loop().defer([this, gen = ex.attempts] {
+      if (ex_ && ex_->attempts == gen && !ex_->head_sent && ex_->replayable && ex_->up) {
+        ex_->up->close();
+        bump(worker_.stats().upstream_rq_retry);
+        worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex_->up))] {});
+        connectUpstream();
+      }
+    });
+    ex.resp_parser->pause();
+    return;
+  }
+  ex.status = status;
+  ex.upstream_keep_alive = head.keep_alive;
+  clearDeadline(Deadline::kUpstream);  // the route timeout covers the wait for this head
+  const bool client_11 = ex.version == http1::Version::kHttp11;
+  // Framing towards the client.
+  bool body = head.body != http1::BodyKind::kNone && head.body != http1::BodyKind::kTunnel;
+  ex.chunk_out = false;
+  ex.close_delimited_out = false;
+  if (head.body == http1::BodyKind::kChunked || head.body == http1::BodyKind::kUntilClose) {
+    if (client_11) {
+      ex.chunk_out = true;
+    } else {
+      ex.close_delimited_out = true;
+    }
+  }
+  if (ex.close_delimited_out || !ex.keep_alive) {
+    closing_ = true;
+  }
+  Buffer& out = down_->output();
+  out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
+  forEachForwardable(rs.headers_, [&](std::string_view name, std::string_view value) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+  });
+  if (ex.chunk_out && body) {
+    out.append("transfer-encoding: chunked\r\n");
+  }
+  if (status == 101) {
+    out.append("connection: upgrade\r\nupgrade: ");
+    out.append(head.upgrade_protocol);
+    out.append("\r\n");
+  } else if (closing_) {
+    out.append("connection: close\r\n");
+  } else if (!client_11) {
+    out.append("connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+  ex.head_sent = true;  // written by feedResponse() with the body bytes of the same read
+}
+
+void HttpSession::onResponseBody(std::span<const char> data) {
+  if (!ex_) {
+    return;  // the exchange ended inside this feed (an error page was sent)
+  }
+  Exchange& ex = *ex_;
+  if (!ex.head_sent) {
+    return;  // a 502/503 being retried
+  }
+  ex.response_bytes += data.size();
+  if (ex.chunk_out) {
+    appendChunkHeader(down_->output(), data.size());
+    down_->output().append(data);
+    down_->output().append("\r\n");
+  } else {
+    down_->output().append(data);
+  }
+  if (ex.up && down_->output().size() >= snapshot_->config->limits.buffer_bytes) {
+    down_->flush();
+    if (down_->output().size() >= snapshot_->config->limits.buffer_bytes) {
+      ex.up->pauseReading();  // a slow client: stop reading the upstream (onDrained resumes)
+    }
+  }
+}
+
+void HttpSession::onResponseTrailer(std::string_view name, std::string_view value) {
+  if (ex_ && ex_->chunk_out) {
+    resp_trailers_.append(name).append(": ").append(value).append("\r\n");
+  }
+}
+
+void HttpSession::onResponseComplete() {
+  if (!ex_) {
+    return;
+  }
+  Exchange& ex = *ex_;
+  if (!ex.head_sent) {
+    return;  // a 1xx, or a 502/503 being retried
+  }
+  if (ex.chunk_out) {
+    down_->output().append("0\r\n" + resp_trailers_ + "\r\n");
+    resp_trailers_.clear();
+  }
+  ex.response_done = true;
+  ex.resp_parser->pause();  // feedResponse() finishes the exchange, outside the parser
+}
+
+}  // namespace meshgate::proxy
