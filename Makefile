@@ -82,6 +82,9 @@ DEB_PACKAGES := make g++ cmake clang-19 llvm-19 libbpf-dev bpftool libelf-dev zl
 # benchmarks start their own instances in namespaces, so deps stops and disables these.
 DEB_SERVICES := nginx haproxy
 
+# `make test` and `make demo` build with one job per CPU (JOBS=1 for a serial build).
+JOBS ?= $(shell nproc)
+
 .PHONY: all deps test demo bench install clean fmt
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(FUZZ_BINS) $(BUILD)/asan/bin/meshgate-proxy
 
@@ -200,12 +203,12 @@ deps:
 # Tests run under ctest from a generated CTestTestfile.cmake. A skipped test fails the
 # run unless MESHGATE_ALLOW_SKIP=1 (developer machines without root).
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) all
 	$(Q)scripts/gen-ctest.sh $(BUILD) $(patsubst $(BUILD)/%,%,$(TEST_BINS) $(FUZZ_BINS)) > $(BUILD)/CTestTestfile.cmake
 	$(Q)cd $(BUILD) && ctest --output-on-failure --timeout 600
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) all
 	$(Q)$(BUILD)/bin/meshgate-demo $(DEMO_ARGS)
 
 # Each benchmark is pinned to the last CPU (the load generator, where there is one, to the
