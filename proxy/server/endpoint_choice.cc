@@ -10,10 +10,14 @@ void EndpointLease::reset() {
 }
 
 std::optional<size_t> EndpointChooser::pick(Worker& worker, const SnapshotPtr& snapshot,
-                                            size_t cluster,
-                                            std::optional<std::string_view> hash_key,
+                                            size_t cluster, const HeaderList& headers,
                                             std::optional<size_t> exclude, EndpointLease& lease) {
   lease.reset();  // a retry: the failed attempt no longer counts
+  const Cluster& c = snapshot->config->clusters[cluster];
+  std::optional<std::string_view> hash_key;
+  if (c.lb_policy == LbPolicy::kConsistentHash) {
+    hash_key = hashKeyOf(c, headers);
+  }
   auto routing = worker.routing();
   if (routing->snapshot == snapshot) {
     auto pick = routing->balancers[cluster].pick(hash_key, exclude);

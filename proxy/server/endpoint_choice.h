@@ -10,6 +10,7 @@
 #include <optional>
 #include <string_view>
 
+#include "proxy/routing/router.h"
 #include "proxy/server/worker.h"
 
 namespace meshgate::proxy {
@@ -33,12 +34,13 @@ class EndpointLease {
 
 class EndpointChooser {
  public:
-  // An endpoint of `cluster` of `snapshot` (the connection's; nullopt: none is live),
+  // An endpoint of `cluster` of `snapshot` (the connection's; nullopt: none is live) for a
+  // request with `headers` (a consistent-hash cluster hashes its header or cookie),
   // avoiding `exclude` when another exists. The previous count of `lease` ends and the new
   // choice is counted in it.
   std::optional<size_t> pick(Worker& worker, const SnapshotPtr& snapshot, size_t cluster,
-                             std::optional<std::string_view> hash_key,
-                             std::optional<size_t> exclude, EndpointLease& lease);
+                             const HeaderList& headers, std::optional<size_t> exclude,
+                             EndpointLease& lease);
 
  private:
   // By cluster, made after a reload only: an idle connection pays one pointer for it.

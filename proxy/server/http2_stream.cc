@@ -142,12 +142,8 @@ void Http2Session::Stream::begin() {
 
 void Http2Session::Stream::connectUpstream() {
   const Cluster& cluster = s_.snapshot_->config->clusters[cluster_];
-  std::optional<std::string_view> hash_key;
-  if (cluster.lb_policy == LbPolicy::kConsistentHash) {
-    hash_key = hashKeyOf(cluster, req_.headers);
-  }
   const auto pick =
-      s_.chooser_.pick(s_.worker_, s_.snapshot_, cluster_, hash_key, endpoint_, lease_);
+      s_.chooser_.pick(s_.worker_, s_.snapshot_, cluster_, req_.headers, endpoint_, lease_);
   if (!pick) {
     respondError(503, "no live endpoint in cluster '" + cluster.name + "'");
     return;

@@ -317,24 +317,29 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   connectUpstream();
 }
 
-void HttpSession::connectUpstream() {
+bool HttpSession::pickEndpoint() {
   Exchange& ex = *ex_;
-  const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
-  std::optional<std::string_view> hash_key;
-  if (cluster.lb_policy == LbPolicy::kConsistentHash) {
-    hash_key = hashKeyOf(cluster, ex.headers);
-  }
-  const auto pick = chooser_.pick(worker_, snapshot_, ex.cluster, hash_key, ex.endpoint, ex.lease);
+  const auto pick =
+      chooser_.pick(worker_, snapshot_, ex.cluster, ex.headers, ex.endpoint, ex.lease);
   if (!pick) {
-    sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
-    return;
+    sendError(503,
+              "no live endpoint in cluster '" + snapshot_->config->clusters[ex.cluster].name + "'");
+    return false;
   }
   ex.endpoint = *pick;
   ex.attempts++;
-  const ClusterTable& table = *snapshot_->tables[ex.cluster];
-  const SockAddr& addr = table.addresses[*pick];
-  ex.endpoint_key = table.address_keys[*pick];
+  ex.endpoint_key = snapshot_->tables[ex.cluster]->address_keys[*pick];
   ex.upstream_start = Clock::now();
+  return true;
+}
+
+void HttpSession::connectUpstream() {
+  Exchange& ex = *ex_;
+  if (!pickEndpoint()) {
+    return;
+  }
+  const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
+  const SockAddr& addr = snapshot_->tables[ex.cluster]->addresses[*ex.endpoint];
   ex.resp_sink = std::make_unique<ResponseSink>(*this);
   ex.resp_parser = std::make_unique<http1::Parser>(http1::Mode::kResponse, *ex.resp_sink);
   ex.resp_parser->expectResponseTo(ex.method);

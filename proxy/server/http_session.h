@@ -59,6 +59,8 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onRequestTrailer(std::string_view name, std::string_view value);
 
   // Upstream.
+  // Picks the exchange's next endpoint (answers 503 and returns false when none is live).
+  bool pickEndpoint();
   void connectUpstream();
   void sendToUpstream(std::string_view bytes);
   void onUpstreamFailed(bool connect_failure);

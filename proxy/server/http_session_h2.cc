@@ -46,23 +46,14 @@ void HttpSession::startH2(const http1::MessageHead& head) {
 
 void HttpSession::connectH2() {
   Exchange& ex = *ex_;
-  const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
-  std::optional<std::string_view> hash_key;
-  if (cluster.lb_policy == LbPolicy::kConsistentHash) {
-    hash_key = hashKeyOf(cluster, ex.headers);
-  }
-  const auto pick = chooser_.pick(worker_, snapshot_, ex.cluster, hash_key, ex.endpoint, ex.lease);
-  if (!pick) {
-    sendError(503, "no live endpoint in cluster '" + cluster.name + "'");
+  if (!pickEndpoint()) {
     return;
   }
-  ex.endpoint = *pick;
-  ex.attempts++;
-  ex.upstream_start = Clock::now();
+  const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
   const ClusterTable& table = *snapshot_->tables[ex.cluster];
-  ex.endpoint_key = table.address_keys[*pick];
+  const size_t pick = *ex.endpoint;
   const Limits& lim = snapshot_->config->limits;
-  const UpstreamTarget target{&table.addresses[*pick], &table.address_keys[*pick],
+  const UpstreamTarget target{&table.addresses[pick],  &table.address_keys[pick],
                               cluster.connect_timeout, cluster.max_idle_per_endpoint,
                               lim.idle_timeout,        lim.buffer_bytes};
   ex.h2 = std::make_unique<H2Upstream>(worker_, *ex.h2_sink, target);

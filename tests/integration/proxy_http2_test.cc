@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
-#include "tests/lib/proxy_harness.h"
+#include "tests/lib/proxy_fixture.h"
 
 namespace meshgate::test {
 namespace {
@@ -109,43 +109,8 @@ RecordingServer::Handler closeAfterHead() {
   };
 }
 
-class ProxyHttp2Test : public ::testing::Test {
+class ProxyHttp2Test : public ProxyFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) {
-      GTEST_SKIP() << "needs root: network namespaces";
-    }
-    auto ns = NetNs::create("p2");
-    ASSERT_TRUE(ns) << ns.error().message;
-    ns_.emplace(std::move(*ns));
-    auto dir = TempDir::create("proxy2");
-    ASSERT_TRUE(dir) << dir.error().message;
-    dir_.emplace(std::move(*dir));
-    auto nginx = NginxOrigin::start(*ns_, dir_->path(), freeLoopbackPort(*ns_));
-    ASSERT_TRUE(nginx) << nginx.error().message;
-    nginx_ = std::move(*nginx);
-  }
-  void TearDown() override {
-    if (proxy_) {
-      // Exits 0 on SIGTERM: under the sanitizer build, no memory error and no leak.
-      auto stopped = proxy_->stop();
-      EXPECT_TRUE(stopped) << stopped.error().message;
-    }
-    proxy_.reset();
-    backends_.clear();
-  }
-
-  void startProxy(const std::string& cfg) {
-    auto p = ProxyProcess::start(*ns_, dir_->path(), cfg);
-    ASSERT_TRUE(p) << p.error().message;
-    proxy_ = std::move(*p);
-  }
-  RecordingServer& backend(RecordingServer::Handler h) {
-    auto s = RecordingServer::start(*ns_, std::move(h));
-    EXPECT_TRUE(s) << s.error().message;
-    backends_.push_back(std::move(*s));
-    return *backends_.back();
-  }
   // A real gRPC server (grpcio) named `name`; returns its port.
   uint16_t grpcServer(const std::string& name) {
     auto p = ns_->spawn({kPython, sourceFile("tests/integration/h2/grpc_echo.py"), "server",
@@ -225,26 +190,12 @@ class ProxyHttp2Test : public ::testing::Test {
     argv.insert(argv.end(), args.begin(), args.end());
     return ns_->run(argv);
   }
-  std::string url(const std::string& path) {
-    return "http://127.0.0.1:" + std::to_string(proxy_->port("web")) + path;
-  }
-  uint64_t metric(const std::string& name) {
-    auto m = proxy_->metrics();
-    EXPECT_TRUE(m) << m.error().message;
-    return m ? (*m)["meshgate_proxy_" + name] : 0;
-  }
   // Whether the proxy still serves HTTP/2 (after an attack on another connection).
   void expectStillServing() {
     auto r = curl({"-o", "/dev/null", "-w", "%{http_version} %{http_code}", url("/small")});
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(*r, "2 200");
   }
-
-  std::optional<NetNs> ns_;
-  std::optional<TempDir> dir_;
-  std::unique_ptr<NginxOrigin> nginx_;
-  std::vector<std::unique_ptr<RecordingServer>> backends_;
-  std::unique_ptr<ProxyProcess> proxy_;
 };
 
 TEST_F(ProxyHttp2Test, ServesH2cPriorKnowledgeByteExactFromAnHttp1Origin) {

@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <future>
 #include <fstream>
+#include <future>
 #include <set>
 
-#include "tests/lib/proxy_harness.h"
+#include "tests/lib/proxy_fixture.h"
 
 namespace meshgate::test {
 namespace {
@@ -32,67 +32,18 @@ std::string httpConfig(const std::string& endpoints, const std::string& route_ex
          cluster_extra + R"(}], "admin": {"address": "127.0.0.1", "port": 0})" + extra + "}";
 }
 
-class ProxyHttpTest : public ::testing::Test {
+class ProxyHttpTest : public ProxyFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) {
-      GTEST_SKIP() << "needs root: network namespaces";
-    }
-    auto ns = NetNs::create("px");
-    ASSERT_TRUE(ns) << ns.error().message;
-    ns_.emplace(std::move(*ns));
-    auto dir = TempDir::create("proxy");
-    ASSERT_TRUE(dir) << dir.error().message;
-    dir_.emplace(std::move(*dir));
-    auto nginx = NginxOrigin::start(*ns_, dir_->path(), freeLoopbackPort(*ns_));
-    ASSERT_TRUE(nginx) << nginx.error().message;
-    nginx_ = std::move(*nginx);
-  }
-  void TearDown() override {
-    if (proxy_) {
-      // Exits 0 on SIGTERM: under the sanitizer build, no memory error and no leak.
-      auto stopped = proxy_->stop();
-      EXPECT_TRUE(stopped) << stopped.error().message;
-    }
-    proxy_.reset();  // before the backends: their connection threads end on its EOFs
-    backends_.clear();
-  }
-
-  void startProxy(const std::string& config) {
-    auto p = ProxyProcess::start(*ns_, dir_->path(), config);
-    ASSERT_TRUE(p) << p.error().message;
-    proxy_ = std::move(*p);
-  }
-  RecordingServer& backend(RecordingServer::Handler h) {
-    auto s = RecordingServer::start(*ns_, std::move(h));
-    EXPECT_TRUE(s) << s.error().message;
-    backends_.push_back(std::move(*s));
-    return *backends_.back();
-  }
   Result<std::string> curl(std::vector<std::string> args) {
     std::vector<std::string> argv = {"curl", "-sS", "--max-time", "20"};
     argv.insert(argv.end(), args.begin(), args.end());
     return ns_->run(argv);
-  }
-  std::string url(const std::string& path) {
-    return "http://127.0.0.1:" + std::to_string(proxy_->port("web")) + path;
   }
   std::string raw(const std::string& request, bool half_close = false) {
     auto r = rawExchange(*ns_, proxy_->port("web"), request, half_close);
     EXPECT_TRUE(r) << r.error().message;
     return r ? *r : "";
   }
-  uint64_t metric(const std::string& name) {
-    auto m = proxy_->metrics();
-    EXPECT_TRUE(m) << m.error().message;
-    return m ? (*m)["meshgate_proxy_" + name] : 0;
-  }
-
-  std::optional<NetNs> ns_;
-  std::optional<TempDir> dir_;
-  std::unique_ptr<NginxOrigin> nginx_;
-  std::vector<std::unique_ptr<RecordingServer>> backends_;
-  std::unique_ptr<ProxyProcess> proxy_;
 };
 
 TEST_F(ProxyHttpTest, KeepsClientAndUpstreamConnectionsAliveAcrossRequests) {
@@ -207,9 +158,9 @@ TEST_F(ProxyHttpTest, StreamsRequestBodiesByteExactWithContentLengthAndChunked) 
 
 TEST_F(ProxyHttpTest, AnswersPipelinedRequestsInOrder) {
   startProxy(httpConfig(endpoint(nginx_->port())));
-  const std::string out = raw(
-      "GET /echo?1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n"
-      "GET /echo?3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  const std::string out =
+      raw("GET /echo?1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?2 HTTP/1.1\r\nHost: a\r\n\r\n"
+          "GET /echo?3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   const auto p1 = out.find("GET /echo?1\n"), p2 = out.find("GET /echo?2\n"),
              p3 = out.find("GET /echo?3\n");
   ASSERT_NE(p1, std::string::npos) << out;
@@ -229,10 +180,14 @@ TEST_F(ProxyHttpTest, ErrorStatusesMeanSomething) {
           {"match": {"path": {"prefix": "/refused"}}, "cluster": "refused"},
           {"match": {"path": {"prefix": "/garbage"}}, "cluster": "garbage"},
           {"match": {"path": {"prefix": "/silent"}}, "cluster": "silent", "timeout_ms": 300}]}],
-        "clusters": [{"name": "ok", "endpoints": [)" + endpoint(nginx_->port()) + R"(]},
-                     {"name": "refused", "endpoints": [)" + endpoint(closed) + R"(]},
-                     {"name": "garbage", "endpoints": [)" + endpoint(garbage.port()) + R"(]},
-                     {"name": "silent", "endpoints": [)" + endpoint(silent.port()) + R"(]}],
+        "clusters": [{"name": "ok", "endpoints": [)" +
+      endpoint(nginx_->port()) + R"(]},
+                     {"name": "refused", "endpoints": [)" +
+      endpoint(closed) + R"(]},
+                     {"name": "garbage", "endpoints": [)" +
+      endpoint(garbage.port()) + R"(]},
+                     {"name": "silent", "endpoints": [)" +
+      endpoint(silent.port()) + R"(]}],
         "limits": {"header_timeout_ms": 300, "max_body_bytes": 1000, "max_headers": 20},
         "admin": {"address": "127.0.0.1", "port": 0}})";
   startProxy(cfg);
@@ -279,16 +234,28 @@ TEST_F(ProxyHttpTest, SmugglingAttemptsAreRejectedAndNeverReachTheBackend) {
     int status;
   };
   const std::vector<Case> cases = {
-      {"CL and TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-      {"duplicate CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400},
-      {"equal duplicate CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd", 400},
+      {"CL and TE",
+       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"duplicate CL",
+       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400},
+      {"equal duplicate CL",
+       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd", 400},
       {"CL list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4, 4\r\n\r\nabcd", 400},
       {"CL sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\nabcd", 400},
-      {"bad chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n", 400},
-      {"chunk size overflow", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", 400},
-      {"TE without chunked last", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
-      {"TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
-      {"TE chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
+      {"bad chunk size",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+       400},
+      {"chunk size overflow",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+       400},
+      {"TE without chunked last", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+       400},
+      {"TE gzip, chunked",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+      {"TE chunked twice",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
       {"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400},
       {"bare LF", "GET / HTTP/1.1\nHost: a\n\n", 400},
       {"bare CR", "GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", 400},
@@ -317,8 +284,10 @@ TEST_F(ProxyHttpTest, SmugglingAttemptsAreRejectedAndNeverReachTheBackend) {
 
 TEST_F(ProxyHttpTest, TcpListenerKeepsHalfClose) {
   auto& echo = backend(RecordingServer::echo());
-  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "protocol": "tcp", "cluster": "be"}],
-                 "clusters": [{"name": "be", "endpoints": [)" + endpoint(echo.port()) + "]}]}");
+  startProxy(
+      R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "protocol": "tcp", "cluster": "be"}],
+                 "clusters": [{"name": "be", "endpoints": [)" +
+      endpoint(echo.port()) + "]}]}");
   const std::string payload(200000, 'z');
   EXPECT_EQ(raw(payload, /*half_close=*/true), payload)
       << "the client's FIN reached the backend after the last byte, and the backend's came back";
@@ -327,10 +296,13 @@ TEST_F(ProxyHttpTest, TcpListenerKeepsHalfClose) {
 
 TEST_F(ProxyHttpTest, IdleTcpSessionsAndPooledConnectionsExpire) {
   auto& echo = backend(RecordingServer::echo());
-  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "protocol": "tcp", "cluster": "be"},
+  startProxy(
+      R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "protocol": "tcp", "cluster": "be"},
                                {"name": "http", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "ng"}]}],
-                 "clusters": [{"name": "be", "endpoints": [)" + endpoint(echo.port()) + R"(]},
-                              {"name": "ng", "endpoints": [)" + endpoint(nginx_->port()) + R"(]}],
+                 "clusters": [{"name": "be", "endpoints": [)" +
+      endpoint(echo.port()) + R"(]},
+                              {"name": "ng", "endpoints": [)" +
+      endpoint(nginx_->port()) + R"(]}],
                  "limits": {"idle_timeout_ms": 300}})");
   // A TCP session where nobody sends anything is closed by the proxy.
   auto out = rawExchange(*ns_, proxy_->port("web"), "", false, std::chrono::seconds(5));
@@ -422,7 +394,8 @@ TEST_F(ProxyHttpTest, ASlowClientMakesTheProxyStopReadingTheUpstream) {
       std::chrono::seconds(20), "nginx's send queue to the proxy filling up");
   ASSERT_TRUE(stalled) << stalled.error().message;
   const uint64_t rss_stalled = rssKib(proxy_->process().pid());
-  EXPECT_LT(rss_stalled, rss_before + 4096) << "the proxy buffers at most a few buffers, not the file";
+  EXPECT_LT(rss_stalled, rss_before + 4096)
+      << "the proxy buffers at most a few buffers, not the file";
   // Reading resumes the flow: every byte arrives.
   uint64_t total = 0;
   char buf[65536];
@@ -529,13 +502,16 @@ TEST_F(ProxyHttpTest, ConnectionTokensCannotStripTheFraming) {
   auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   startProxy(httpConfig(endpoint(rec.port())));
   const std::string body = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
-  const std::string out = raw("POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, close\r\n"
-                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  const std::string out =
+      raw("POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, close\r\n"
+          "Content-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body);
   EXPECT_EQ(statusOf(out), 200) << out;
   const std::string got = rec.received();
   EXPECT_NE(got.find("content-length: " + std::to_string(body.size()) + "\r\n\r\n" + body),
             std::string::npos)
-      << "the body travels as the body of the POST:\n" << got;
+      << "the body travels as the body of the POST:\n"
+      << got;
 }
 
 // An upload larger than the buffer, arriving while the upstream connection is still being
@@ -545,8 +521,9 @@ TEST_F(ProxyHttpTest, AnUploadLargerThanTheBufferGoesThrough) {
   startProxy(httpConfig(endpoint(sink.port()), R"(, "timeout_ms": 10000)",
                         R"(, "limits": {"buffer_bytes": 4096})"));
   const std::string body(200000, 'x');
-  const std::string out = raw("POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body);
+  const std::string out =
+      raw("POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body);
   EXPECT_EQ(statusOf(out), 200) << out.substr(0, 200);
   EXPECT_TRUE(out.ends_with("ok"));
 }
@@ -564,13 +541,17 @@ TEST_F(ProxyHttpTest, AnErrorPageSessionEndsWhenTheClientCloses) {
 // An absolute-form target names its host, which wins over Host (RFC 9112 §3.2.2): the
 // request is routed by it and forwarded in origin-form with it as Host.
 TEST_F(ProxyHttpTest, RoutesAnAbsoluteFormTargetByItsAuthority) {
-  auto& admin = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin"));
-  auto& pub = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic"));
+  auto& admin =
+      backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin"));
+  auto& pub =
+      backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npublic"));
   startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [
                    {"match": {"host": "admin.test"}, "cluster": "admin"},
                    {"cluster": "public"}]}],
-                 "clusters": [{"name": "admin", "endpoints": [)" + endpoint(admin.port()) + R"(]},
-                              {"name": "public", "endpoints": [)" + endpoint(pub.port()) + "]}]}");
+                 "clusters": [{"name": "admin", "endpoints": [)" +
+             endpoint(admin.port()) + R"(]},
+                              {"name": "public", "endpoints": [)" +
+             endpoint(pub.port()) + "]}]}");
   const std::string out = raw(
       "GET http://admin.test/panel?x=1 HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(out.ends_with("admin")) << out;
@@ -635,7 +616,8 @@ TEST_F(ProxyHttpTest, RejectsDotSegmentsThatRoutesCouldNotSee) {
   for (const char* t : {"/public/../admin", "/public/%2e%2e/admin", "/public/./x", "/public/.."}) {
     EXPECT_EQ(statusOf(raw(std::string("GET ") + t + " HTTP/1.1\r\nHost: a\r\n\r\n")), 400) << t;
   }
-  EXPECT_EQ(statusOf(raw("GET /public/..x/.y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), 200)
+  EXPECT_EQ(statusOf(raw("GET /public/..x/.y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")),
+            200)
       << "dots inside a segment are fine";
   EXPECT_EQ(rec.received().find(".."), rec.received().find("..x")) << rec.received();
 }
@@ -649,7 +631,8 @@ TEST_F(ProxyHttpTest, AnUnaskedSwitchOfProtocolsIsABadGateway) {
 }
 
 TEST_F(ProxyHttpTest, ReloadRejectsABadConfigNamingTheFieldAndAppliesAGoodOne) {
-  auto& other = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew"));
+  auto& other =
+      backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew"));
   startProxy(httpConfig(endpoint(nginx_->port())));
   auto line = proxy_->reload(httpConfig(endpoint(nginx_->port()), R"(, "retries": 99)"));
   ASSERT_TRUE(line) << line.error().message;
