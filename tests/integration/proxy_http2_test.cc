@@ -40,58 +40,6 @@ std::string config(const std::string& be, const std::string& grpc = "",
          R"(], "admin": {"address": "127.0.0.1", "port": 0})" + extra + "}";
 }
 
-// The body of a chunked message (after its head), and its trailer section.
-std::pair<std::string, std::string> dechunk(std::string_view s) {
-  std::string body;
-  size_t i = 0;
-  for (;;) {
-    const size_t eol = s.find("\r\n", i);
-    if (eol == std::string_view::npos) {
-      return {body, ""};
-    }
-    const size_t n = std::stoul(std::string(s.substr(i, eol - i)), nullptr, 16);
-    i = eol + 2;
-    if (n == 0) {
-      return {body, std::string(s.substr(i))};
-    }
-    body.append(s.substr(i, n));
-    i += n + 2;
-  }
-}
-
-// Reads a request whose body is chunked (or Content-Length) and answers 200 "ok".
-RecordingServer::Handler chunkedSink() {
-  return [](int fd, RecordingServer& self) {
-    std::string got;
-    char buf[65536];
-    for (;;) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) {
-        return;
-      }
-      got.append(buf, static_cast<size_t>(n));
-      self.record(std::string_view(buf, static_cast<size_t>(n)));
-      const size_t head_end = got.find("\r\n\r\n");
-      if (head_end == std::string::npos) {
-        continue;
-      }
-      const std::string head = got.substr(0, head_end);
-      bool complete = true;  // no body
-      if (const size_t cl = head.find("content-length: "); cl != std::string::npos) {
-        complete = got.size() - head_end - 4 >= std::stoul(head.substr(cl + 16));
-      } else if (head.find("transfer-encoding: chunked") != std::string::npos) {
-        complete =
-            got.ends_with("\r\n\r\n") && got.find("\r\n0\r\n", head_end) != std::string::npos;
-      }
-      if (complete) {
-        const std::string ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-        (void)!::send(fd, ok.data(), ok.size(), MSG_NOSIGNAL);
-        got.clear();
-      }
-    }
-  };
-}
-
 // Reads a request head, then closes the connection without answering.
 RecordingServer::Handler closeAfterHead() {
   return [](int fd, RecordingServer& self) {
@@ -251,7 +199,7 @@ TEST_F(ProxyHttp2Test, RespectsTheClientsFlowControlWindowOnALargeResponse) {
 }
 
 TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
-  RecordingServer& be = backend(chunkedSink());
+  RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port())));
   const json j =
       probe({"post", "--path", "/upload", "--body-bytes", "300000", "--trailer", "x-checksum=abc"});
@@ -274,7 +222,7 @@ TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
 }
 
 TEST_F(ProxyHttp2Test, ForwardsContentLengthBodiesAsContentLength) {
-  RecordingServer& be = backend(chunkedSink());
+  RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port())));
   const json j = probe({"post", "--path", "/cl", "--body-bytes", "70000", "--content-length"});
   EXPECT_EQ(j["status"], 200) << j.dump();
@@ -412,7 +360,7 @@ TEST_F(ProxyHttp2Test, BridgesHttp1ClientsToAnHttp2OnlyCluster) {
 // Regressions found by review: each of these failed before its fix.
 
 TEST_F(ProxyHttp2Test, GivesBackTheConnectionWindowOfStreamsResetWithTheirBody) {
-  RecordingServer& be = backend(chunkedSink());
+  RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port())));
   // 120 x 60,000 bytes is more than the connection window (100 streams x 64 KiB): if the
   // reset streams' bytes were never credited back, the upload below would stall.
@@ -423,7 +371,7 @@ TEST_F(ProxyHttp2Test, GivesBackTheConnectionWindowOfStreamsResetWithTheirBody) 
 }
 
 TEST_F(ProxyHttp2Test, NeverForwardsARequestAnsweredBeforeItWasRouted) {
-  RecordingServer& be = backend(chunkedSink());
+  RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port()), "", R"(, "limits": {"max_body_bytes": 1000})"));
   // Head and an oversized body in one read: 413 before the stream is routed, and then the
   // stream must not be routed at all.
@@ -447,7 +395,7 @@ TEST_F(ProxyHttp2Test, BoundsWhatAnHpackBombCosts) {
 
 TEST_F(ProxyHttp2Test, RetriesARequestWhoseBodyTurnsOutEmptyToTheEnd) {
   RecordingServer& slam = backend(closeAfterHead());
-  RecordingServer& good = backend(chunkedSink());
+  RecordingServer& good = backend(RecordingServer::answerWholeRequests());
   startProxy(
       R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "be", "retries": 1, "timeout_ms": 3000}]}],
                  "clusters": [{"name": "be", "endpoints": [)" +

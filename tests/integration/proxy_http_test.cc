@@ -79,58 +79,8 @@ TEST_F(ProxyHttpTest, StreamsA64MiBResponseByteExact) {
   EXPECT_TRUE(same) << same.error().message;
 }
 
-// The recording backend answers once it has the whole request body (Content-Length or
-// chunked); the test then compares what it received with what curl sent.
-RecordingServer::Handler bodySink() {
-  return [](int fd, RecordingServer& self) {
-    std::string got;
-    char buf[65536];
-    for (;;) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) {
-        return;
-      }
-      got.append(buf, static_cast<size_t>(n));
-      self.record(std::string_view(buf, static_cast<size_t>(n)));
-      const auto head_end = got.find("\r\n\r\n");
-      if (head_end == std::string::npos) {
-        continue;
-      }
-      const std::string head = got.substr(0, head_end);
-      const std::string body = got.substr(head_end + 4);
-      bool done = false;
-      if (auto cl = head.find("content-length: "); cl != std::string::npos) {
-        done = body.size() >= std::stoull(head.substr(cl + 16));
-      } else if (auto cl2 = head.find("Content-Length: "); cl2 != std::string::npos) {
-        done = body.size() >= std::stoull(head.substr(cl2 + 16));
-      } else {
-        done = body.ends_with("0\r\n\r\n");
-      }
-      if (done) {
-        const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        ::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
-        got.clear();
-      }
-    }
-  };
-}
-
-std::string dechunk(std::string_view body) {
-  std::string out;
-  while (!body.empty()) {
-    const auto eol = body.find("\r\n");
-    const size_t n = std::stoul(std::string(body.substr(0, eol)), nullptr, 16);
-    if (n == 0) {
-      break;
-    }
-    out.append(body.substr(eol + 2, n));
-    body.remove_prefix(eol + 2 + n + 2);
-  }
-  return out;
-}
-
 TEST_F(ProxyHttpTest, StreamsRequestBodiesByteExactWithContentLengthAndChunked) {
-  auto& sink = backend(bodySink());
+  auto& sink = backend(RecordingServer::answerWholeRequests());
   startProxy(httpConfig(endpoint(sink.port()), "", R"(, "limits": {"buffer_bytes": 16384})"));
   std::string data(3 << 20, '\0');
   for (size_t i = 0; i < data.size(); i++) {
@@ -153,7 +103,8 @@ TEST_F(ProxyHttpTest, StreamsRequestBodiesByteExactWithContentLengthAndChunked) 
   got = sink.received().substr(before);
   const auto head_end = got.find("\r\n\r\n");
   EXPECT_NE(got.substr(0, head_end).find("transfer-encoding: chunked"), std::string::npos);
-  EXPECT_EQ(dechunk(std::string_view(got).substr(head_end + 4)), data) << "chunked body byte-exact";
+  EXPECT_EQ(dechunk(std::string_view(got).substr(head_end + 4)).body, data)
+      << "chunked body byte-exact";
 }
 
 TEST_F(ProxyHttpTest, AnswersPipelinedRequestsInOrder) {
@@ -517,7 +468,7 @@ TEST_F(ProxyHttpTest, ConnectionTokensCannotStripTheFraming) {
 // An upload larger than the buffer, arriving while the upstream connection is still being
 // set up (review finding: the client stayed paused until the route timeout).
 TEST_F(ProxyHttpTest, AnUploadLargerThanTheBufferGoesThrough) {
-  auto& sink = backend(bodySink());
+  auto& sink = backend(RecordingServer::answerWholeRequests());
   startProxy(httpConfig(endpoint(sink.port()), R"(, "timeout_ms": 10000)",
                         R"(, "limits": {"buffer_bytes": 4096})"));
   const std::string body(200000, 'x');

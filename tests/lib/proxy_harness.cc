@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -116,8 +117,8 @@ Result<std::unique_ptr<NginxOrigin>> NginxOrigin::start(NetNs& ns, const std::st
   const std::string conf = dir + "/nginx.conf";
   const std::string text =
       // One process, no master: a test that stops it with SIGKILL leaves no orphan worker.
-      "master_process off;\nworker_processes 1;\nerror_log " + dir + "/error.log;\npid " + dir + "/nginx.pid;\n" +
-      "events { worker_connections 4096; }\nhttp {\n  access_log off;\n" +
+      "master_process off;\nworker_processes 1;\nerror_log " + dir + "/error.log;\npid " + dir +
+      "/nginx.pid;\n" + "events { worker_connections 4096; }\nhttp {\n  access_log off;\n" +
       "  client_body_temp_path " + dir + "/tmp;\n  proxy_temp_path " + dir + "/tmp;\n" +
       "  fastcgi_temp_path " + dir + "/tmp;\n  uwsgi_temp_path " + dir + "/tmp;\n" +
       "  scgi_temp_path " + dir + "/tmp;\n  keepalive_requests 1000000;\n" +
@@ -127,7 +128,8 @@ Result<std::unique_ptr<NginxOrigin>> NginxOrigin::start(NetNs& ns, const std::st
   if (auto r = writeTextFile(conf, text); !r) {
     return std::unexpected(r.error());
   }
-  auto p = ns.spawn({"nginx", "-c", conf, "-g", "daemon off;"}, {.output_path = dir + "/nginx.out"});
+  auto p =
+      ns.spawn({"nginx", "-c", conf, "-g", "daemon off;"}, {.output_path = dir + "/nginx.out"});
   if (!p) {
     return std::unexpected(p.error());
   }
@@ -252,7 +254,8 @@ Result<std::unique_ptr<RecordingServer>> RecordingServer::start(const NetNs& ns,
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    if (s->listen_fd_ < 0 || ::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+    if (s->listen_fd_ < 0 ||
+        ::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
         ::listen(s->listen_fd_, 128) != 0 ||
         ::getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
       return failErrno("recording server: listen", errno);
@@ -330,6 +333,61 @@ RecordingServer::Handler RecordingServer::echo() {
   };
 }
 
+RecordingServer::Handler RecordingServer::answerWholeRequests() {
+  return [](int fd, RecordingServer& self) {
+    std::string got;
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      got.append(buf, static_cast<size_t>(n));
+      self.record(std::string_view(buf, static_cast<size_t>(n)));
+      const size_t head_end = got.find("\r\n\r\n");
+      if (head_end == std::string::npos) {
+        continue;
+      }
+      std::string head = got.substr(0, head_end);
+      for (char& c : head) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+      bool complete = true;  // no body
+      if (const size_t cl = head.find("content-length: "); cl != std::string::npos) {
+        complete = got.size() - head_end - 4 >= std::stoull(head.substr(cl + 16));
+      } else if (head.find("transfer-encoding: chunked") != std::string::npos) {
+        complete =
+            got.ends_with("\r\n\r\n") && got.find("\r\n0\r\n", head_end) != std::string::npos;
+      }
+      if (complete) {
+        if (!writeAll(fd, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")) {
+          return;
+        }
+        got.clear();
+      }
+    }
+  };
+}
+
+Dechunked dechunk(std::string_view s) {
+  Dechunked out;
+  size_t i = 0;
+  for (;;) {
+    const size_t eol = s.find("\r\n", i);
+    if (eol == std::string_view::npos) {
+      return out;
+    }
+    const size_t n = std::stoul(std::string(s.substr(i, eol - i)), nullptr, 16);
+    i = eol + 2;
+    if (n == 0) {
+      out.trailers = std::string(s.substr(i));
+      return out;
+    }
+    out.body.append(s.substr(i, n));
+    i += n + 2;
+  }
+}
+
 RecordingServer::Handler RecordingServer::silent() {
   return [](int fd, RecordingServer& self) { drain(fd, self); };
 }
@@ -339,8 +397,9 @@ RecordingServer::Handler RecordingServer::upgradeEcho() {
     if (!readHead(fd, self)) {
       return;
     }
-    writeAll(fd,
-             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    writeAll(
+        fd,
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
     char buf[65536];
     ssize_t n;
     while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {

@@ -87,10 +87,13 @@ class RecordingServer {
 
   // Handlers. Each reads one request head (until CRLFCRLF) first.
   static Handler respond(std::string response);  // then writes `response`, keeps reading
-  static Handler echo();                           // echoes everything until EOF, then closes
-  static Handler silent();                         // reads, never answers
+  static Handler echo();                         // echoes everything until EOF, then closes
+  static Handler silent();                       // reads, never answers
   // Reads a head; answers 101 with `upgrade`, then echoes raw bytes.
   static Handler upgradeEcho();
+  // Reads whole requests (a Content-Length body, a chunked body with its trailers, or none)
+  // and answers each "200 ok" once it is complete.
+  static Handler answerWholeRequests();
 
  private:
   RecordingServer() = default;
@@ -111,6 +114,14 @@ class RecordingServer {
 Result<std::string> rawExchange(const NetNs& ns, uint16_t port, const std::string& request,
                                 bool half_close = false,
                                 std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+// A chunked message body (what follows the head): its payload and its trailer section
+// (the bytes after the last chunk, ending in CRLF).
+struct Dechunked {
+  std::string body;
+  std::string trailers;
+};
+Dechunked dechunk(std::string_view chunked);
 
 // The status code of the first HTTP response in `bytes`, or 0.
 int statusOf(const std::string& bytes);
