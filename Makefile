@@ -182,7 +182,7 @@ $(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(FUZZ_LIB_SRCS) $(wildcard proxy/http1/*
 $(BUILD)/bpf $(BUILD)/skel:
 	@mkdir -p $@
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/asan/obj -name '*.d' 2>/dev/null)
 
 # ---- set-up, tests, demo, benchmarks -----------------------------------------------------
 deps:
