@@ -534,7 +534,9 @@ void HttpSession::finishExchange() {
   worker_.loop().defer([p = std::shared_ptr<Exchange>(std::move(ex_))] {});
   if (closing_ || !request_done) {
     // The client asked to close, or sent a body we did not read to its end: nothing more
-    // can be read from this connection.
+    // can be read from this connection. A client that asked to close and sent nothing
+    // after its request has nothing that a close could reset: no lingering for it.
+    linger_needed_ = !request_done || !down_->input().empty();
     closeAfterResponse();
     return;
   }
@@ -560,6 +562,10 @@ void HttpSession::startLinger() {
   // still sending a body it cannot know we refused). So read and drop until the client
   // closes, for at most kLingerTime.
   if (lingering_ || done_) {
+    return;
+  }
+  if (!linger_needed_ && down_->input().empty()) {
+    finish();  // our FIN is out and the client has nothing in flight that we would reset
     return;
   }
   lingering_ = true;
