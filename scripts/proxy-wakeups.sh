@@ -8,9 +8,8 @@ command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >
 BIN=$(cd "$(dirname "$0")/.." && pwd)/build/bin/meshgate-proxy
 NS=mg-wakeups-$$; ip netns add $NS; ip -n $NS link set lo up
 D=$(mktemp -d /tmp/meshgate-wakeups-XXXXXX); rm -rf $D; mkdir -p $D/www $D/tmp; chmod 755 $D
-head -c 100 /dev/zero | tr '\0' a > $D/www/small
 T="client_body_temp_path $D/tmp; proxy_temp_path $D/tmp; fastcgi_temp_path $D/tmp; uwsgi_temp_path $D/tmp; scgi_temp_path $D/tmp;"
-echo "master_process off; worker_processes 1; daemon off; error_log $D/o.err; pid $D/o.pid; events { worker_connections 4096; } http { access_log off; $T keepalive_requests 1000000; server { listen 127.0.0.1:9001; root $D/www; } }" > $D/origin.conf
+echo "master_process off; worker_processes 1; daemon off; error_log $D/o.err; pid $D/o.pid; events { worker_connections 4096; } http { access_log off; $T keepalive_requests 1000000; server { listen 127.0.0.1:9001; location = /small { default_type text/plain; return 200 \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"; } } }" > $D/origin.conf
 echo "master_process off; worker_processes 1; daemon off; error_log $D/n.err; pid $D/n.pid; events { worker_connections 4096; } http { access_log off; $T keepalive_requests 1000000; upstream o { server 127.0.0.1:9001; keepalive 256; } server { listen 127.0.0.1:9002; location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }" > $D/np.conf
 printf 'global\n  nbthread 1\n  maxconn 5000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  http-reuse always\nfrontend fe\n  bind 127.0.0.1:9003\n  default_backend be\nbackend be\n  server o 127.0.0.1:9001\n' > $D/h.cfg
 echo '{"listeners": [{"name": "web", "address": "127.0.0.1", "port": 9004, "routes": [{"cluster": "o"}]}], "clusters": [{"name": "o", "max_idle_per_endpoint": 256, "endpoints": [{"address": "127.0.0.1", "port": 9001}]}]}' > $D/m.json

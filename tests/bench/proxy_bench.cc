@@ -1,11 +1,12 @@
 // meshgate-proxy against nginx (reverse proxy, upstream keep-alive) and HAProxy (mode http,
 // http-reuse always), all three measured in the same run, interleaved, each as one worker
-// pinned to CPU 1; wrk and the origin (nginx serving fixed files) share CPU 0. Everything
-// runs on 127.0.0.1 of a namespace of the benchmark's own. Cases, per ../shared/docs/
-// reference/l7-baselines.md §5: HTTP/1.1 keep-alive requests/s and p99 with 100 B and
-// 16 KiB responses, a new connection per request, resident memory per idle client
-// connection (9,000 of them: see kIdle), accept throughput with 5,000 listeners against one,
-// and HTTP/2 cleartext (h2load, prior knowledge) requests/s with HTTP/1.1 to the origin.
+// pinned to CPU 1; wrk and the origin (nginx: `return 200` for 100 B, a file for 16 KiB)
+// share CPU 0. Everything runs on 127.0.0.1 of a namespace of the benchmark's own. Cases,
+// per ../shared/docs/reference/l7-baselines.md §5: HTTP/1.1 keep-alive requests/s and p99
+// with 100 B and 16 KiB responses, a new connection per request, resident memory per idle
+// client connection (9,000 of them: see kIdle), accept throughput with 5,000 listeners
+// against one, and HTTP/2 cleartext (h2load, prior knowledge) requests/s with HTTP/1.1 to
+// the origin.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -150,7 +151,8 @@ int run(int argc, char** argv) {
   const uint16_t origin = freeLoopbackPort(*ns);
   std::filesystem::create_directories(d + "/www");
   std::filesystem::create_directories(d + "/tmp");
-  writeFile(d + "/www/small", std::string(100, 'a'));
+  // As in ../shared/docs/reference/l7-baselines.md §1: the 100-byte body from `return 200`
+  // (no open/fstat/close per request on the load core), the 16 KiB one from a file.
   writeFile(d + "/www/big", std::string(16384, 'b'));
   const std::string temps = "client_body_temp_path " + d + "/tmp; proxy_temp_path " + d +
                             "/tmp; fastcgi_temp_path " + d + "/tmp; uwsgi_temp_path " + d +
@@ -159,7 +161,9 @@ int run(int argc, char** argv) {
             "master_process off; worker_processes 1; daemon off; error_log " + d + "/origin.err; pid " + d +
                 "/origin.pid;\nevents { worker_connections 20000; }\nhttp { access_log off; " +
                 temps + " keepalive_requests 1000000;\n server { listen 127.0.0.1:" +
-                std::to_string(origin) + " backlog=4096; root " + d + "/www; } }\n");
+                std::to_string(origin) + " backlog=4096; root " + d +
+                "/www; location = /small { default_type text/plain; return 200 \"" +
+                std::string(100, 'a') + "\"; } } }\n");
   auto origin_p = ns->spawn({"taskset", "-c", kLoadCpu, "nginx", "-c", d + "/origin.conf"});
 
   // The three proxies, pinned to the SUT CPU, one worker each, no access logs.
