@@ -38,7 +38,8 @@ EventLoop::EventLoop(EventLoop&& other) noexcept
     : epfd_(std::exchange(other.epfd_, -1)),
       wakefd_(std::exchange(other.wakefd_, -1)),
       timers_(std::move(other.timers_)),
-      deferred_(std::move(other.deferred_)) {}
+      deferred_(std::move(other.deferred_)),
+      running_(std::move(other.running_)) {}
 
 EventLoop::~EventLoop() {
   if (wakefd_ >= 0) {
@@ -104,13 +105,14 @@ void EventLoop::drainPosted() {
 }
 
 void EventLoop::runDeferred() {
-  // Deferred calls may defer more; run until none is left.
+  // Deferred calls may defer more; run until none is left. Both vectors keep their
+  // capacity, so deferring allocates nothing once the loop has warmed up.
   while (!deferred_.empty()) {
-    std::vector<std::function<void()>> fns;
-    fns.swap(deferred_);
-    for (auto& fn : fns) {
+    running_.swap(deferred_);
+    for (auto& fn : running_) {
       fn();
     }
+    running_.clear();
   }
 }
 

@@ -71,6 +71,7 @@ class EventLoop {
   bool stopping_ = false;
   TimerWheel timers_;
   std::vector<std::function<void()>> deferred_;
+  std::vector<std::function<void()>> running_;  // the deferred calls being run
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mu_

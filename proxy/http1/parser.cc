@@ -124,6 +124,17 @@ bool Parser::expectResponseTo(Method method) {
   return true;
 }
 
+void Parser::reset() {
+  resetMessage();
+  state_ = State::kIdle;
+  error_ = ParseError{};
+  offset_ = 0;
+  line_offset_ = 0;
+  paused_ = false;
+  pending_head_ = 0;
+  pending_count_ = 0;
+}
+
 void Parser::resume() {
   paused_ = false;
   if (state_ == State::kAwaitingResponse) {

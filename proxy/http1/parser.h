@@ -232,6 +232,11 @@ class Parser {
   /// onHeadersComplete() to drop a response it will retry elsewhere). resume() undoes it.
   void pause() { paused_ = true; }
 
+  /// Back to the state of a new parser for a new stream (errors, queued methods and pauses
+  /// forgotten), keeping the memory it has: a proxy reuses one response parser for the
+  /// exchanges of a client connection, whichever pooled upstream connection each one takes.
+  void reset();
+
   /// Response mode: the method of the next request whose response is to come, in order.
   /// A response to HEAD has no body; a 2xx to CONNECT is a tunnel. With the queue empty a
   /// response is taken to answer a GET. False when kMaxPendingRequests are already queued.

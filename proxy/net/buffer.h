@@ -10,11 +10,47 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <utility>
 
 namespace meshgate::proxy {
 
+// Storage blocks of the sizes a buffer starts with (4 KiB for output, 16 KiB for a read)
+// wait on a small per-thread free list when released, so that a pooled upstream connection
+// can give its buffers back while idle and the next request takes them again without a
+// trip through malloc. The list is bounded (kBlockCacheBytes per size per thread).
+namespace buffer_blocks {
+inline constexpr size_t kSmall = 4096;
+inline constexpr size_t kLarge = 16384;
+inline constexpr size_t kBlockCacheBytes = 1 << 20;
+// A cached block of `size` bytes, or a new one.
+std::unique_ptr<char[]> take(size_t size);
+// Keeps `block` (of `size` bytes) for a later take() when its size is cached and the list
+// has room; frees it otherwise.
+void give(std::unique_ptr<char[]> block, size_t size);
+}  // namespace buffer_blocks
+
 class Buffer {
  public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept
+      : storage_(std::move(o.storage_)),
+        capacity_(std::exchange(o.capacity_, 0)),
+        begin_(std::exchange(o.begin_, 0)),
+        end_(std::exchange(o.end_, 0)) {}
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+      buffer_blocks::give(std::move(storage_), capacity_);
+      storage_ = std::move(o.storage_);
+      capacity_ = std::exchange(o.capacity_, 0);
+      begin_ = std::exchange(o.begin_, 0);
+      end_ = std::exchange(o.end_, 0);
+    }
+    return *this;
+  }
+  ~Buffer() { buffer_blocks::give(std::move(storage_), capacity_); }
+
   size_t size() const { return end_ - begin_; }
   bool empty() const { return begin_ == end_; }
   std::span<const char> data() const { return {storage_.get() + begin_, size()}; }
@@ -47,7 +83,7 @@ class Buffer {
   // Releases the memory of an empty buffer (an idle keep-alive connection keeps none).
   void shrink() {
     if (empty()) {
-      storage_.reset();
+      buffer_blocks::give(std::move(storage_), capacity_);
       capacity_ = 0;
     }
   }
@@ -58,13 +94,12 @@ class Buffer {
     if (begin_ > 0 && capacity_ - used >= n) {
       std::memmove(storage_.get(), storage_.get() + begin_, used);  // compact in place
     } else {
-      // Uninitialised on purpose: zeroing a buffer that is about to be filled is pure cost.
       const size_t cap = std::max(capacity_ * 2, used + std::max<size_t>(n, 4096));
-      std::unique_ptr<char[]> bigger(new char[cap]);
+      std::unique_ptr<char[]> bigger = buffer_blocks::take(cap);
       if (used) {
         std::memcpy(bigger.get(), storage_.get() + begin_, used);
       }
-      storage_ = std::move(bigger);
+      buffer_blocks::give(std::exchange(storage_, std::move(bigger)), capacity_);
       capacity_ = cap;
     }
     begin_ = 0;

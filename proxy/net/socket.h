@@ -58,7 +58,8 @@ struct SockAddr {
 
 // A non-blocking listening TCP socket with SO_REUSEPORT, so that every worker binds its
 // own socket to the same address and the kernel spreads connections between them (no
-// shared accept queue, no thundering herd).
+// shared accept queue, no thundering herd). TCP_NODELAY is set on it, so the connections
+// it accepts have it too.
 Result<Fd> listenTcp(const SockAddr& addr, int backlog);
 // The address a socket is bound to (for port 0).
 Result<SockAddr> localAddress(int fd);

@@ -34,6 +34,15 @@ void appendChunkHeader(Buffer& out, size_t n) {
   out.append(std::string_view(hex, static_cast<size_t>(end - hex)));
 }
 
+void appendStatusLine(Buffer& out, uint16_t status, std::string_view reason) {
+  char line[16] = "HTTP/1.1 ";
+  char* end = std::to_chars(line + 9, line + sizeof line, status).ptr;
+  *end++ = ' ';
+  out.append(std::string_view(line, static_cast<size_t>(end - line)));
+  out.append(reason);
+  out.append("\r\n");
+}
+
 bool idempotent(std::string_view method) {
   for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
     if (method == m) {

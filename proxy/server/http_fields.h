@@ -25,7 +25,8 @@ void forEachForwardable(const Fields& fields, Fn fn) {
   for (const auto& [name, value] : fields) {
     if (http1::grammar::iequals(name, "connection")) {
       http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
-        if (!t.empty()) {
+        // "keep-alive" and "close", the usual tokens, name nothing that is not dropped anyway.
+        if (!t.empty() && !hopByHop(t) && !http1::grammar::caseless(t, "close")) {
           named.push_back(t);
         }
         return true;
@@ -49,6 +50,17 @@ std::string lowerCase(std::string_view s);
 
 // Appends a chunk-size line ("1f40\r\n") for a chunk of n bytes.
 void appendChunkHeader(Buffer& out, size_t n);
+
+// Appends "<name>: <value>\r\n".
+inline void appendField(Buffer& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+// Appends "HTTP/1.1 <status> <reason>\r\n".
+void appendStatusLine(Buffer& out, uint16_t status, std::string_view reason);
 
 // GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2): a request that may be sent
 // again after a failure that left its fate unknown.

@@ -46,6 +46,7 @@ class HttpSession::RequestSink final : public http1::Sink {
     s_.ex_->method_token = token;
     s_.ex_->target = target;
     s_.ex_->version = version;
+    s_.ex_->headers.reserve(16);
   }
   void onHeader(std::string_view name, std::string_view value) override {
     if (iequals(name, "connection")) {
@@ -340,9 +341,13 @@ void HttpSession::connectUpstream() {
   }
   const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
   const SockAddr& addr = snapshot_->tables[ex.cluster]->addresses[*ex.endpoint];
-  ex.resp_sink = std::make_unique<ResponseSink>(*this);
-  ex.resp_parser = std::make_unique<http1::Parser>(http1::Mode::kResponse, *ex.resp_sink);
-  ex.resp_parser->expectResponseTo(ex.method);
+  if (resp_parser_) {
+    resp_parser_->reset();  // never called from inside its feed (a retry is deferred)
+  } else {
+    resp_sink_ = std::make_unique<ResponseSink>(*this);
+    resp_parser_ = std::make_unique<http1::Parser>(http1::Mode::kResponse, *resp_sink_);
+  }
+  resp_parser_->expectResponseTo(ex.method);
 
   ex.up = worker_.takeIdle(ex.endpoint_key);
   ex.up_reused = ex.up != nullptr;
@@ -548,6 +553,13 @@ void HttpSession::finishExchange() {
 
 void HttpSession::closeAfterResponse() {
   closing_ = true;
+  if (!linger_needed_ && down_->input().empty()) {
+    down_->flush();
+    if (down_->output().empty()) {
+      finish();  // all sent and nothing to drain: close() sends the FIN, no shutdown() first
+      return;
+    }
+  }
   // Bounded even while a client that does not read holds our output.
   setDeadline(Deadline::kLinger, kLingerTime);
   down_->shutdownWrite();
@@ -638,8 +650,8 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
   ex_->status = status;
   ex_->head_sent = true;
   ex_->response_bytes = body.size();
-  if (ex_->resp_parser) {
-    ex_->resp_parser->pause();  // we may be inside its callback: no more events
+  if (resp_parser_) {
+    resp_parser_->pause();  // we may be inside its callback: no more events
   }
   releaseEndpoint();
   if (ex_->h2) {

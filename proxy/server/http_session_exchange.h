@@ -17,7 +17,7 @@ namespace meshgate::proxy {
 
 class HttpSession::ResponseSink final : public http1::Sink {
  public:
-  explicit ResponseSink(HttpSession& s) : s_(s) {}
+  explicit ResponseSink(HttpSession& s) : s_(s) { headers_.reserve(16); }
   void onStatusLine(http1::Version, uint16_t status, std::string_view reason) override {
     status_ = status;
     reason_ = reason;
@@ -71,8 +71,6 @@ struct HttpSession::Exchange {
   std::unique_ptr<Connection> up;
   bool up_reused = false;
   bool up_connected = false;
-  std::unique_ptr<ResponseSink> resp_sink;
-  std::unique_ptr<http1::Parser> resp_parser;
   std::chrono::steady_clock::time_point upstream_start;
   // Response.
   uint16_t status = 0;

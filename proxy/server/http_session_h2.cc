@@ -75,13 +75,9 @@ void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, b
     closing_ = true;
   }
   Buffer& out = down_->output();
-  out.append("HTTP/1.1 " + std::to_string(status) + " " + std::string(reasonPhrase(status)) +
-             "\r\n");
+  appendStatusLine(out, status, reasonPhrase(status));
   for (const auto& [name, value] : headers) {
-    out.append(name);
-    out.append(": ");
-    out.append(value);
-    out.append("\r\n");
+    appendField(out, name, value);
   }
   if (ex.chunk_out) {
     out.append("transfer-encoding: chunked\r\n");

@@ -18,7 +18,7 @@ void HttpSession::feedResponse() {
     }
   } flush_on_exit{down_.get()};
   while (ex_ && !ex.tunnel && ex.up && !ex.up->input().empty()) {
-    auto fed = ex.resp_parser->feed(ex.up->input().data());
+    auto fed = resp_parser_->feed(ex.up->input().data());
     if (!fed) {
       bump(worker_.stats().upstream_rsp_bad);
       ex.up->close();
@@ -55,7 +55,7 @@ void HttpSession::feedResponse() {
   }
   if (ex.up->peerClosed()) {
     // The upstream closed: the end of a close-delimited body, or a cut response.
-    auto end = ex.resp_parser->finish();
+    auto end = resp_parser_->finish();
     if (!ex_) {
       return;
     }
@@ -76,7 +76,7 @@ void HttpSession::feedResponse() {
 
 void HttpSession::onResponseHead(const http1::MessageHead& head) {
   Exchange& ex = *ex_;
-  const ResponseSink& rs = *ex.resp_sink;
+  const ResponseSink& rs = *resp_sink_;
   const uint16_t status = rs.status_;
   if (status >= 100 && status < 200 && status != 101) {
     // 100 Continue and friends: pass them on (not to HTTP/1.0 clients, RFC 9110 §15.2);
@@ -85,12 +85,10 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
       return;
     }
     Buffer& out = down_->output();
-    out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
-    for (const auto& [name, value] : rs.headers_) {
-      if (!hopByHop(name)) {
-        out.append(name + ": " + value + "\r\n");
-      }
-    }
+    appendStatusLine(out, status, rs.reason_);
+    forEachForwardable(rs.headers_, [&](std::string_view name, std::string_view value) {
+      appendField(out, name, value);
+    });
     out.append("\r\n");
     down_->flush();
     return;
@@ -115,7 +113,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
         connectUpstream();
       }
     });
-    ex.resp_parser->pause();
+    resp_parser_->pause();
     return;
   }
   ex.status = status;
@@ -137,12 +135,9 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
     closing_ = true;
   }
   Buffer& out = down_->output();
-  out.append("HTTP/1.1 " + std::to_string(status) + " " + rs.reason_ + "\r\n");
+  appendStatusLine(out, status, rs.reason_);
   forEachForwardable(rs.headers_, [&](std::string_view name, std::string_view value) {
-    out.append(name);
-    out.append(": ");
-    out.append(value);
-    out.append("\r\n");
+    appendField(out, name, value);
   });
   if (ex.chunk_out && body) {
     out.append("transfer-encoding: chunked\r\n");
@@ -203,7 +198,7 @@ void HttpSession::onResponseComplete() {
     resp_trailers_.clear();
   }
   ex.response_done = true;
-  ex.resp_parser->pause();  // feedResponse() finishes the exchange, outside the parser
+  resp_parser_->pause();  // feedResponse() finishes the exchange, outside the parser
 }
 
 }  // namespace meshgate::proxy

@@ -271,9 +271,7 @@ void Worker::release(Session* s) {
 }
 
 void Worker::accept(size_t listener, Fd fd, const SockAddr& peer) {
-  bump(stats().downstream_cx_total);
-  const int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  bump(stats().downstream_cx_total);  // TCP_NODELAY: inherited from the listener (listenTcp)
   if (listener == kAdminListener) {
     auto s = std::make_unique<AdminSession>(*this, std::move(fd));
     AdminSession* raw = s.get();

@@ -5,6 +5,8 @@
 // reload, retries and consistent hashing.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -119,6 +121,37 @@ TEST_F(ProxyHttpTest, AnswersPipelinedRequestsInOrder) {
   ASSERT_NE(p3, std::string::npos) << out;
   EXPECT_LT(p1, p2);
   EXPECT_LT(p2, p3);
+}
+
+// The response parser is one per client connection, reset for each request: a HEAD's
+// answer (a Content-Length, no body) must not make it read the next GET's body as a new
+// response, nor a GET's make it wait for a HEAD's body.
+TEST_F(ProxyHttpTest, AlternatesHeadAndGetOnOneConnection) {
+  startProxy(httpConfig(endpoint(nginx_->port())));
+  const std::string out = raw(
+      "HEAD /small HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n"
+      "HEAD /small HTTP/1.1\r\nHost: a\r\n\r\n"
+      "GET /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  std::vector<std::string> bodies;
+  size_t at = 0;
+  while ((at = out.find("HTTP/1.1 ", at)) != std::string::npos) {
+    const size_t head_end = out.find("\r\n\r\n", at);
+    ASSERT_NE(head_end, std::string::npos) << out;
+    std::string head = out.substr(at, head_end - at);
+    std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::tolower(c); });
+    EXPECT_NE(head.find("content-length: 100"), std::string::npos)
+        << "each head states the length of /small: " << head;
+    const size_t next = out.find("HTTP/1.1 ", head_end);
+    bodies.push_back(out.substr(head_end + 4, (next == std::string::npos ? out.size() : next) -
+                                                  head_end - 4));
+    at = head_end;
+  }
+  ASSERT_EQ(bodies.size(), 4u) << out;
+  EXPECT_EQ(bodies[0], "") << "HEAD: no body";
+  EXPECT_EQ(bodies[1], std::string(100, 'a')) << "GET after HEAD: the whole body";
+  EXPECT_EQ(bodies[2], "") << "HEAD after GET: no body";
+  EXPECT_EQ(bodies[3], std::string(100, 'a'));
+  EXPECT_EQ(metric("upstream_cx_connect"), 1u) << "one upstream connection for all four";
 }
 
 TEST_F(ProxyHttpTest, ErrorStatusesMeanSomething) {

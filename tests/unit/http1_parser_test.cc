@@ -767,6 +767,42 @@ TEST(Http1Parser, ResponseMethodQueueIsBounded) {
   EXPECT_FALSE(parser.expectResponseTo(Method::kGet)) << "queue full";
 }
 
+// The proxy keeps one response parser per client connection and resets it for each
+// upstream attempt: reset() must forget everything a previous exchange left behind.
+class BodyCountingSink : public Sink {
+ public:
+  size_t body_bytes = 0;
+  int completed = 0;
+  void onBody(std::span<const char> data) override { body_bytes += data.size(); }
+  void onMessageComplete() override { completed++; }
+};
+
+TEST(Http1Parser, ResetForgetsErrorsPausesAndQueuedMethods) {
+  BodyCountingSink sink;
+  Parser parser(kResp, sink);
+  ASSERT_TRUE(parser.expectResponseTo(Method::kHead));
+  ASSERT_FALSE(parser.feed("HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\n"sv).has_value())
+      << "a failed exchange";
+  parser.pause();
+  parser.reset();
+  ASSERT_TRUE(parser.expectResponseTo(Method::kGet));
+  const std::string_view ok = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+  auto fed = parser.feed(ok);
+  ASSERT_TRUE(fed.has_value()) << "the error is forgotten";
+  EXPECT_EQ(fed->consumed, ok.size()) << "not paused";
+  EXPECT_EQ(sink.body_bytes, 3u) << "answers the GET queued after reset, not the HEAD before";
+  EXPECT_EQ(sink.completed, 1);
+  EXPECT_EQ(parser.offset(), ok.size()) << "offsets count from the reset";
+
+  // Reset in the middle of a message (an attempt abandoned for a retry).
+  parser.reset();
+  ASSERT_TRUE(parser.feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab"sv).has_value());
+  parser.reset();
+  auto fresh = parser.feed(ok);
+  ASSERT_TRUE(fresh.has_value()) << "a new status line, not the old body";
+  EXPECT_EQ(sink.completed, 2);
+}
+
 TEST(Http1Parser, ErrorNamesAreUniqueAndStatusesKnown) {
   std::set<std::string_view> names;
   for (int i = 0; i <= static_cast<int>(ErrorCode::kDataAfterEof); ++i) {
