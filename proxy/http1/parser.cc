@@ -111,9 +111,7 @@ Error toError(Mode mode, const ParseError& e) {
 }
 
 Parser::Parser(Mode mode, Sink& sink, Limits limits)
-    : mode_(mode), sink_(sink), limits_(limits), state_(State::kIdle) {
-  buf_.reserve(kInitialBufferBytes);
-}
+    : mode_(mode), sink_(sink), limits_(limits), state_(State::kIdle) {}
 
 bool Parser::expectResponseTo(Method method) {
   if (pending_count_ == pending_.size()) {
@@ -369,6 +367,9 @@ bool Parser::onIdleByte(char c, uint64_t at) {
     return reject(ErrorCode::kBareLf, at);
   }
   resetMessage();
+  if (buf_.capacity() < kInitialBufferBytes) {
+    buf_.reserve(kInitialBufferBytes);  // with the first message: a parser never fed costs none
+  }
   state_ = State::kStartLine;
   sink_.onMessageBegin();
   return true;

@@ -25,8 +25,8 @@ void forEachForwardable(const Fields& fields, Fn fn) {
   for (const auto& [name, value] : fields) {
     if (http1::grammar::iequals(name, "connection")) {
       http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
-        // "keep-alive" and "close", the usual tokens, name nothing that is not dropped anyway.
-        if (!t.empty() && !hopByHop(t) && !http1::grammar::caseless(t, "close")) {
+        // "keep-alive", the usual token, names a field that is dropped anyway.
+        if (!t.empty() && !hopByHop(t)) {
           named.push_back(t);
         }
         return true;

@@ -41,7 +41,7 @@ class HttpSession::RequestSink final : public http1::Sink {
   explicit RequestSink(HttpSession& s) : s_(s) {}
   void onRequestLine(http1::Method method, std::string_view token, std::string_view target,
                      http1::Version version) override {
-    s_.ex_ = std::make_unique<Exchange>();
+    s_.ex_ = std::make_unique<Exchange>(s_);
     s_.ex_->method = method;
     s_.ex_->method_token = token;
     s_.ex_->target = target;
@@ -341,13 +341,8 @@ void HttpSession::connectUpstream() {
   }
   const Cluster& cluster = snapshot_->config->clusters[ex.cluster];
   const SockAddr& addr = snapshot_->tables[ex.cluster]->addresses[*ex.endpoint];
-  if (resp_parser_) {
-    resp_parser_->reset();  // never called from inside its feed (a retry is deferred)
-  } else {
-    resp_sink_ = std::make_unique<ResponseSink>(*this);
-    resp_parser_ = std::make_unique<http1::Parser>(http1::Mode::kResponse, *resp_sink_);
-  }
-  resp_parser_->expectResponseTo(ex.method);
+  ex.resp_parser.reset();  // a retry's parser starts afresh (never called inside its feed)
+  ex.resp_parser.expectResponseTo(ex.method);
 
   ex.up = worker_.takeIdle(ex.endpoint_key);
   ex.up_reused = ex.up != nullptr;
@@ -645,14 +640,12 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
       "\r\ncontent-type: text/plain\r\ncontent-length: " + std::to_string(body.size()) +
       "\r\nconnection: close\r\n\r\n" + body;
   if (!ex_) {
-    ex_ = std::make_unique<Exchange>();
+    ex_ = std::make_unique<Exchange>(*this);
   }
   ex_->status = status;
   ex_->head_sent = true;
   ex_->response_bytes = body.size();
-  if (resp_parser_) {
-    resp_parser_->pause();  // we may be inside its callback: no more events
-  }
+  ex_->resp_parser.pause();  // we may be inside its callback: no more events
   releaseEndpoint();
   if (ex_->h2) {
     ex_->h2->cancel();

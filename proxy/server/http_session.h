@@ -99,10 +99,6 @@ class HttpSession final : public Session, public ConnectionObserver {
   std::unique_ptr<RequestSink> req_sink_;
   std::unique_ptr<http1::Parser> req_parser_;
   std::unique_ptr<Exchange> ex_;
-  // The response parser of HTTP/1.1 upstreams, reset for each attempt: one per client
-  // connection rather than one per request.
-  std::unique_ptr<ResponseSink> resp_sink_;
-  std::unique_ptr<http1::Parser> resp_parser_;
   // One timer, for whichever deadline the session is waiting on (they never overlap):
   // the head of a request (408), the next request on an idle keep-alive connection
   // (close), or the upstream (connect timeout: retry or 503; route timeout: 504).

@@ -17,11 +17,12 @@ namespace meshgate::proxy {
 
 class HttpSession::ResponseSink final : public http1::Sink {
  public:
-  explicit ResponseSink(HttpSession& s) : s_(s) { headers_.reserve(16); }
+  explicit ResponseSink(HttpSession& s) : s_(s) {}
   void onStatusLine(http1::Version, uint16_t status, std::string_view reason) override {
     status_ = status;
     reason_ = reason;
     headers_.clear();
+    headers_.reserve(16);  // once: no regrowth for the usual head
   }
   void onHeader(std::string_view name, std::string_view value) override {
     headers_.emplace_back(name, value);
@@ -43,6 +44,8 @@ class HttpSession::ResponseSink final : public http1::Sink {
 
 // The state of the request being served (one at a time per client connection).
 struct HttpSession::Exchange {
+  explicit Exchange(HttpSession& s)
+      : resp_sink(s), resp_parser(http1::Mode::kResponse, resp_sink) {}
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   // Request, as received.
   http1::Method method = http1::Method::kGet;
@@ -67,7 +70,10 @@ struct HttpSession::Exchange {
   // attempt can be replayed on another endpoint; `replayable` turns false once it does not.
   std::string sent;
   bool replayable = true;
-  // Upstream.
+  // Upstream. The response parser is reset for each attempt; it allocates nothing until
+  // a response arrives.
+  ResponseSink resp_sink;
+  http1::Parser resp_parser;
   std::unique_ptr<Connection> up;
   bool up_reused = false;
   bool up_connected = false;

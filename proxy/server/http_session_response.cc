@@ -18,7 +18,7 @@ void HttpSession::feedResponse() {
     }
   } flush_on_exit{down_.get()};
   while (ex_ && !ex.tunnel && ex.up && !ex.up->input().empty()) {
-    auto fed = resp_parser_->feed(ex.up->input().data());
+    auto fed = ex.resp_parser.feed(ex.up->input().data());
     if (!fed) {
       bump(worker_.stats().upstream_rsp_bad);
       ex.up->close();
@@ -35,7 +35,7 @@ void HttpSession::feedResponse() {
     }
     ex.up->input().consume(fed->consumed);
     if (fed->progress == http1::Progress::kTunnel) {
-      toTunnel();  // onResponseHead() refused a 101 the request did not ask for
+      toTunnel();  // a 101 the client asked for: the bytes after its head are the tunnel's
       return;
     }
     if (fed->progress == http1::Progress::kPaused || ex.response_done) {
@@ -55,7 +55,7 @@ void HttpSession::feedResponse() {
   }
   if (ex.up->peerClosed()) {
     // The upstream closed: the end of a close-delimited body, or a cut response.
-    auto end = resp_parser_->finish();
+    auto end = ex.resp_parser.finish();
     if (!ex_) {
       return;
     }
@@ -76,7 +76,7 @@ void HttpSession::feedResponse() {
 
 void HttpSession::onResponseHead(const http1::MessageHead& head) {
   Exchange& ex = *ex_;
-  const ResponseSink& rs = *resp_sink_;
+  const ResponseSink& rs = ex.resp_sink;
   const uint16_t status = rs.status_;
   if (status >= 100 && status < 200 && status != 101) {
     // 100 Continue and friends: pass them on (not to HTTP/1.0 clients, RFC 9110 §15.2);
@@ -113,7 +113,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
         connectUpstream();
       }
     });
-    resp_parser_->pause();
+    ex.resp_parser.pause();
     return;
   }
   ex.status = status;
@@ -198,7 +198,12 @@ void HttpSession::onResponseComplete() {
     resp_trailers_.clear();
   }
   ex.response_done = true;
-  resp_parser_->pause();  // feedResponse() finishes the exchange, outside the parser
+  if (ex.status == 101) {
+    // Not paused: the parser reports the tunnel (Progress::kTunnel) even when tunnel bytes
+    // came in the same read as the head, and feedResponse() hands both sides over.
+    return;
+  }
+  ex.resp_parser.pause();  // feedResponse() finishes the exchange, outside the parser
 }
 
 }  // namespace meshgate::proxy

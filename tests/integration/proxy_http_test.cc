@@ -316,6 +316,19 @@ TEST_F(ProxyHttpTest, TunnelsAWebSocketUpgrade) {
   EXPECT_NE(ws.received().find("upgrade: websocket"), std::string::npos) << ws.received();
 }
 
+// A server that speaks first (a greeting in the same segment as its 101): the bytes after
+// the head belong to the tunnel, not to a next HTTP response.
+TEST_F(ProxyHttpTest, TunnelsBytesThatArriveWithTheSwitchingProtocolsHead) {
+  auto& ws = backend(RecordingServer::upgradeEcho("hello"));
+  startProxy(httpConfig(endpoint(ws.port())));
+  const std::string out = raw(
+      "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframes",
+      /*half_close=*/true);
+  EXPECT_EQ(statusOf(out), 101) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\nhelloframes"))
+      << "the greeting, then the client's bytes echoed through the tunnel: " << out;
+}
+
 TEST_F(ProxyHttpTest, ForwardsOneHundredContinueBeforeTheBody) {
   // The backend answers 100 to the head, then reads the 5-byte body, then answers 200.
   auto& rec = backend([](int fd, RecordingServer& self) {

@@ -392,14 +392,14 @@ RecordingServer::Handler RecordingServer::silent() {
   return [](int fd, RecordingServer& self) { drain(fd, self); };
 }
 
-RecordingServer::Handler RecordingServer::upgradeEcho() {
-  return [](int fd, RecordingServer& self) {
+RecordingServer::Handler RecordingServer::upgradeEcho(std::string greeting) {
+  return [greeting](int fd, RecordingServer& self) {
     if (!readHead(fd, self)) {
       return;
     }
-    writeAll(
-        fd,
-        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    writeAll(fd,
+             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" +
+                 greeting);
     char buf[65536];
     ssize_t n;
     while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {

@@ -89,8 +89,9 @@ class RecordingServer {
   static Handler respond(std::string response);  // then writes `response`, keeps reading
   static Handler echo();                         // echoes everything until EOF, then closes
   static Handler silent();                       // reads, never answers
-  // Reads a head; answers 101 with `upgrade`, then echoes raw bytes.
-  static Handler upgradeEcho();
+  // Reads a head; answers 101 (with `greeting`, the first tunnel bytes, in the same
+  // write), then echoes raw bytes.
+  static Handler upgradeEcho(std::string greeting = "");
   // Reads whole requests (a Content-Length body, a chunked body with its trailers, or none)
   // and answers each "200 ok" once it is complete.
   static Handler answerWholeRequests();
