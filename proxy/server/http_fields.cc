@@ -10,7 +10,7 @@ using http1::grammar::iequals;
 
 bool hopByHop(std::string_view name) {
   for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te",
-                             "transfer-encoding", "upgrade", "trailer"}) {
+                             "transfer-encoding", "upgrade", "trailer", "http2-settings"}) {
     if (iequals(name, h)) {
       return true;
     }

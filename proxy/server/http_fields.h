@@ -13,7 +13,8 @@
 
 namespace meshgate::proxy {
 
-// Hop-by-hop fields (RFC 9110 §7.6.1), Transfer-Encoding among them: never forwarded.
+// Hop-by-hop fields (RFC 9110 §7.6.1), Transfer-Encoding among them, and HTTP2-Settings
+// (connection-specific, RFC 9113 §3.2.1): never forwarded.
 // (Content-Length is not: a response keeps it; a request's is restated from its framing.)
 bool hopByHop(std::string_view name);
 

@@ -34,6 +34,13 @@ void forEachToken(std::string_view list, Fn fn) {
   });
 }
 
+// Whether an Upgrade field value offers HTTP/2 over cleartext ("h2c", alone or in a list).
+bool offersH2c(std::string_view upgrade) {
+  bool h2c = false;
+  forEachToken(upgrade, [&](std::string_view t) { h2c |= iequals(t, "h2c"); });
+  return h2c;
+}
+
 }  // namespace
 
 class HttpSession::RequestSink final : public http1::Sink {
@@ -236,6 +243,14 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   ex.keep_alive = head.keep_alive;
   ex.chunked = head.body == http1::BodyKind::kChunked;
   ex.upgrade = head.upgrade;
+  if (ex.upgrade && offersH2c(head.upgrade_protocol)) {
+    // Forwarding an h2c upgrade would let a backend that accepts it turn the connection
+    // into an HTTP/2 tunnel whose later streams no route, filter or log ever sees ("h2c
+    // smuggling"). The request is served as HTTP/1.1 instead, which RFC 9113 §3.2 allows
+    // (the server may ignore the upgrade); Upgrade and HTTP2-Settings are not forwarded.
+    ex.upgrade = false;
+    bump(worker_.stats().downstream_rq_h2c_upgrade_dropped);
+  }
   // An absolute-form target names the host itself, and RFC 9112 §3.2.2 says it wins over
   // Host. Route and forward it as origin-form with that authority as Host, so the route
   // and the backend see the same host.

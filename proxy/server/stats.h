@@ -15,6 +15,8 @@ namespace meshgate::proxy {
   X(downstream_rq_bad, "HTTP requests rejected by the parser (4xx/5xx sent, closed)")             \
   X(downstream_rq_timeout, "client connections closed by the header timeout (408)")               \
   X(downstream_rq_no_route, "HTTP requests that matched no route (404)")                          \
+  X(downstream_rq_h2c_upgrade_dropped,                                                            \
+    "requests whose Upgrade: h2c was dropped (served as HTTP/1.1, never tunnelled)")              \
   X(response_2xx, "responses 2xx sent to clients")                                                \
   X(response_3xx, "responses 3xx sent to clients")                                                \
   X(response_4xx, "responses 4xx sent to clients")                                                \

@@ -329,6 +329,38 @@ TEST_F(ProxyHttpTest, TunnelsBytesThatArriveWithTheSwitchingProtocolsHead) {
       << "the greeting, then the client's bytes echoed through the tunnel: " << out;
 }
 
+// "h2c smuggling": a backend that accepted a forwarded Upgrade: h2c would turn the client's
+// connection into an HTTP/2 tunnel that no route or filter sees. The proxy drops the
+// upgrade and serves the request as HTTP/1.1.
+const std::string kH2cUpgradeRequest =
+    "GET /small HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
+
+TEST_F(ProxyHttpTest, NeverForwardsAnH2cUpgrade) {
+  auto& ws = backend(RecordingServer::upgradeEcho());  // switches to anything it is offered
+  startProxy(httpConfig(endpoint(ws.port())));
+  const std::string out = raw(kH2cUpgradeRequest + "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true);
+  std::string got = ws.received();
+  std::transform(got.begin(), got.end(), got.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  EXPECT_EQ(got.find("upgrade"), std::string::npos) << "no Upgrade reached the backend: " << got;
+  EXPECT_EQ(got.find("http2-settings"), std::string::npos) << got;
+  EXPECT_NE(statusOf(out), 101) << "no tunnel was opened: " << out;
+  EXPECT_EQ(metric("downstream_rq_h2c_upgrade_dropped"), 1u);
+}
+
+TEST_F(ProxyHttpTest, ServesAnH2cUpgradeRequestAsHttp11AndGoesOn) {
+  startProxy(httpConfig(endpoint(nginx_->port())));
+  const std::string out = raw(kH2cUpgradeRequest +
+                              "GET /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  size_t responses = 0;
+  for (size_t at = 0; (at = out.find("HTTP/1.1 200 ", at)) != std::string::npos; at++) {
+    responses++;
+  }
+  EXPECT_EQ(responses, 2u) << "both requests answered, the second parsed as HTTP: " << out;
+  EXPECT_TRUE(out.ends_with(std::string(100, 'a'))) << out;
+}
+
 TEST_F(ProxyHttpTest, ForwardsOneHundredContinueBeforeTheBody) {
   // The backend answers 100 to the head, then reads the 5-byte body, then answers 200.
   auto& rec = backend([](int fd, RecordingServer& self) {
