@@ -70,7 +70,9 @@ Result<void> EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
   return {};
 }
 
-void EventLoop::remove(int fd) { ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EventLoop::remove(int fd) {
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
 void EventLoop::stop() {
   {
@@ -119,8 +121,8 @@ void EventLoop::runDeferred() {
 Result<void> EventLoop::run() {
   std::array<epoll_event, 256> events;
   while (!stopping_) {
-    const int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()),
-                               timers_.msUntilNext());
+    const int n =
+        ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), timers_.msUntilNext());
     if (n < 0 && errno != EINTR) {
       return failErrno("epoll_wait", errno);
     }

@@ -22,6 +22,13 @@ H1Upstream::~H1Upstream() {
   }
 }
 
+std::weak_ptr<bool> H1Upstream::aliveToken() {
+  if (!alive_) {
+    alive_ = std::make_shared<bool>(true);
+  }
+  return alive_;
+}
+
 void H1Upstream::start(const RequestHead& head) {
   std::string h;
   h.reserve(256 + head.path.size());
@@ -39,8 +46,7 @@ void H1Upstream::start(const RequestHead& head) {
   h.append("\r\n");
   request_done_ = !head.has_body;
 
-  parser_ = std::make_unique<http1::Parser>(http1::Mode::kResponse, *this);
-  parser_->expectResponseTo(http1::methodFromToken(head.method));
+  parser_.expectResponseTo(http1::methodFromToken(head.method));
   conn_ = worker_.takeIdle(*target_.key);
   if (conn_) {
     reused_ = true;
@@ -55,7 +61,7 @@ void H1Upstream::start(const RequestHead& head) {
     }
     if (!fd || !conn_->start()) {
       // Reported from the loop, not from inside start().
-      worker_.loop().defer([this, alive = std::weak_ptr<bool>(alive_)] {
+      worker_.loop().defer([this, alive = aliveToken()] {
         if (!alive.expired()) {
           fail(UpstreamFailure::kConnect, "cannot connect to " + *target_.key);
         }
@@ -104,7 +110,7 @@ void H1Upstream::consumed(size_t n) {
     // Bytes already read may wait in the input with no new read to come: feed them from
     // the loop (the caller is inside the sink's framing code), and read on.
     feed_scheduled_ = true;
-    worker_.loop().defer([this, alive = std::weak_ptr<bool>(alive_)] {
+    worker_.loop().defer([this, alive = aliveToken()] {
       if (!alive.expired()) {
         feed_scheduled_ = false;
         feed();
@@ -165,7 +171,7 @@ void H1Upstream::onData(Connection&) {
 void H1Upstream::feed() {
   while (sink_ && conn_ && !response_done_ && !conn_->input().empty() &&
          unconsumed_ < target_.window) {
-    auto fed = parser_->feed(conn_->input().data());
+    auto fed = parser_.feed(conn_->input().data());
     if (!fed) {
       bump(worker_.stats().upstream_rsp_bad);
       fail(UpstreamFailure::kBadResponse,
@@ -193,7 +199,7 @@ void H1Upstream::feed() {
     conn_->resumeReading();
   }
   if (conn_->peerClosed() && conn_->input().empty()) {
-    auto end = parser_->finish();  // the end of a close-delimited body, or a cut response
+    auto end = parser_.finish();  // the end of a close-delimited body, or a cut response
     if (sink_ && !response_done_) {
       fail(UpstreamFailure::kReset, "the upstream " + *target_.key + " closed the connection" +
                                         (end ? "" : " mid-response"));
@@ -204,6 +210,7 @@ void H1Upstream::feed() {
 void H1Upstream::onStatusLine(http1::Version, uint16_t status, std::string_view) {
   status_ = status;
   headers_.clear();
+  headers_.reserve(16);  // once: no regrowth for the usual head
 }
 
 void H1Upstream::onHeader(std::string_view name, std::string_view value) {
@@ -217,13 +224,13 @@ void H1Upstream::onHeadersComplete(const http1::MessageHead& head) {
   }
   if (status_ == 101 || head.body == http1::BodyKind::kTunnel) {
     bump(worker_.stats().upstream_rsp_bad);
-    parser_->pause();
+    parser_.pause();
     fail(UpstreamFailure::kBadResponse, "the upstream switched protocols unasked");
     return;
   }
   response_started_ = true;
   keep_alive_ = head.keep_alive;
-  HeaderList fields = forwardableFields(headers_, /*lower_case=*/true);
+  HeaderList fields = forwardableFields(std::move(headers_), /*lower_case=*/true);
   headers_.clear();
   const bool end = head.body == http1::BodyKind::kNone;
   if (sink_) {
@@ -245,7 +252,7 @@ void H1Upstream::onTrailer(std::string_view name, std::string_view value) {
 void H1Upstream::onMessageComplete() {
   if (response_started_) {
     response_done_ = true;
-    parser_->pause();  // feed() completes the exchange once the input is consumed
+    parser_.pause();  // feed() completes the exchange once the input is consumed
   }
 }
 
@@ -258,7 +265,7 @@ void H1Upstream::complete() {
   } else if (request_done_) {
     dropConnection();
   }
-  HeaderList trailers = forwardableFields(headers_, true);
+  HeaderList trailers = forwardableFields(std::move(headers_), true);
   if (auto* s = std::exchange(sink_, nullptr)) {
     s->onUpstreamEnd(std::move(trailers));
   }

@@ -56,7 +56,7 @@ class H1Upstream final : public UpstreamRequest, public ConnectionObserver, publ
   UpstreamSink* sink_;
   UpstreamTarget target_;
   std::unique_ptr<Connection> conn_;
-  std::unique_ptr<http1::Parser> parser_;
+  http1::Parser parser_{http1::Mode::kResponse, *this};  // allocates once a response arrives
   Timer connect_timer_;
   bool connected_ = false;
   bool reused_ = false;
@@ -69,7 +69,9 @@ class H1Upstream final : public UpstreamRequest, public ConnectionObserver, publ
   HeaderList headers_;  // of the response being parsed, then its trailers
   size_t unconsumed_ = 0;
   bool feed_scheduled_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the deferred failure
+  // For deferred calls: made with the first one (most requests defer none).
+  std::weak_ptr<bool> aliveToken();
+  std::shared_ptr<bool> alive_;
 };
 
 }  // namespace meshgate::proxy

@@ -368,14 +368,17 @@ int H2Connection::onFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* se
         return 0;
       }
       up->head_done_ = true;
-      up->sink_->onUpstreamHeaders(up->status_, forwardableFields(up->fields_, false), end);
+      up->sink_->onUpstreamHeaders(up->status_, forwardableFields(std::move(up->fields_), false),
+                                   end);
       up->fields_.clear();
     }
     if (end && up->sink_) {
       // The end of the response: trailers (a second HEADERS) or a head without a body.
       // No callback follows (the request side may still be open).
       up->finished_ = true;
-      std::exchange(up->sink_, nullptr)->onUpstreamEnd(forwardableFields(up->fields_, false));
+      std::exchange(up->sink_, nullptr)
+          ->onUpstreamEnd(forwardableFields(std::move(up->fields_), false));
+      up->fields_.clear();
     }
   } else if (f->hd.type == NGHTTP2_DATA && end) {
     up->finished_ = true;

@@ -218,10 +218,10 @@ void Http2Session::receive() {
 void Http2Session::startOpened() {
   // A stream opened and reset within the same read costs no upstream work at all, which
   // is what a rapid-reset attacker sends.
-  std::vector<int32_t> opened;
-  opened.swap(opened_);
+  starting_.swap(opened_);  // both keep their capacity
+  opened_.clear();
   uint32_t gone = 0;
-  for (int32_t id : opened) {
+  for (int32_t id : starting_) {
     if (Stream* st = stream(id)) {
       st->begin();
     } else {

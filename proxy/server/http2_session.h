@@ -80,6 +80,7 @@ class Http2Session final : public Session, public ConnectionObserver {
   Nghttp2Session h2_;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<int32_t> opened_;  // heads complete in the current read, not yet routed
+  std::vector<int32_t> starting_;  // startOpened()'s copy of opened_
   Timer idle_timer_;
   uint32_t early_resets_ = 0;  // streams reset in the read that opened them
   bool send_scheduled_ = false;

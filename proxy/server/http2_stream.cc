@@ -62,6 +62,9 @@ bool Http2Session::Stream::onField(std::string_view name, std::string_view value
       }
     }
   }
+  if (req_.headers.empty()) {
+    req_.headers.reserve(16);  // room for the usual request and X-Forwarded-For: one allocation
+  }
   req_.headers.emplace_back(name, value);
   return true;
 }

@@ -6,6 +6,7 @@
 
 namespace meshgate::proxy {
 
+using http1::grammar::caseless;
 using http1::grammar::iequals;
 
 bool hopByHop(std::string_view name) {
@@ -138,13 +139,38 @@ bool hasDotSegment(std::string_view target) {
   return false;
 }
 
-HeaderList forwardableFields(const HeaderList& fields, bool lower_case) {
-  HeaderList out;
-  out.reserve(fields.size());
-  forEachForwardable(fields, [&](std::string_view name, std::string_view value) {
-    out.emplace_back(lower_case ? lowerCase(name) : std::string(name), std::string(value));
-  });
-  return out;
+HeaderList forwardableFields(HeaderList fields, bool lower_case) {
+  // The names a Connection field lists, copied: the fields move below.
+  std::vector<std::string> named;
+  for (const auto& [name, value] : fields) {
+    if (iequals(name, "connection")) {
+      http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
+        if (!t.empty() && !hopByHop(t)) {
+          named.emplace_back(t);
+        }
+        return true;
+      });
+    }
+  }
+  size_t kept = 0;
+  for (auto& field : fields) {
+    if (hopByHop(field.first) || std::any_of(named.begin(), named.end(), [&](const std::string& t) {
+          return caseless(t, field.first);
+        })) {
+      continue;
+    }
+    if (lower_case) {
+      for (char& c : field.first) {
+        c = http1::grammar::lower(c);
+      }
+    }
+    if (&fields[kept] != &field) {
+      fields[kept] = std::move(field);
+    }
+    kept++;
+  }
+  fields.resize(kept);
+  return fields;
 }
 
 }  // namespace meshgate::proxy

@@ -45,7 +45,8 @@ void forEachForwardable(const Fields& fields, Fn fn) {
 
 // `fields` without hop-by-hop fields and without the fields that a Connection field names
 // (hop-by-hop too); with `lower_case` the names are lower-cased (HTTP/2 requires it).
-HeaderList forwardableFields(const HeaderList& fields, bool lower_case);
+// Filtered in place: pass an rvalue to spare the copy.
+HeaderList forwardableFields(HeaderList fields, bool lower_case);
 
 std::string lowerCase(std::string_view s);
 

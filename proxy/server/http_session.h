@@ -113,7 +113,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   std::string trailers_;       // request trailers, re-sent after the last chunk
   std::string resp_trailers_;  // response trailers, likewise
   bool closing_ = false;       // no more requests: finish when the response is out
-  bool lingering_ = false;  // response out and FIN sent: draining the client until it closes
+  bool lingering_ = false;     // response out and FIN sent: draining the client until it closes
   bool linger_needed_ = true;  // false: the client asked to close and sent nothing more
   bool done_ = false;
 };

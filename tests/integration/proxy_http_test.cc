@@ -5,12 +5,11 @@
 // reload, retries and consistent hashing.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-
-#include <algorithm>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -128,22 +127,23 @@ TEST_F(ProxyHttpTest, AnswersPipelinedRequestsInOrder) {
 // response, nor a GET's make it wait for a HEAD's body.
 TEST_F(ProxyHttpTest, AlternatesHeadAndGetOnOneConnection) {
   startProxy(httpConfig(endpoint(nginx_->port())));
-  const std::string out = raw(
-      "HEAD /small HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n"
-      "HEAD /small HTTP/1.1\r\nHost: a\r\n\r\n"
-      "GET /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  const std::string out =
+      raw("HEAD /small HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n"
+          "HEAD /small HTTP/1.1\r\nHost: a\r\n\r\n"
+          "GET /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   std::vector<std::string> bodies;
   size_t at = 0;
   while ((at = out.find("HTTP/1.1 ", at)) != std::string::npos) {
     const size_t head_end = out.find("\r\n\r\n", at);
     ASSERT_NE(head_end, std::string::npos) << out;
     std::string head = out.substr(at, head_end - at);
-    std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(head.begin(), head.end(), head.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     EXPECT_NE(head.find("content-length: 100"), std::string::npos)
         << "each head states the length of /small: " << head;
     const size_t next = out.find("HTTP/1.1 ", head_end);
-    bodies.push_back(out.substr(head_end + 4, (next == std::string::npos ? out.size() : next) -
-                                                  head_end - 4));
+    bodies.push_back(
+        out.substr(head_end + 4, (next == std::string::npos ? out.size() : next) - head_end - 4));
     at = head_end;
   }
   ASSERT_EQ(bodies.size(), 4u) << out;
@@ -351,8 +351,8 @@ TEST_F(ProxyHttpTest, NeverForwardsAnH2cUpgrade) {
 
 TEST_F(ProxyHttpTest, ServesAnH2cUpgradeRequestAsHttp11AndGoesOn) {
   startProxy(httpConfig(endpoint(nginx_->port())));
-  const std::string out = raw(kH2cUpgradeRequest +
-                              "GET /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  const std::string out =
+      raw(kH2cUpgradeRequest + "GET /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   size_t responses = 0;
   for (size_t at = 0; (at = out.find("HTTP/1.1 200 ", at)) != std::string::npos; at++) {
     responses++;

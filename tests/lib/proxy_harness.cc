@@ -397,9 +397,10 @@ RecordingServer::Handler RecordingServer::upgradeEcho(std::string greeting) {
     if (!readHead(fd, self)) {
       return;
     }
-    writeAll(fd,
-             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" +
-                 greeting);
+    writeAll(
+        fd,
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" +
+            greeting);
     char buf[65536];
     ssize_t n;
     while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {

@@ -37,8 +37,8 @@ std::string ntop(const SockAddr& a) {
 }
 
 TEST(SockAddrIp, PrintsIpv4AsInetNtopDoes) {
-  for (uint32_t edge : {0u, 1u, 0x7f000001u, 0x0a00ff09u, 0xc6120a64u, 0xffffffffu,
-                        0x00010203u, 0x64646464u}) {
+  for (uint32_t edge :
+       {0u, 1u, 0x7f000001u, 0x0a00ff09u, 0xc6120a64u, 0xffffffffu, 0x00010203u, 0x64646464u}) {
     EXPECT_EQ(v4(edge).ip(), ntop(v4(edge))) << std::hex << edge;
   }
   std::mt19937 rng(7);
