@@ -9,7 +9,7 @@
 namespace meshgate::proxy {
 
 Connection::Connection(EventLoop& loop, Fd fd, ConnectionObserver* observer, bool connecting)
-    : loop_(loop), fd_(std::move(fd)), observer_(observer), connecting_(connecting) {}
+    : loop_(loop), observer_(observer), fd_(std::move(fd)), connecting_(connecting) {}
 
 Connection::~Connection() {
   if (alive_) {

@@ -8,6 +8,7 @@
 // destroy the Connection inside a callback (destroy through EventLoop::defer()).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -47,7 +48,9 @@ class Connection final : public IoHandler {
   Buffer& input() { return in_; }
   Buffer& output() { return out_; }
   // Stops reading once input() holds this many bytes (default 64 KiB).
-  void setReadLimit(size_t bytes) { read_limit_ = bytes; }
+  void setReadLimit(size_t bytes) {
+    read_limit_ = static_cast<uint32_t>(std::min<size_t>(bytes, UINT32_MAX));
+  }
 
   // Appends to output() and writes what the socket takes now.
   void send(std::string_view bytes);
@@ -75,11 +78,12 @@ class Connection final : public IoHandler {
   void doRead();
   void fail(int err);
 
+  // Ordered so that an idle connection fits 128 bytes.
   EventLoop& loop_;
-  Fd fd_;
   ConnectionObserver* observer_;
   Buffer in_, out_;
-  size_t read_limit_ = 64 * 1024;
+  uint32_t read_limit_ = 64 * 1024;
+  Fd fd_;
   bool connecting_;
   bool readable_ = false;  // the socket may hold unread bytes (edge already consumed)
   bool read_paused_ = false;

@@ -442,7 +442,7 @@ void HttpSession::onRequestTrailer(std::string_view name, std::string_view value
     return;
   }
   if (ex_ && ex_->chunked) {
-    trailers_.append(name).append(": ").append(value).append("\r\n");
+    ex_->request_trailers.append(name).append(": ").append(value).append("\r\n");
   }
 }
 
@@ -453,8 +453,7 @@ void HttpSession::onRequestComplete() {
   if (ex_->h2) {
     ex_->h2->endRequest(std::move(ex_->h2_trailers));
   } else if (ex_->chunked) {
-    std::string last = "0\r\n" + trailers_ + "\r\n";
-    trailers_.clear();
+    std::string last = "0\r\n" + ex_->request_trailers + "\r\n";
     sendToUpstream(last);
   }
   ex_->request_done = true;

@@ -110,8 +110,6 @@ class HttpSession final : public Session, public ConnectionObserver {
   Timer timer_;
   Deadline deadline_ = Deadline::kNone;
   uint32_t idle_output_ = 0;   // kIdle: output bytes at the last check (progress = fewer)
-  std::string trailers_;       // request trailers, re-sent after the last chunk
-  std::string resp_trailers_;  // response trailers, likewise
   bool closing_ = false;       // no more requests: finish when the response is out
   bool lingering_ = false;     // response out and FIN sent: draining the client until it closes
   bool linger_needed_ = true;  // false: the client asked to close and sent nothing more

@@ -59,6 +59,7 @@ struct HttpSession::Exchange {
   bool upgrade = false;
   bool request_done = false;
   uint64_t request_bytes = 0;
+  std::string request_trailers;  // re-sent after the last chunk to the upstream
   // Routing.
   const Route* route = nullptr;
   size_t cluster = 0;
@@ -87,6 +88,7 @@ struct HttpSession::Exchange {
   bool upstream_keep_alive = false;
   bool tunnel = false;
   uint64_t response_bytes = 0;
+  std::string response_trailers;  // re-sent after the last chunk to the client
   // An HTTP/2 cluster: the request goes out as a stream of the worker's HTTP/2 connection
   // to the endpoint (H2Upstream) instead of bytes on `up`.
   std::unique_ptr<H2Sink> h2_sink;

@@ -181,7 +181,7 @@ void HttpSession::onResponseBody(std::span<const char> data) {
 
 void HttpSession::onResponseTrailer(std::string_view name, std::string_view value) {
   if (ex_ && ex_->chunk_out) {
-    resp_trailers_.append(name).append(": ").append(value).append("\r\n");
+    ex_->response_trailers.append(name).append(": ").append(value).append("\r\n");
   }
 }
 
@@ -194,8 +194,7 @@ void HttpSession::onResponseComplete() {
     return;  // a 1xx, or a 502/503 being retried
   }
   if (ex.chunk_out) {
-    down_->output().append("0\r\n" + resp_trailers_ + "\r\n");
-    resp_trailers_.clear();
+    down_->output().append("0\r\n" + ex.response_trailers + "\r\n");
   }
   ex.response_done = true;
   if (ex.status == 101) {
