@@ -249,6 +249,22 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
 }
 
 void Http2Session::Stream::onUpstreamHeaders(uint16_t status, HeaderList headers, bool end) {
+  if ((status == 502 || status == 503) && body_forwarded_ == 0 &&
+      attempts_ <= route_->retries && idempotent(req_.method)) {
+    // As for HTTP/1.1 clients: nothing reached the client, so another endpoint may answer.
+    // The upstream is dropped now and the next attempt starts from the loop, outside the
+    // upstream's callback.
+    bump(s_.worker_.stats().upstream_rq_retry);
+    dropUpstream();
+    s_.worker_.loop().defer([&s = s_, id = id_, gen = attempts_] {
+      Stream* st = s.stream(id);
+      if (st && st->attempts_ == gen && !st->head_submitted_ && !st->up_) {
+        st->timer_.arm(st->route_->timeout);
+        st->connectUpstream();
+      }
+    });
+    return;
+  }
   // From now on the timer is the stream's idle timeout: a stream on which no byte moves
   // (a client that never opens its window, an upstream that stalls) is reset.
   timer_.arm(limits().idle_timeout);

@@ -64,6 +64,20 @@ void HttpSession::connectH2() {
 
 void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end) {
   Exchange& ex = *ex_;
+  if ((status == 502 || status == 503) && ex.request_done && ex.request_bytes == 0 &&
+      ex.attempts <= ex.route->retries && idempotent(ex.method_token)) {
+    // Another endpoint may answer a request without a body; the attempt starts from the
+    // loop, outside the upstream's callback.
+    bump(worker_.stats().upstream_rq_retry);
+    ex.h2->cancel();
+    worker_.loop().defer([p = std::shared_ptr<H2Upstream>(std::move(ex.h2))] {});
+    worker_.loop().defer([this, gen = ex.attempts] {
+      if (!done_ && ex_ && ex_->attempts == gen && !ex_->head_sent && !ex_->h2) {
+        connectH2();
+      }
+    });
+    return;
+  }
   clearDeadline(Deadline::kUpstream);
   ex.status = status;
   const bool client_11 = ex.version == http1::Version::kHttp11;

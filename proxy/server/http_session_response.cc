@@ -100,10 +100,10 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
     sendError(502, "the upstream switched protocols unasked");
     return;
   }
-  // Retry on another endpoint for 502/503 when the route allows and the request can be
-  // replayed: the response is dropped with its connection.
+  // Retry on another endpoint for 502/503 when the route allows, the method is idempotent
+  // and the request can be replayed: the response is dropped with its connection.
   if ((status == 502 || status == 503) && ex.replayable && ex.attempts <= ex.route->retries &&
-      !ex.upgrade) {
+      !ex.upgrade && idempotent(ex.method_token)) {
     ex.status = status;
     worker_.loop().defer([this, gen = ex.attempts] {
       if (ex_ && ex_->attempts == gen && !ex_->head_sent && ex_->replayable && ex_->up) {

@@ -472,6 +472,43 @@ TEST_F(ProxyHttp2Test, RetriesAStreamTheUpstreamRefusedForAnHttp1Client) {
   EXPECT_EQ(metric("upstream_rq_retry"), 1u);
 }
 
+std::string withRetries(std::string config, int retries) {
+  const std::string route = R"("cluster": "h2")";
+  config.replace(config.find(route), route.size(),
+                 route + R"(, "retries": )" + std::to_string(retries));
+  return config;
+}
+
+// A 502/503 is retried for clients of either HTTP version, as the route's `retries` says;
+// with no retries left, it reaches the client.
+TEST_F(ProxyHttp2Test, RetriesA503ForAnHttp2Client) {
+  const uint16_t be = h2Backend({"--fail-first", "1"});
+  ASSERT_NE(be, 0);
+  startProxy(withRetries(h2ClusterConfig(be), 1));
+  const json j = probe({"get", "--path", "/h2"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
+TEST_F(ProxyHttp2Test, RetriesA503ForAnHttp1ClientOfAnHttp2Cluster) {
+  const uint16_t be = h2Backend({"--fail-first", "1"});
+  ASSERT_NE(be, 0);
+  startProxy(withRetries(h2ClusterConfig(be), 1));
+  auto h1 = ns_->run({"curl", "-sS", "-w", " %{http_code}", url("/h1")});
+  ASSERT_TRUE(h1) << h1.error().message;
+  EXPECT_EQ(*h1, "h2-backend 200");
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
+TEST_F(ProxyHttp2Test, PassesA503OnWhenNoRetryIsLeft) {
+  const uint16_t be = h2Backend({"--fail-first", "2"});
+  ASSERT_NE(be, 0);
+  startProxy(withRetries(h2ClusterConfig(be), 1));
+  const json j = probe({"get", "--path", "/h2"});
+  EXPECT_EQ(j["status"], 503) << "two attempts, two 503s: " << j.dump();
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
 TEST_F(ProxyHttp2Test, ResetsTheUpstreamStreamOfAnUploadTheClientAbandons) {
   const std::string log = dir_->path() + "/h2backend.log";
   const uint16_t be = h2Backend({"--early-response", "--log", log});

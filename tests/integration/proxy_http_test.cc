@@ -712,6 +712,30 @@ TEST_F(ProxyHttpTest, RetriesOnAnotherEndpointWhenOneRefuses) {
   EXPECT_GE(metric("upstream_cx_connect_fail"), 1u);
 }
 
+// A 502/503 is retried on another endpoint for idempotent methods only (docs/CONFIG.md):
+// a POST the server may have acted on is answered with the 503.
+TEST_F(ProxyHttpTest, RetriesA503ForIdempotentMethodsOnly) {
+  auto& busy = backend(RecordingServer::respond(
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy"));
+  startProxy(httpConfig(endpoint(busy.port()) + ", " + endpoint(nginx_->port()),
+                        R"(, "retries": 1)"));
+  for (int i = 0; i < 6; i++) {
+    auto r = curl({"-w", " %{http_code}", url("/echo")});
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, "GET /echo\n 200") << "a GET that met the 503 was retried";
+  }
+  const uint64_t get_retries = metric("upstream_rq_retry");
+  EXPECT_GE(get_retries, 1u) << "round robin sent some GETs to the busy endpoint first";
+  int unavailable = 0;
+  for (int i = 0; i < 6; i++) {
+    auto r = curl({"-w", " %{http_code}", "-d", "x=1", url("/echo")});
+    ASSERT_TRUE(r) << r.error().message;
+    unavailable += r->ends_with(" 503");
+  }
+  EXPECT_GE(unavailable, 1) << "round robin sent some POSTs to the busy endpoint";
+  EXPECT_EQ(metric("upstream_rq_retry"), get_retries) << "no POST was retried";
+}
+
 TEST_F(ProxyHttpTest, ConsistentHashPinsEachUserToOneEndpoint) {
   auto& a = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"));
   auto& b = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB"));

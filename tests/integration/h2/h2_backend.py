@@ -37,6 +37,7 @@ class Backend:
         self.args = args
         self.lock = threading.Lock()
         self.refused = 0
+        self.failed = 0
         self.connections = 0
         self.log_file = open(args.log, "a", buffering=1) if args.log else None
 
@@ -51,6 +52,13 @@ class Backend:
                 self.refused += 1
                 return True
             return False
+
+    def status(self):
+        with self.lock:
+            if self.failed < self.args.fail_first:
+                self.failed += 1
+                return 503
+            return 200
 
     def serve(self, sock):
         with self.lock:
@@ -113,7 +121,7 @@ class Backend:
             sock.close()
 
     def answer(self, conn, sid, body):
-        conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body))),
+        conn.send_headers(sid, [(":status", str(self.status())), ("content-length", str(len(body))),
                                 ("x-served-by", self.args.name)])
         conn.send_data(sid, body)
         conn.send_headers(sid, [("x-backend", self.args.name)], end_stream=True)
@@ -125,6 +133,7 @@ def main():
     p.add_argument("--name", default="h2-backend")
     p.add_argument("--refuse-first", type=int, default=0)
     p.add_argument("--early-response", action="store_true")
+    p.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N requests")
     p.add_argument("--goaway-after", type=int, default=0)
     p.add_argument("--log")
     args = p.parse_args()
