@@ -249,8 +249,8 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
 }
 
 void Http2Session::Stream::onUpstreamHeaders(uint16_t status, HeaderList headers, bool end) {
-  if ((status == 502 || status == 503) && body_forwarded_ == 0 &&
-      attempts_ <= route_->retries && idempotent(req_.method)) {
+  if ((status == 502 || status == 503) && body_forwarded_ == 0 && attempts_ <= route_->retries &&
+      idempotent(req_.method)) {
     // As for HTTP/1.1 clients: nothing reached the client, so another endpoint may answer.
     // The upstream is dropped now and the next attempt starts from the loop, outside the
     // upstream's callback.

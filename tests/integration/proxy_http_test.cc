@@ -717,8 +717,8 @@ TEST_F(ProxyHttpTest, RetriesOnAnotherEndpointWhenOneRefuses) {
 TEST_F(ProxyHttpTest, RetriesA503ForIdempotentMethodsOnly) {
   auto& busy = backend(RecordingServer::respond(
       "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy"));
-  startProxy(httpConfig(endpoint(busy.port()) + ", " + endpoint(nginx_->port()),
-                        R"(, "retries": 1)"));
+  startProxy(
+      httpConfig(endpoint(busy.port()) + ", " + endpoint(nginx_->port()), R"(, "retries": 1)"));
   for (int i = 0; i < 6; i++) {
     auto r = curl({"-w", " %{http_code}", url("/echo")});
     ASSERT_TRUE(r) << r.error().message;
