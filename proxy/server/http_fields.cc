@@ -6,7 +6,6 @@
 
 namespace meshgate::proxy {
 
-using http1::grammar::caseless;
 using http1::grammar::iequals;
 
 bool hopByHop(std::string_view name) {
@@ -140,23 +139,10 @@ bool hasDotSegment(std::string_view target) {
 }
 
 HeaderList forwardableFields(HeaderList fields, bool lower_case) {
-  // The names a Connection field lists, copied: the fields move below.
-  std::vector<std::string> named;
-  for (const auto& [name, value] : fields) {
-    if (iequals(name, "connection")) {
-      http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
-        if (!t.empty() && !hopByHop(t)) {
-          named.emplace_back(t);
-        }
-        return true;
-      });
-    }
-  }
+  const std::vector<std::string> named = namedByConnection(fields);
   size_t kept = 0;
   for (auto& field : fields) {
-    if (hopByHop(field.first) || std::any_of(named.begin(), named.end(), [&](const std::string& t) {
-          return caseless(t, field.first);
-        })) {
+    if (!forwardable(field.first, named)) {
       continue;
     }
     if (lower_case) {

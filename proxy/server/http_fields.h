@@ -18,26 +18,39 @@ namespace meshgate::proxy {
 // (Content-Length is not: a response keeps it; a request's is restated from its framing.)
 bool hopByHop(std::string_view name);
 
-// Calls fn(name, value) for each field of `fields` (pairs of strings) that is neither
-// hop-by-hop nor named by a Connection field (hop-by-hop too).
-template <class Fields, class Fn>
-void forEachForwardable(const Fields& fields, Fn fn) {
-  std::vector<std::string_view> named;
+// The names that the Connection fields of `fields` (pairs of strings) list, other than
+// hop-by-hop ones, which are dropped anyway ("Connection: keep-alive" names nothing more).
+// Copies, so that the fields may move; usually empty, so no allocation.
+template <class Fields>
+std::vector<std::string> namedByConnection(const Fields& fields) {
+  std::vector<std::string> named;
   for (const auto& [name, value] : fields) {
     if (http1::grammar::iequals(name, "connection")) {
       http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
-        // "keep-alive", the usual token, names a field that is dropped anyway.
         if (!t.empty() && !hopByHop(t)) {
-          named.push_back(t);
+          named.emplace_back(t);
         }
         return true;
       });
     }
   }
+  return named;
+}
+
+// Whether a field called `name` is forwarded, given namedByConnection() of its list.
+inline bool forwardable(std::string_view name, const std::vector<std::string>& named) {
+  return !hopByHop(name) && std::none_of(named.begin(), named.end(), [&](const std::string& t) {
+    return http1::grammar::caseless(t, name);
+  });
+}
+
+// Calls fn(name, value) for each field of `fields` that is neither hop-by-hop nor named by
+// a Connection field (hop-by-hop too).
+template <class Fields, class Fn>
+void forEachForwardable(const Fields& fields, Fn fn) {
+  const std::vector<std::string> named = namedByConnection(fields);
   for (const auto& [name, value] : fields) {
-    if (!hopByHop(name) && std::none_of(named.begin(), named.end(), [&](std::string_view t) {
-          return http1::grammar::caseless(t, name);
-        })) {
+    if (forwardable(name, named)) {
       fn(name, value);
     }
   }
