@@ -39,7 +39,7 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++2b -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
 	-Iinclude -I. -I$(BUILD)/skel
-LDLIBS := -lbpf -lelf -lz -lcrypto -lnghttp2 -lpthread
+LDLIBS := -lbpf -lelf -lz -lcrypto -lnghttp2 -lre2 -lpthread
 # libFuzzer targets: clang with libFuzzer, ASan and UBSan (libclang-rt-19-dev).
 FUZZ_CXXFLAGS := -O1 -g -std=c++2b -fsanitize=fuzzer,address,undefined -Iinclude -I.
 
@@ -75,7 +75,7 @@ QUIC_SERVER_LDLIBS := -lngtcp2_crypto_gnutls -lngtcp2 -lnghttp3 -lgnutls
 # Debian 12 packages for build, tests, demo and benchmarks.
 DEB_PACKAGES := make g++ cmake clang-19 llvm-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
 	linux-libc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev liburing-dev \
-	libssl-dev libnghttp2-dev libjemalloc-dev nghttp2-client nghttp2-server python3-h2 python3-grpcio iproute2 ethtool iputils-ping procps curl python3 python3-scapy \
+	libssl-dev libnghttp2-dev libre2-dev libjemalloc-dev nghttp2-client nghttp2-server python3-h2 python3-grpcio iproute2 ethtool iputils-ping procps curl python3 python3-scapy \
 	libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client openssl \
 	libclang-rt-19-dev nginx-light haproxy wrk
 # Packages whose install starts a system service on port 80 and friends; tests and

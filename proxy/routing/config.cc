@@ -1,5 +1,7 @@
 #include "proxy/routing/config.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -14,6 +16,20 @@ constexpr uint64_t kMaxWorkers = 256;
 constexpr uint64_t kMaxWeight = 1000000;
 constexpr uint64_t kMaxTimeoutMs = 3600 * 1000;
 constexpr uint64_t kMaxRetries = 5;
+// A route regex compiles to at most this many RE2 instructions (a usual pattern is 10-100)
+// and its matcher caches at most kRegexMaxMem: tens of thousands of routes stay small.
+constexpr int kMaxRegexProgramSize = 1000;
+constexpr int64_t kRegexMaxMem = 1 << 20;
+
+// HTTP field values are octets: Latin-1 makes every byte one character, so `.` matches
+// obs-text as well, and a pattern's UTF-8 literals still match the same bytes.
+RE2::Options regexOptions() {
+  RE2::Options o;
+  o.set_encoding(RE2::Options::EncodingLatin1);
+  o.set_log_errors(false);
+  o.set_max_mem(kRegexMaxMem);
+  return o;
+}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -147,8 +163,8 @@ class ProxyConfigParser : public JsonReader {
         error(n.field("hash_on"), "required with \"lb_policy\": \"consistent_hash\"");
       }
       c.connect_timeout = ms(n, "connect_timeout_ms", c.connect_timeout);
-      c.max_idle_per_endpoint =
-          static_cast<uint32_t>(integer(n, "max_idle_per_endpoint", c.max_idle_per_endpoint, 0, 100000));
+      c.max_idle_per_endpoint = static_cast<uint32_t>(
+          integer(n, "max_idle_per_endpoint", c.max_idle_per_endpoint, 0, 100000));
       const Json* eps = array(n, "endpoints");
       if (!eps || eps->empty()) {
         error(n.field("endpoints"), "must list at least one endpoint");
@@ -204,10 +220,16 @@ class ProxyConfigParser : public JsonReader {
         m.kind = StringMatch::Kind::kPrefix;
       } else {
         m.kind = StringMatch::Kind::kRegex;
-        try {
-          m.regex = std::make_shared<const std::regex>(m.value, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-          error(n.field(k), "invalid regular expression " + jsonShown(m.value) + ": " + e.what());
+        auto re = std::make_shared<const RE2>(m.value, regexOptions());
+        if (!re->ok()) {
+          error(n.field(k),
+                "invalid regular expression " + jsonShown(m.value) + ": " + re->error());
+        } else if (re->ProgramSize() > kMaxRegexProgramSize) {
+          error(n.field(k), "regular expression " + jsonShown(m.value) +
+                                " is too large: " + std::to_string(re->ProgramSize()) +
+                                " instructions, at most " + std::to_string(kMaxRegexProgramSize));
+        } else {
+          m.regex = std::move(re);
         }
       }
     }
@@ -233,7 +255,8 @@ class ProxyConfigParser : public JsonReader {
       h.name = string(hn, "name", true).value_or("");
       if (lowercase) {
         if (!isToken(h.name)) {
-          error(hn.field("name"), "must be a header name (an HTTP token), got " + jsonShown(h.name));
+          error(hn.field("name"),
+                "must be a header name (an HTTP token), got " + jsonShown(h.name));
         }
         h.name = lower(h.name);
       }
@@ -264,7 +287,8 @@ class ProxyConfigParser : public JsonReader {
         }
         r.match.method = string(mn, "method", false).value_or("");
         if (!r.match.method.empty() && !isToken(r.match.method)) {
-          error(mn.field("method"), "must be an HTTP method token, got " + jsonShown(r.match.method));
+          error(mn.field("method"),
+                "must be an HTTP method token, got " + jsonShown(r.match.method));
         }
         r.match.headers = headerMatches(mn, "headers", true);
         r.match.query = headerMatches(mn, "query", false);
@@ -288,7 +312,8 @@ class ProxyConfigParser : public JsonReader {
     std::map<std::string, size_t> names, addrs;
     for (size_t i = 0; i < list->size(); i++) {
       const JsonNode n{(*list)[i], jsonIndexPath("listeners", i)};
-      if (!checkObject(n.obj, n.path, {"name", "address", "port", "protocol", "routes", "cluster"})) {
+      if (!checkObject(n.obj, n.path,
+                       {"name", "address", "port", "protocol", "routes", "cluster"})) {
         return;
       }
       Listener l;
@@ -346,7 +371,7 @@ bool StringMatch::matches(std::string_view s) const {
     case Kind::kPrefix:
       return s.starts_with(value);
     case Kind::kRegex:
-      return regex && std::regex_match(s.begin(), s.end(), *regex);
+      return regex && RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *regex);
     case Kind::kPresent:
       return true;
   }

@@ -8,11 +8,14 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "meshgate/result.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace meshgate::proxy {
 
@@ -44,7 +47,9 @@ struct Cluster {
 struct StringMatch {
   enum class Kind { kExact, kPrefix, kRegex, kPresent } kind = Kind::kExact;
   std::string value;
-  std::shared_ptr<const std::regex> regex;  // kRegex, compiled once
+  // kRegex: compiled once, RE2 syntax, matched against the whole value in one pass over
+  // its bytes (no backtracking, so no input can make a match slow or deep).
+  std::shared_ptr<const re2::RE2> regex;
 
   bool matches(std::string_view s) const;
 };
@@ -65,7 +70,7 @@ struct RouteMatch {
 struct Route {
   RouteMatch match;
   std::string cluster;
-  size_t cluster_index = 0;  // into ProxyConfig::clusters, resolved at parse time
+  size_t cluster_index = 0;                  // into ProxyConfig::clusters, resolved at parse time
   std::chrono::milliseconds timeout{15000};  // whole upstream response
   uint32_t retries = 0;                      // extra attempts on connect failure / 502 / 503
 };
@@ -85,9 +90,9 @@ struct Listener {
 struct Limits {
   size_t max_header_bytes = 64 * 1024;
   size_t max_headers = 100;
-  uint64_t max_body_bytes = 0;  // 0 = unlimited
-  size_t buffer_bytes = 64 * 1024;  // per direction per connection before backpressure
-                                    // (HTTP/2: per stream, the flow-control window)
+  uint64_t max_body_bytes = 0;            // 0 = unlimited
+  size_t buffer_bytes = 64 * 1024;        // per direction per connection before backpressure
+                                          // (HTTP/2: per stream, the flow-control window)
   uint32_t max_concurrent_streams = 100;  // HTTP/2 client connections
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};

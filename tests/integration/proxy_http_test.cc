@@ -612,6 +612,34 @@ TEST_F(ProxyHttpTest, RoutesAnAbsoluteFormTargetByItsAuthority) {
   EXPECT_EQ(got.find("www.test"), std::string::npos) << "the client's Host is replaced: " << got;
 }
 
+// A route's regex runs against whatever a client sends, up to the header limit (64 KiB):
+// matching must take time linear in the input and bounded stack. libstdc++'s std::regex,
+// used before, recursed per input byte and crashed the proxy on a 30 KB value.
+TEST_F(ProxyHttpTest, RegexRoutesSurviveValuesAsLongAsTheHeaderLimit) {
+  auto& bots = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbot"));
+  auto& rest =
+      backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nrest"));
+  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [
+                   {"match": {"headers": [{"name": "user-agent", "regex": ".*bot.*"}]}, "cluster": "bots"},
+                   {"match": {"path": {"regex": "/(a|aa)*b"}}, "cluster": "bots"},
+                   {"cluster": "rest"}]}],
+                 "clusters": [{"name": "bots", "endpoints": [)" +
+             endpoint(bots.port()) + R"(]},
+                              {"name": "rest", "endpoints": [)" +
+             endpoint(rest.port()) + "]}]}");
+  const std::string filler(60000, 'x');
+  EXPECT_TRUE(
+      raw("GET / HTTP/1.1\r\nHost: t\r\nUser-Agent: " + filler + "bot\r\nConnection: close\r\n\r\n")
+          .ends_with("\r\n\r\nbot"));
+  EXPECT_TRUE(
+      raw("GET / HTTP/1.1\r\nHost: t\r\nUser-Agent: " + filler + "\r\nConnection: close\r\n\r\n")
+          .ends_with("\r\n\r\nrest"));
+  // Exponential for a backtracking matcher; RE2 answers in one pass.
+  EXPECT_TRUE(
+      raw("GET /" + std::string(4000, 'a') + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+          .ends_with("\r\n\r\nrest"));
+}
+
 // A connection accepted before a reload keeps its snapshot; its requests still rotate over
 // the endpoints (review finding: they all went to the first one).
 TEST_F(ProxyHttpTest, AConnectionFromBeforeAReloadStillRotatesOverEndpoints) {

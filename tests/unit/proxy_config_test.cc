@@ -1,8 +1,8 @@
 // meshgate-proxy's config: a valid file becomes typed listeners, routes and clusters with
 // their defaults; every invalid one is rejected with the file and the field's path.
-#include "proxy/routing/config.h"
-
 #include <gtest/gtest.h>
+
+#include "proxy/routing/config.h"
 
 namespace meshgate::proxy {
 namespace {
@@ -79,38 +79,73 @@ INSTANTIATE_TEST_SUITE_P(
                 "listner: unknown field (expected one of: workers, listeners, clusters, limits, "
                 "access_log, admin)"},
         BadCase{"no_clusters", R"({"listeners": []})", "clusters: missing required field"},
-        BadCase{"unknown_cluster_ref",
-                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "nope"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
-                "listeners[0].routes[0].cluster: no cluster named \"nope\""},
-        BadCase{"bad_address",
-                R"({"listeners": [{"name": "l", "address": "localhost", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
-                "listeners[0].address: must be an IPv4 or IPv6 address, got \"localhost\""},
-        BadCase{"bad_port",
-                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 70000}]}]})",
-                "clusters[0].endpoints[0].port: must be an integer 1..65535, got 70000"},
-        BadCase{"no_endpoints",
-                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": []}]})",
-                "clusters[0].endpoints: must list at least one endpoint"},
-        BadCase{"hash_without_key",
-                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "lb_policy": "consistent_hash", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
-                "clusters[0].hash_on: required with \"lb_policy\": \"consistent_hash\""},
-        BadCase{"two_path_kinds",
-                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"match": {"path": {"exact": "/a", "prefix": "/b"}}, "cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
-                "listeners[0].routes[0].match.path: must set exactly one of \"exact\", \"prefix\", \"regex\""},
-        BadCase{"duplicate_listener_port",
-                R"({"listeners": [{"name": "a", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}, {"name": "b", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
-                "listeners[1].port: duplicate listener address 127.0.0.1 port 80 (also listeners[0])"},
-        BadCase{"tcp_with_routes",
-                R"({"listeners": [{"name": "a", "address": "127.0.0.1", "port": 80, "protocol": "tcp", "cluster": "c", "routes": []}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
-                "listeners[0].routes: only on an http listener"},
-        BadCase{"bad_cluster_protocol",
-                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "protocol": "h2", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
-                "clusters[0].protocol: must be \"http1\" or \"http2\", got \"h2\""},
-        BadCase{"zero_streams",
-                R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}], "limits": {"max_concurrent_streams": 0}})",
-                "limits.max_concurrent_streams: must be an integer 1..10000, got 0"},
+        BadCase{
+            "unknown_cluster_ref",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "nope"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[0].routes[0].cluster: no cluster named \"nope\""},
+        BadCase{
+            "bad_address",
+            R"({"listeners": [{"name": "l", "address": "localhost", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[0].address: must be an IPv4 or IPv6 address, got \"localhost\""},
+        BadCase{
+            "bad_port",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 70000}]}]})",
+            "clusters[0].endpoints[0].port: must be an integer 1..65535, got 70000"},
+        BadCase{
+            "no_endpoints",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": []}]})",
+            "clusters[0].endpoints: must list at least one endpoint"},
+        BadCase{
+            "hash_without_key",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "lb_policy": "consistent_hash", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "clusters[0].hash_on: required with \"lb_policy\": \"consistent_hash\""},
+        BadCase{
+            "two_path_kinds",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"match": {"path": {"exact": "/a", "prefix": "/b"}}, "cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[0].routes[0].match.path: must set exactly one of \"exact\", \"prefix\", "
+            "\"regex\""},
+        BadCase{
+            "duplicate_listener_port",
+            R"({"listeners": [{"name": "a", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}, {"name": "b", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[1].port: duplicate listener address 127.0.0.1 port 80 (also listeners[0])"},
+        BadCase{
+            "tcp_with_routes",
+            R"({"listeners": [{"name": "a", "address": "127.0.0.1", "port": 80, "protocol": "tcp", "cluster": "c", "routes": []}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[0].routes: only on an http listener"},
+        BadCase{
+            "bad_cluster_protocol",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "protocol": "h2", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "clusters[0].protocol: must be \"http1\" or \"http2\", got \"h2\""},
+        BadCase{
+            "zero_streams",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}], "limits": {"max_concurrent_streams": 0}})",
+            "limits.max_concurrent_streams: must be an integer 1..10000, got 0"},
         BadCase{"duplicate_key", R"({"workers": 1, "workers": 2})", "workers: duplicate key"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// RE2 syntax: no backreferences or lookaround (they need backtracking), and a compiled
+// program bounded in size, so that one route cannot make every match slow or big.
+TEST(ProxyConfig, RejectsRegexesRe2CannotRunInLinearTimeOrThatAreTooBig) {
+  const auto parse = [](const std::string& re) {
+    return parseProxyConfig(
+        R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"match": {"headers": [{"name": "x", "regex": ")" +
+            re +
+            R"("}]}, "cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+        "proxy.json");
+  };
+  auto backref = parse(R"((a)\\1)");
+  ASSERT_FALSE(backref);
+  EXPECT_TRUE(backref.error().message.starts_with(
+      "proxy.json: listeners[0].routes[0].match.headers[0].regex: invalid regular expression"))
+      << backref.error().message;
+  auto big = parse("[a-z]{1,1000}[0-9]{1,1000}");
+  ASSERT_FALSE(big);
+  EXPECT_NE(big.error().message.find("listeners[0].routes[0].match.headers[0].regex: "),
+            std::string::npos)
+      << big.error().message;
+  EXPECT_NE(big.error().message.find("too large"), std::string::npos) << big.error().message;
+  EXPECT_TRUE(parse("(?i)mozilla/[0-9.]+ .*")) << "a usual pattern is accepted";
+}
 
 TEST(ProxyConfig, RejectsAnInvalidRegexNamingThePath) {
   auto cfg = parseProxyConfig(

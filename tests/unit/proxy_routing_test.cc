@@ -58,6 +58,25 @@ TEST(ProxyRouting, FirstMatchingRouteWins) {
   EXPECT_EQ(routeOf(*cfg, "GET", "shop.test", "/"), "c");
 }
 
+// Route regexes see client input: a header value up to the header limit, a path up to the
+// request-line limit. Matching takes one pass and bounded stack whatever the input (RE2);
+// a backtracking matcher recursed per byte here and crashed on the 1 MiB value.
+TEST(ProxyRouting, RegexMatchingIsLinearInTheInput) {
+  auto cfg = config(R"([
+    {"match": {"headers": [{"name": "user-agent", "regex": ".*bot.*"}]}, "cluster": "a"},
+    {"match": {"path": {"regex": "/(a|aa)*b"}}, "cluster": "b"}])",
+                    kClusters);
+  ASSERT_TRUE(cfg);
+  const std::string filler(1 << 20, 'x');
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/", {{"user-agent", filler + "bot" + filler}}), "a");
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/", {{"user-agent", filler}}), "404");
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/", {{"user-agent", "\xff\x80 bot \xc3"}}), "a")
+      << "values are octets: `.` matches obs-text that is not UTF-8";
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/" + std::string(100, 'a') + "b"), "b");
+  EXPECT_EQ(routeOf(*cfg, "GET", "x", "/" + std::string(100000, 'a')), "404")
+      << "exponential for a backtracking matcher";
+}
+
 TEST(ProxyRouting, QueryAndCookieHelpers) {
   EXPECT_EQ(splitTarget("/a/b?x=1&y").first, "/a/b");
   EXPECT_EQ(splitTarget("/a/b?x=1&y").second, "x=1&y");
