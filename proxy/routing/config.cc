@@ -43,6 +43,21 @@ bool isToken(std::string_view s) {
   });
 }
 
+HostIndex indexHosts(const std::vector<Route>& routes) {
+  HostIndex index;
+  for (uint32_t i = 0; i < routes.size(); i++) {
+    const std::string& host = routes[i].match.host;  // lower case
+    if (host.empty()) {
+      index.any.push_back(i);
+    } else if (host.starts_with("*.")) {
+      index.wildcard[host.substr(1)].push_back(i);
+    } else {
+      index.exact[host].push_back(i);
+    }
+  }
+  return index;
+}
+
 class ProxyConfigParser : public JsonReader {
  public:
   using JsonReader::JsonReader;
@@ -343,6 +358,7 @@ class ProxyConfigParser : public JsonReader {
         for (size_t j = 0; routes && j < routes->size(); j++) {
           l.routes.push_back(parseRoute({(*routes)[j], jsonIndexPath(n.field("routes"), j)}));
         }
+        l.hosts = indexHosts(l.routes);
       } else if (proto == "tcp") {
         l.protocol = ListenerProtocol::kTcp;
         if (n.find("routes")) {

@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "meshgate/result.h"
@@ -77,12 +79,28 @@ struct Route {
 
 enum class ListenerProtocol { kHttp, kTcp };
 
+// A listener's routes by host (built with the snapshot), so that a request is checked
+// only against the routes its host can match, in their order, and not against all of them:
+// an edge listener may carry tens of thousands of virtual hosts.
+struct HostIndex {
+  using Routes = std::vector<uint32_t>;  // indices into Listener::routes, ascending
+  struct Hash {
+    using is_transparent = void;  // lookups by string_view
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Map = std::unordered_map<std::string, Routes, Hash, std::equal_to<>>;
+  Map exact;     // "a.example.com"
+  Map wildcard;  // ".example.com", of "*.example.com"
+  Routes any;    // routes without a host
+};
+
 struct Listener {
   std::string name;
   std::string address;
   uint16_t port = 0;
   ListenerProtocol protocol = ListenerProtocol::kHttp;
   std::vector<Route> routes;  // kHttp, first match wins
+  HostIndex hosts;            // of `routes`
   std::string cluster;        // kTcp
   size_t cluster_index = 0;
 };

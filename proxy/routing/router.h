@@ -19,6 +19,11 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 const Route* matchRoute(const Listener& listener, const http1::MessageHead& head,
                         std::string_view target, const HeaderList& headers);
 
+// Whether `route` alone accepts the request (host included): the first route of a listener
+// for which this holds is the one matchRoute() returns.
+bool routeMatches(const Route& route, const http1::MessageHead& head, std::string_view target,
+                  const HeaderList& headers);
+
 // The consistent-hash key of a request for `cluster` (its header, or its cookie), if
 // present.
 std::optional<std::string_view> hashKeyOf(const Cluster& cluster, const HeaderList& headers);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 
 #include "proxy/routing/config.h"
 #include "proxy/routing/load_balancer.h"
@@ -56,6 +57,7 @@ TEST(ProxyRouting, FirstMatchingRouteWins) {
   EXPECT_EQ(routeOf(*cfg, "GET", "x", "/items/42?v=3"), "404");
   EXPECT_EQ(routeOf(*cfg, "GET", "x", "/items/4x?v=2"), "404") << "regex matches the whole path";
   EXPECT_EQ(routeOf(*cfg, "GET", "shop.test", "/"), "c");
+  EXPECT_EQ(routeOf(*cfg, "GET", "Shop.TEST:443", "/"), "c") << "exact host, any case";
 }
 
 // Route regexes see client input: a header value up to the header limit, a path up to the
@@ -75,6 +77,116 @@ TEST(ProxyRouting, RegexMatchingIsLinearInTheInput) {
   EXPECT_EQ(routeOf(*cfg, "GET", "x", "/" + std::string(100, 'a') + "b"), "b");
   EXPECT_EQ(routeOf(*cfg, "GET", "x", "/" + std::string(100000, 'a')), "404")
       << "exponential for a backtracking matcher";
+}
+
+// matchRoute() looks a host up in the listener's HostIndex instead of scanning every route;
+// it must still return exactly the first route that routeMatches() accepts. Random
+// listeners of exact hosts, nested wildcards, any-host routes and methods, against hosts
+// in mixed case, with ports, IPv6 literals, trailing dots, nine-level nesting (more
+// wildcard lists than the merge holds) and names longer than DNS allows.
+TEST(ProxyRouting, TheHostIndexPicksTheSameRouteAsAScanOfEveryRoute) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> labels = {"a", "b", "shop", "api", "x-1"};
+  auto name = [&](int depth) {
+    std::string h;
+    for (int i = 0; i < depth; i++) {
+      h += (i ? "." : "") + labels[rng() % labels.size()];
+    }
+    return h;
+  };
+  auto upcase = [&](std::string s) {
+    for (char& c : s) {
+      if (rng() % 2) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+    }
+    return s;
+  };
+  size_t matched = 0, checked = 0;
+  for (int round = 0; round < 200; round++) {
+    std::string routes = "[";
+    const int count = 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < count; i++) {
+      std::string host;
+      switch (rng() % 4) {
+        case 0:
+          host = "";
+          break;
+        case 1:
+          host = "*." + name(1 + static_cast<int>(rng() % 3));
+          break;
+        default:
+          host = upcase(name(1 + static_cast<int>(rng() % 4)));
+          break;
+      }
+      const char* cluster = i % 3 == 0 ? "a" : i % 3 == 1 ? "b" : "c";
+      routes += std::string(i ? "," : "") + R"({"match": {"host": ")" + host + "\"" +
+                (rng() % 3 == 0 ? R"(, "method": "POST")" : "") + R"(}, "cluster": ")" + cluster +
+                "\"}";
+    }
+    routes += "]";
+    auto cfg = config(routes, kClusters);
+    ASSERT_TRUE(cfg);
+    const Listener& l = cfg->listeners[0];
+    for (int q = 0; q < 50; q++) {
+      std::string host = upcase(name(1 + static_cast<int>(rng() % 9)));
+      switch (rng() % 6) {
+        case 0:
+          host += ":8080";
+          break;
+        case 1:
+          host += ".";
+          break;
+        case 2:
+          host = "[::1]:80";
+          break;
+        case 3:
+          host = std::string(300, 'a') + ".shop";
+          break;
+        default:
+          break;
+      }
+      http1::MessageHead head;
+      head.method_token = rng() % 2 ? "GET" : "POST";
+      head.host = host;
+      const Route* want = nullptr;
+      for (const Route& r : l.routes) {
+        if (routeMatches(r, head, "/", {})) {
+          want = &r;
+          break;
+        }
+      }
+      const Route* got = matchRoute(l, head, "/", {});
+      EXPECT_EQ(got, want) << "host " << host << " " << head.method_token << ": got route "
+                           << (got ? got - l.routes.data() : -1) << ", want "
+                           << (want ? want - l.routes.data() : -1) << "; routes " << routes;
+      matched += want != nullptr;
+      checked++;
+    }
+  }
+  EXPECT_GT(matched, checked / 4) << "the random hosts must hit routes often";
+  EXPECT_LT(matched, checked) << "and miss sometimes";
+}
+
+// A host under more wildcards than the merge holds lists for is still routed in order.
+TEST(ProxyRouting, AHostUnderNineNestedWildcardsGetsTheFirstMatchingOne) {
+  std::string routes = "[", host = "a";
+  for (int depth = 9; depth >= 1; depth--) {
+    std::string suffix;
+    for (int i = 0; i < depth; i++) {
+      suffix += ".a";
+    }
+    const bool post = depth > 4;  // *.a x 9..5 take POST only, *.a x 4 is the first for a GET
+    routes += std::string(depth < 9 ? "," : "") + R"({"match": {"host": "*)" + suffix + "\"" +
+              (post ? R"(, "method": "POST")" : "") + R"(}, "cluster": ")" +
+              (depth == 4 ? "b" : "a") + "\"}";
+    host += ".a";
+  }
+  auto cfg = config(routes + R"(, {"cluster": "c"}])", kClusters);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(routeOf(*cfg, "GET", host, "/"), "b");
+  EXPECT_EQ(routeOf(*cfg, "POST", host, "/"), "a");
+  EXPECT_EQ(routeOf(*cfg, "GET", "a.b", "/"), "c");
 }
 
 TEST(ProxyRouting, QueryAndCookieHelpers) {
