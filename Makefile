@@ -176,11 +176,18 @@ $(BUILD)/asan/bin/meshgate-proxy: $(patsubst %.cc,$(BUILD)/asan/obj/%.o,$(ASAN_P
 	@mkdir -p $(@D)
 	$(Q)$(CXX) $(CXXFLAGS) $(ASAN_FLAGS) $^ -o $@ $(LDLIBS)
 
-# Fuzz targets build with clang straight from the sources they fuzz (sanitizers throughout).
+# Fuzz targets build with clang straight from the sources they fuzz (sanitizers throughout):
+# FUZZ_LIB_SRCS (the HTTP/1.1 parser) unless the target names its own.
+$(BUILD)/tests/fuzz/config_fuzz: FUZZ_LIB_SRCS := agent/config.cc agent/net_addr.cc \
+	agent/quic_lb.cc common/json_reader.cc proxy/routing/config.cc proxy/net/socket.cc
+$(BUILD)/tests/fuzz/config_fuzz: FUZZ_LDLIBS := -lcrypto -lre2
+$(BUILD)/tests/fuzz/config_fuzz: agent/config.cc agent/net_addr.cc agent/quic_lb.cc \
+	common/json_reader.cc proxy/routing/config.cc proxy/net/socket.cc \
+	$(wildcard agent/*.h common/*.h proxy/routing/*.h include/meshgate/*.h)
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(FUZZ_LIB_SRCS) $(wildcard proxy/http1/*.h tests/fuzz/*.h)
 	$(call msg,FUZZ,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CLANG_FUZZ) $(FUZZ_CXXFLAGS) $< $(FUZZ_LIB_SRCS) -o $@
+	$(Q)$(CLANG_FUZZ) $(FUZZ_CXXFLAGS) $< $(FUZZ_LIB_SRCS) -o $@ $(FUZZ_LDLIBS)
 
 $(BUILD)/bpf $(BUILD)/skel:
 	@mkdir -p $@
