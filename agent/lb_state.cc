@@ -167,7 +167,7 @@ std::optional<uint32_t> LbState::vipId(const VipConfig& vip) const {
   return it == vip_ids_.end() ? std::nullopt : std::optional(it->second);
 }
 
-Result<void> LbState::writeGlobals(const AgentConfig& cfg) {
+mg_lb_globals globalsOf(const AgentConfig& cfg) {
   mg_lb_globals g{};
   g.encap_src4 = cfg.encap_source_v4.addr.words[0];
   g.encap_src4_mask = cfg.encap_source_v4.hostMask().words[0];
@@ -177,6 +177,11 @@ Result<void> LbState::writeGlobals(const AgentConfig& cfg) {
   g.udp_idle_ns = static_cast<uint64_t>(cfg.udp_idle_seconds) * 1000000000ull;
   g.max_conn_rate = cfg.max_conn_rate;
   g.outer_ttl = cfg.encap_ttl;
+  return g;
+}
+
+Result<void> LbState::writeGlobals(const AgentConfig& cfg) {
+  const mg_lb_globals g = globalsOf(cfg);
   const uint32_t zero = 0;
   return mapUpdate(maps_.globals.get(), &zero, &g, MG_MAP_GLOBALS);
 }
@@ -184,8 +189,8 @@ Result<void> LbState::writeGlobals(const AgentConfig& cfg) {
 Result<void> LbState::writeVipFilter(const std::vector<const VipConfig*>& vips) {
   std::vector<uint64_t> want(MG_VIP_FILTER_WORDS, 0);
   for (const VipConfig* v : vips) {
-    const uint32_t bit = mg_addr_hash(v->address.words.data(), v->address.family) %
-                         MG_VIP_FILTER_BITS;
+    const uint32_t bit =
+        mg_addr_hash(v->address.words.data(), v->address.family) % MG_VIP_FILTER_BITS;
     want[bit / 64] |= 1ull << (bit % 64);
   }
   for (uint32_t w = 0; w < MG_VIP_FILTER_WORDS; w++) {
@@ -199,8 +204,7 @@ Result<void> LbState::writeVipFilter(const std::vector<const VipConfig*>& vips) 
   return {};
 }
 
-Result<uint32_t> LbState::ensureBackend(uint32_t vip_id, const IpAddr& addr,
-                                       ApplyStats& stats) {
+Result<uint32_t> LbState::ensureBackend(uint32_t vip_id, const IpAddr& addr, ApplyStats& stats) {
   if (auto id = backendId(vip_id, addr)) {
     return *id;
   }
@@ -291,8 +295,8 @@ Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>
 
   if (!pair.fd[target].valid() || pair.shadow[target].size() != want.size()) {
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
-    const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "mg_ring", sizeof(uint32_t),
-                                  sizeof(uint32_t), want.size(), &opts);
+    const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "mg_ring", sizeof(uint32_t), sizeof(uint32_t),
+                                  want.size(), &opts);
     if (fd < 0) {
       return failErrno("ring of vip " + std::to_string(vip_id) + ": create table of " +
                            std::to_string(table.size()) + " slots",
@@ -345,8 +349,8 @@ Result<void> LbState::setQuicKey(uint32_t vip_id, uint8_t config_rotation,
     return {};  // a new context would only make every cached CID miss once
   }
   // Never name the key itself: errors and logs carry the codepoint only.
-  const std::string what = "quic-lb key of vip " + std::to_string(vip_id) +
-                           " config_rotation " + std::to_string(config_rotation);
+  const std::string what = "quic-lb key of vip " + std::to_string(vip_id) + " config_rotation " +
+                           std::to_string(config_rotation);
   if (quic_key_prog_fd_ < 0) {
     if (key && !warned_no_key_prog_) {
       logWarn(what + ": no mg_quic_set_key program: encrypted CIDs fall back to the 4-tuple");
@@ -369,8 +373,7 @@ Result<void> LbState::setQuicKey(uint32_t vip_id, uint8_t config_rotation,
   const int err = rc != 0 ? errno : -args.err;
   explicit_bzero(args.key, sizeof(args.key));
   if (rc != 0 || args.err != 0) {
-    return failErrno(what + (key ? ": install" : ": clear") + " (program mg_quic_set_key)",
-                     err);
+    return failErrno(what + (key ? ": install" : ": clear") + " (program mg_quic_set_key)", err);
   }
   if (key) {
     quic_keys_[kb] = *key;
@@ -392,9 +395,9 @@ Result<void> LbState::writeQuic(uint32_t vip_id, const VipConfig& vip,
     cv.server_id_len = c.server_id_len;
     cv.nonce_len = c.nonce_len;
     cv.flags = c.self_encoded_length ? MG_QUIC_CFG_F_SELF_ENCODED_LEN : 0;
-    cv.algorithm = !c.key                                  ? MG_QUIC_ALG_PLAINTEXT
+    cv.algorithm = !c.key                                ? MG_QUIC_ALG_PLAINTEXT
                    : c.server_id_len + c.nonce_len == 16 ? MG_QUIC_ALG_SINGLE_PASS
-                                                           : MG_QUIC_ALG_FOUR_PASS;
+                                                         : MG_QUIC_ALG_FOUR_PASS;
     // The key is in place before the config that needs it; a config that lost its key
     // (now plaintext) has the old one cleared.
     if (auto r = setQuicKey(vip_id, c.config_rotation, c.key); !r) {
@@ -429,8 +432,8 @@ Result<void> LbState::writeQuic(uint32_t vip_id, const VipConfig& vip,
   for (const auto& k : quic_configs_[vip_id]) {
     if (!configs.contains(k)) {
       bpf_map_delete_elem(maps_.quic_configs.get(), k.data());
-      if (auto r = setQuicKey(vip_id, k[offsetof(mg_quic_config_key, config_rotation)],
-                              std::nullopt);
+      if (auto r =
+              setQuicKey(vip_id, k[offsetof(mg_quic_config_key, config_rotation)], std::nullopt);
           !r) {
         return r;
       }
@@ -466,8 +469,7 @@ Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
   }
   for (const auto& k : quic_configs_[vip_id]) {
     bpf_map_delete_elem(maps_.quic_configs.get(), k.data());
-    if (auto r = setQuicKey(vip_id, k[offsetof(mg_quic_config_key, config_rotation)],
-                            std::nullopt);
+    if (auto r = setQuicKey(vip_id, k[offsetof(mg_quic_config_key, config_rotation)], std::nullopt);
         !r) {
       return r;
     }

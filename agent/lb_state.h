@@ -1,9 +1,9 @@
 // Turns an AgentConfig into xdp_lb map entries and keeps them in sync, writing only what
 // changed. It owns the id spaces (VIP ids index mg_rings and mg_vip_stats; backend ids
-// index mg_backends and mg_backend_stats, one per VIP and address) and the double-buffered Maglev tables:
-// every VIP has two inner tables pinned at <pin_root>/rings/vip<id>_<0|1>; an update
-// writes the changed slots into the spare one (batched), then swaps the mg_rings entry,
-// so a packet never sees half of an old table and half of a new one.
+// index mg_backends and mg_backend_stats, one per VIP and address) and the double-buffered Maglev
+// tables: every VIP has two inner tables pinned at <pin_root>/rings/vip<id>_<0|1>; an update writes
+// the changed slots into the spare one (batched), then swaps the mg_rings entry, so a packet never
+// sees half of an old table and half of a new one.
 #pragma once
 
 #include <array>
@@ -81,7 +81,7 @@ class LbState {
   std::string pin_root_;
   LbMaps maps_;
   std::map<VipKeyBytes, uint32_t> vip_ids_;
-  std::map<VipKeyBytes, VipConfig> applied_;  // last VIP config written per key
+  std::map<VipKeyBytes, VipConfig> applied_;                     // last VIP config written per key
   std::map<std::pair<uint32_t, IpAddr>, uint32_t> backend_ids_;  // (vip id, address)
   std::set<uint32_t> used_backend_ids_;
   uint32_t next_backend_id_ = 1;  // id 0 is never used: an unset slot must not route
@@ -100,5 +100,9 @@ class LbState {
 
 // The ABI key of a configured VIP.
 mg_vip_key vipKeyOf(const VipConfig& vip);
+
+// mg_globals as `cfg` sets it: encapsulation sources and TTL (which xdp_decap also reads
+// to know a balancer's packets), hash seed, UDP idle time, flood guard.
+mg_lb_globals globalsOf(const AgentConfig& cfg);
 
 }  // namespace meshgate::agent

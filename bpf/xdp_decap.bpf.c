@@ -3,7 +3,10 @@
  * xdp_decap: runs on backends. Removes the outer IPv4 or IPv6 header that xdp_lb added
  * (IPv4-in-IPv4, IPv4-in-IPv6, IPv6-in-IPv6), applies RFC 6040 ECN decapsulation, and
  * passes the client's original packet to the stack, which answers the client directly
- * from the VIP (bound on the backend's loopback). Everything else passes untouched.
+ * from the VIP (bound on the backend's loopback). Only packets whose outer source is a
+ * balancer's (inside encap.source_v4/v6, the prefixes xdp_lb draws outer sources from)
+ * are decapsulated: anyone else's IPIP would deliver a spoofed client packet past every
+ * filter in front of the balancers. Everything else passes untouched.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -15,6 +18,7 @@
 #include <meshgate/abi/decap.h>
 
 #include "lib/csum.h"
+#include "lib/globals.h"
 
 #define MG_ECN_MASK 0x3
 #define MG_ECN_ECT0 0x2
@@ -35,6 +39,29 @@ static __always_inline void count(__u32 counter)
 
 	if (v)
 		*v += 1;
+}
+
+/*
+ * Whether an outer source is one xdp_lb uses: the encap prefix, host bits free. Until the
+ * agent has written mg_globals (outer_ttl is 1..255 once it has) nothing is.
+ */
+static __always_inline int from_balancer4(__be32 saddr)
+{
+	__u32 zero = 0;
+	struct mg_lb_globals *g = bpf_map_lookup_elem(&mg_globals, &zero);
+
+	return g && g->outer_ttl && (saddr & ~g->encap_src4_mask) == g->encap_src4;
+}
+
+static __always_inline int from_balancer6(const __be32 *saddr)
+{
+	__u32 zero = 0;
+	struct mg_lb_globals *g = bpf_map_lookup_elem(&mg_globals, &zero);
+
+	/* The prefix is at least /96: the first three words are all prefix. */
+	return g && g->outer_ttl && saddr[0] == g->encap_src6[0] && saddr[1] == g->encap_src6[1] &&
+	       saddr[2] == g->encap_src6[2] &&
+	       (saddr[3] & ~g->encap_src6_mask) == g->encap_src6[3];
 }
 
 /*
@@ -102,6 +129,8 @@ int xdp_decap(struct xdp_md *ctx)
 		if ((void *)(oh + 1) > data_end || oh->protocol != IPPROTO_IPIP ||
 		    oh->version != 4 || oh->ihl < 5)
 			goto pass;
+		if (!from_balancer4(oh->saddr))
+			goto foreign;
 		outer_len = oh->ihl * 4;
 		if ((void *)(eth + 1) + bpf_ntohs(oh->tot_len) > data_end ||
 		    bpf_ntohs(oh->tot_len) < outer_len) {
@@ -130,6 +159,8 @@ int xdp_decap(struct xdp_md *ctx)
 		} else {
 			goto pass;
 		}
+		if (!from_balancer6(oh->saddr.in6_u.u6_addr32))
+			goto foreign;
 		if ((void *)(oh + 1) + bpf_ntohs(oh->payload_len) > data_end) {
 			count(MG_DECAP_DROP_TRUNC);
 			return XDP_DROP;
@@ -170,6 +201,10 @@ int xdp_decap(struct xdp_md *ctx)
 
 pass:
 	count(MG_DECAP_PASS_NOT_IPIP);
+	return XDP_PASS;
+foreign:
+	/* Not ours to open; the stack drops it unless a tunnel of its own accepts it. */
+	count(MG_DECAP_PASS_FOREIGN_SOURCE);
 	return XDP_PASS;
 }
 

@@ -12,6 +12,7 @@
 #include <meshgate/abi/quic.h>
 
 #include "lib/crypto.h"
+#include "lib/globals.h" /* mg_globals: runtime settings (key 0), written by the agent */
 
 /* VIP (address, port, protocol) -> vip id; port 0 = port-less VIP. */
 struct {
@@ -80,13 +81,6 @@ struct {
 	__type(value, struct mg_frag_state);
 } mg_frags SEC(".maps");
 
-/* Runtime settings (key 0), written by the agent. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct mg_lb_globals);
-} mg_globals SEC(".maps");
 
 /* Per-CPU window of the conntrack insert guard (key 0). */
 struct {

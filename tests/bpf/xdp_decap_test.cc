@@ -1,6 +1,7 @@
 // Proves xdp_decap's verdicts, byte-exact output and counters through BPF_PROG_TEST_RUN:
-// every IPIP family pair is stripped to the client's packet, everything else passes
-// untouched, truncated IPIP drops, and RFC 6040 ECN decapsulation is applied.
+// every IPIP family pair from a balancer's source is stripped to the client's packet, IPIP
+// from any other source and everything else passes untouched, truncated IPIP drops, and
+// RFC 6040 ECN decapsulation is applied.
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <unistd.h>
@@ -14,7 +15,9 @@
 #include <vector>
 
 #include "agent/bpf_util.h"
+#include "agent/config.h"
 #include "agent/datapath.h"
+#include "agent/lb_state.h"
 #include "meshgate/abi/decap.h"
 #include "tests/lib/bpf_run.h"
 #include "tests/lib/netns.h"
@@ -125,6 +128,21 @@ class XdpDecapTest : public ::testing::Test {
     auto stats = agent::openPinned(pins_->pinPath(MG_MAP_DECAP_STATS));
     ASSERT_TRUE(stats) << stats.error().message;
     stats_ = std::move(*stats);
+    // What the agent writes on a backend host: its encap prefixes, as on the balancers.
+    auto cfg = agent::parseConfig(
+        R"({"decap_interfaces": [{"name": "eth0"}],
+            "encap": {"source_v4": "198.18.255.0/24", "source_v6": "fd00:ffff::/96"}})",
+        "backend.json");
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    writeGlobals(agent::globalsOf(**cfg));
+  }
+
+  void writeGlobals(const mg_lb_globals& g) {
+    auto fd = agent::openPinned(pins_->pinPath(MG_MAP_GLOBALS));
+    ASSERT_TRUE(fd) << fd.error().message;
+    const uint32_t zero = 0;
+    auto w = agent::mapUpdate(fd->get(), &zero, &g, MG_MAP_GLOBALS);
+    ASSERT_TRUE(w) << w.error().message;
   }
 
   XdpRunResult run(const std::vector<uint8_t>& pkt) {
@@ -193,10 +211,28 @@ TEST_F(XdpDecapTest, EachPacketGetsItsVerdictOutputAndCounter) {
       {"outer CE, inner CE: stays CE", clientTcp4(outer4(kCe), kDscpEf | kCe).build(), XDP_PASS,
        clientTcp4(toBackend(), kDscpEf | kCe).build(), MG_DECAP_DECAP_4IN4},
       // A fragment of an IPIP packet carries part of the inner packet: not decapsulated.
-      {"outer ipv4 first fragment", clientTcp4(outer4Frag(true, 0)).build(), XDP_PASS,
-       std::nullopt, MG_DECAP_PASS_OUTER_FRAGMENT},
+      {"outer ipv4 first fragment", clientTcp4(outer4Frag(true, 0)).build(), XDP_PASS, std::nullopt,
+       MG_DECAP_PASS_OUTER_FRAGMENT},
       {"outer ipv4 later fragment", clientTcp4(outer4Frag(false, 24)).build(), XDP_PASS,
        std::nullopt, MG_DECAP_PASS_OUTER_FRAGMENT},
+      // IPIP from outside encap.source_v4/v6 is not a balancer's: never opened.
+      {"ipv4-in-ipv4 from outside the /24",
+       clientTcp4(toBackend().ipv4("198.18.254.7", kBackend4)).build(), XDP_PASS, std::nullopt,
+       MG_DECAP_PASS_FOREIGN_SOURCE},
+      {"ipv4-in-ipv4 from anywhere", clientTcp4(toBackend().ipv4("203.0.113.9", kBackend4)).build(),
+       XDP_PASS, std::nullopt, MG_DECAP_PASS_FOREIGN_SOURCE},
+      {"ipv4-in-ipv4 from another host of the /24",
+       clientTcp4(toBackend().ipv4("198.18.255.200", kBackend4)).build(), XDP_PASS, tcp4,
+       MG_DECAP_DECAP_4IN4},
+      {"ipv6-in-ipv6 from outside the /96 (first word)",
+       clientTcp6(toBackend().ipv6("fd00:fffe::7", kBackend6)).build(), XDP_PASS, std::nullopt,
+       MG_DECAP_PASS_FOREIGN_SOURCE},
+      {"ipv4-in-ipv6 from outside the /96 (third word)",
+       clientTcp4(toBackend().ipv6("fd00:ffff:0:0:1::7", kBackend6)).build(), XDP_PASS,
+       std::nullopt, MG_DECAP_PASS_FOREIGN_SOURCE},
+      {"ipv6-in-ipv6 from another host of the /96",
+       clientTcp6(toBackend().ipv6("fd00:ffff::ab:cdef", kBackend6)).build(), XDP_PASS, tcp6,
+       MG_DECAP_DECAP_6IN6},
       // Not IPIP, or IPIP too malformed to be the balancer's: the stack's business.
       {"plain ipv4 tcp", tcp4, XDP_PASS, std::nullopt, MG_DECAP_PASS_NOT_IPIP},
       {"plain ipv4 udp", clientUdp4(toBackend()).build(), XDP_PASS, std::nullopt,
@@ -241,6 +277,23 @@ TEST_F(XdpDecapTest, EachPacketGetsItsVerdictOutputAndCounter) {
     const auto& want = row.output ? *row.output : row.input;
     EXPECT_EQ(r.out, want) << row.name << ": output frame\n" << describeDiff(want, r.out);
     expectCounted(before, counters(), {row.counter}, row.name);
+  }
+}
+
+// Until the agent has written mg_globals, no source is a balancer's (an all-zero entry
+// would otherwise make 0.0.0.0 one).
+TEST_F(XdpDecapTest, OpensNothingBeforeTheAgentWroteItsSettings) {
+  writeGlobals(mg_lb_globals{});
+  for (const auto& [name, pkt] :
+       {std::pair{"ipv4-in-ipv4 from the balancer", clientTcp4(outer4()).build()},
+        std::pair{"ipv4-in-ipv4 from 0.0.0.0",
+                  clientTcp4(toBackend().ipv4("0.0.0.0", kBackend4)).build()},
+        std::pair{"ipv6-in-ipv6 from ::", clientTcp6(toBackend().ipv6("::", kBackend6)).build()}}) {
+    const Counters before = counters();
+    const auto r = run(pkt);
+    EXPECT_EQ(r.retval, XDP_PASS) << name;
+    EXPECT_EQ(r.out, pkt) << name << ": passed untouched";
+    expectCounted(before, counters(), {MG_DECAP_PASS_FOREIGN_SOURCE}, name);
   }
 }
 

@@ -11,11 +11,13 @@
 
 /*
  * Counters of xdp_decap, indexed into mg_decap_stats. Everything that is not a whole,
- * well-formed IPIP packet is passed to the stack untouched.
+ * well-formed IPIP packet from a balancer (outer source inside the agent's
+ * encap.source_v4/v6, read from mg_globals) is passed to the stack untouched.
  */
 #define MG_DECAP_COUNTERS(X)                                                       \
 	X(RX, "packets seen")                                                      \
 	X(PASS_NOT_IPIP, "not an IPIP packet, passed untouched")                   \
+	X(PASS_FOREIGN_SOURCE, "IPIP from outside encap.source_v4/v6, passed untouched") \
 	X(PASS_OUTER_FRAGMENT, "fragment of an IPIP packet: left to the stack")    \
 	X(DECAP_4IN4, "IPv4-in-IPv4 packets decapsulated")                         \
 	X(DECAP_4IN6, "IPv4-in-IPv6 packets decapsulated")                         \
