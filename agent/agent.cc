@@ -9,31 +9,26 @@
 #include <chrono>
 #include <fstream>
 
+#include "agent/host_settings.h"
 #include "agent/log.h"
 
 namespace meshgate::agent {
 namespace {
 
 // bpf_fib_lookup() refuses to route for an interface with forwarding off
-// (BPF_FIB_LKUP_RET_FWD_DISABLED), so a balancer interface must forward.
-void enableForwarding(const std::string& ifname) {
+// (BPF_FIB_LKUP_RET_FWD_DISABLED), so a balancer interface must forward. What it was
+// before is recorded in the pins, for --detach to restore.
+void enableForwarding(const std::string& pin_root, const std::string& ifname) {
   for (const char* family : {"ipv4", "ipv6"}) {
-    const std::string path = std::string("/proc/sys/net/") + family + "/conf/" + ifname +
-                             "/forwarding";
-    std::ifstream in(path);
-    std::string cur;
-    in >> cur;
-    if (cur == "1") {
-      continue;
-    }
-    std::ofstream out(path);
-    out << "1\n";
-    out.flush();
-    if (out) {
-      logInfo("interface '" + ifname + "': enabled " + family + " forwarding (" + path + ")");
-    } else {
-      logWarn("interface '" + ifname + "': cannot enable " + family + " forwarding at " + path +
+    const std::string sysctl = std::string("net/") + family + "/conf/" + ifname + "/forwarding";
+    auto changed = changeSysctl(pin_root, sysctl, "1");
+    if (!changed) {
+      logWarn("interface '" + ifname + "': cannot enable " + family +
+              " forwarding: " + changed.error().message +
               "; packets to backends will be dropped as fib_fwd_disabled");
+    } else if (*changed) {
+      logInfo("interface '" + ifname + "': enabled " + family + " forwarding (/proc/sys/" + sysctl +
+              "; --detach restores it)");
     }
   }
 }
@@ -50,10 +45,9 @@ std::vector<std::string> names(const std::vector<InterfaceConfig>& ifs) {
 
 std::string describe(const ApplyStats& s) {
   return "vips +" + std::to_string(s.vips_added) + " ~" + std::to_string(s.vips_changed) + " -" +
-         std::to_string(s.vips_removed) + " =" + std::to_string(s.vips_unchanged) +
-         ", backends +" + std::to_string(s.backends_added) + " -" +
-         std::to_string(s.backends_removed) + ", table slots written " +
-         std::to_string(s.ring_slots_written);
+         std::to_string(s.vips_removed) + " =" + std::to_string(s.vips_unchanged) + ", backends +" +
+         std::to_string(s.backends_added) + " -" + std::to_string(s.backends_removed) +
+         ", table slots written " + std::to_string(s.ring_slots_written);
 }
 
 Result<Agent> Agent::start(ConfigPtr cfg) {
@@ -107,7 +101,7 @@ Result<Agent> Agent::start(ConfigPtr cfg) {
 Result<void> Agent::attachAll() {
   const AgentConfig& c = *cfg_;
   for (const auto& ifc : c.interfaces) {
-    enableForwarding(ifc.name);
+    enableForwarding(c.pin_root, ifc.name);
     auto r = lb_->attach(ifc.name, ifc.generic);
     if (!r) {
       return std::unexpected(r.error());

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "agent/agent.h"
+#include "agent/host_settings.h"
 #include "agent/log.h"
 #include "meshgate/abi/common.h"
 
@@ -56,11 +57,26 @@ int main(int argc, char** argv) {
     if (pin_root.empty()) {
       pin_root = MG_PIN_ROOT;
     }
+    // Read before the pins go; written back once XDP is detached, so that no packet meets
+    // a balancer interface with forwarding already off.
+    auto settings = recordedSysctls(pin_root);
+    if (!settings) {
+      logError(settings.error().message);
+      return 1;
+    }
     if (auto r = detachEverything(pin_root); !r) {
       logError(r.error().message);
       return 1;
     }
     logInfo("detached: removed every link and map under " + pin_root);
+    restoreSysctls(*settings);
+    for (const auto& s : *settings) {
+      if (s.error.empty()) {
+        logInfo("restored /proc/sys/" + s.sysctl + " to " + s.value);
+      } else {
+        logWarn("cannot restore /proc/sys/" + s.sysctl + " to " + s.value + ": " + s.error);
+      }
+    }
     return 0;
   }
   if (config_path.empty()) {

@@ -2,7 +2,7 @@
 // namespace topology: a bad config on SIGHUP is rejected naming the field while the
 // running one keeps serving; meshgatectl and bpftool read the pinned maps with field
 // names; a restarted agent swaps its program into the pinned link; --detach removes every
-// link and map it installed.
+// link and map it installed and puts back the forwarding setting it changed.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -69,7 +69,8 @@ TEST_F(AgentTest, RejectsBadConfigOnReloadNamingTheFieldAndKeepsServing) {
   ASSERT_TRUE(topo_->agent().waitForLog("config rejected"));
   const std::string log = readFile(topo_->logPath());
   EXPECT_NE(log.find("vips[0].backends[0].weight"), std::string::npos)
-      << "the error names the field:\n" << log;
+      << "the error names the field:\n"
+      << log;
   EXPECT_NE(log.find(topo_->configPath()), std::string::npos) << "and the file:\n" << log;
   for (uint16_t p = 24000; p < 24020; p++) {
     const std::string id = idFrom(p);
@@ -114,8 +115,7 @@ TEST_F(AgentTest, MeshgatectlReportsVipsBackendsAndCountersFromPinnedMaps) {
 
   auto status = ctl({"status"});
   ASSERT_TRUE(status) << status.error().message;
-  EXPECT_NE(status->find("xdp_lb on " + topo_->clientInterface() + " (attached"),
-            std::string::npos)
+  EXPECT_NE(status->find("xdp_lb on " + topo_->clientInterface() + " (attached"), std::string::npos)
       << *status;
 
   auto bad = ctl({"frobnicate"});
@@ -136,8 +136,7 @@ TEST_F(AgentTest, ServesPrometheusMetricsByName) {
   }
   auto out = topo_->lb().run({"curl", "-sS", "http://127.0.0.1:9464/metrics"});
   ASSERT_TRUE(out) << out.error().message;
-  EXPECT_NE(out->find("meshgate_lb_events_total{event=\"tcp_syn\"} 10"), std::string::npos)
-      << *out;
+  EXPECT_NE(out->find("meshgate_lb_events_total{event=\"tcp_syn\"} 10"), std::string::npos) << *out;
   EXPECT_NE(out->find("meshgate_lb_drops_total{reason=\"no_ring\"} 0"), std::string::npos)
       << "every drop reason exported";
   EXPECT_NE(out->find("meshgate_backend_packets_total{vip=\"198.18.100.1:8080/tcp\",backend=\""),
@@ -186,17 +185,36 @@ TEST_F(AgentTest, RestartSwapsTheNewProgramIntoThePinnedLink) {
   EXPECT_NE(readFile(topo_->logPath()).find("adopted pinned link"), std::string::npos);
 }
 
-TEST_F(AgentTest, DetachRemovesEveryLinkAndMap) {
+TEST_F(AgentTest, DetachRemovesEveryLinkAndMapAndRestoresForwarding) {
+  // The topology turned IPv4 forwarding on itself; IPv6 forwarding on the balancer
+  // interface is the agent's doing (bpf_fib_lookup needs it), and only that is undone.
+  auto forwarding = [&](const char* family) {
+    auto v = topo_->lb().run({"cat", std::string("/proc/sys/net/") + family + "/conf/" +
+                                         topo_->clientInterface() + "/forwarding"});
+    return v ? *v : "unreadable: " + v.error().message;
+  };
+  EXPECT_EQ(forwarding("ipv4"), "1\n");
+  EXPECT_EQ(forwarding("ipv6"), "1\n") << "enabled by the agent";
+  // A second agent finds forwarding on and records nothing; the first one's record stays.
+  ASSERT_TRUE(topo_->agent().kill9());
+  topo_->forgetAgent();
+  ASSERT_TRUE(topo_->startAgent());
   topo_->forgetAgent();  // SIGTERM: the data path stays
   ASSERT_TRUE(std::filesystem::exists(topo_->pinRoot() + "/mg_vips"));
+  ASSERT_TRUE(std::filesystem::exists(topo_->pinRoot() + "/mg_host_settings"));
   EXPECT_EQ(idFrom(27000).substr(0, 1), "b") << "served after a clean agent exit";
-  auto out = runCommand({builtBinary("meshgate-agent"), "--detach", "--pin-root",
-                         topo_->pinRoot()});
+  // In the agent's network namespace, where the interface and its sysctls are (nsenter:
+  // `ip netns exec` would also mount a fresh /sys, without the pins).
+  auto out =
+      runCommand({"nsenter", "--net=/run/netns/" + topo_->lb().name(),
+                  builtBinary("meshgate-agent"), "--detach", "--pin-root", topo_->pinRoot()});
   ASSERT_TRUE(out) << out.error().message;
   EXPECT_FALSE(std::filesystem::exists(topo_->pinRoot())) << "pins gone";
   auto xdp = topo_->lb().run({"ip", "-o", "link", "show", topo_->clientInterface()});
   ASSERT_TRUE(xdp) << xdp.error().message;
   EXPECT_EQ(xdp->find("xdp"), std::string::npos) << "XDP detached: " << *xdp;
+  EXPECT_EQ(forwarding("ipv6"), "0\n") << "restored to what it was before the first agent";
+  EXPECT_EQ(forwarding("ipv4"), "1\n") << "not the agent's change: left alone";
 
   // Neither a directory outside bpffs nor a bpffs mount point itself may be wiped. Both
   // are the test's own: a temporary directory, and a bpffs instance mounted on another.

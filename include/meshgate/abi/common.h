@@ -22,6 +22,25 @@
 /* Sub-directory of the pin root that holds XDP links, one per interface. */
 #define MG_PIN_LINKS_DIR "links"
 
+/*
+ * Host settings the agent changed (sysctls such as a balancer interface's forwarding),
+ * with the value each had before, so that `meshgate-agent --detach` can put them back
+ * after any number of agent restarts or crashes. The agent creates this hash map itself
+ * (no program uses it) and pins it at <pin root>/mg_host_settings.
+ */
+#define MG_MAP_HOST_SETTINGS "mg_host_settings"
+#define MG_HOST_SETTINGS_MAX 256
+
+struct mg_host_setting_key {
+	char sysctl[64]; /* below /proc/sys, NUL-padded: "net/ipv6/conf/eth0/forwarding" */
+};
+MG_ABI_ASSERT(sizeof(struct mg_host_setting_key) == 64, "mg_host_setting_key ABI");
+
+struct mg_host_setting_value {
+	char before[16]; /* the value read before the first change, NUL-padded */
+};
+MG_ABI_ASSERT(sizeof(struct mg_host_setting_value) == 16, "mg_host_setting_value ABI");
+
 /* Address families as stored in map keys (values of AF_INET / AF_INET6). */
 #define MG_AF_INET 2
 #define MG_AF_INET6 10
