@@ -179,10 +179,11 @@ $(BUILD)/asan/bin/meshgate-proxy: $(patsubst %.cc,$(BUILD)/asan/obj/%.o,$(ASAN_P
 # Fuzz targets build with clang straight from the sources they fuzz (sanitizers throughout):
 # FUZZ_LIB_SRCS (the HTTP/1.1 parser) unless the target names its own.
 $(BUILD)/tests/fuzz/config_fuzz: FUZZ_LIB_SRCS := agent/config.cc agent/net_addr.cc \
-	agent/quic_lb.cc common/json_reader.cc proxy/routing/config.cc proxy/net/socket.cc
+	agent/quic_lb.cc common/json_reader.cc proxy/routing/config.cc proxy/routing/router.cc \
+	proxy/net/socket.cc
 $(BUILD)/tests/fuzz/config_fuzz: FUZZ_LDLIBS := -lcrypto -lre2
 $(BUILD)/tests/fuzz/config_fuzz: agent/config.cc agent/net_addr.cc agent/quic_lb.cc \
-	common/json_reader.cc proxy/routing/config.cc proxy/net/socket.cc \
+	common/json_reader.cc proxy/routing/config.cc proxy/routing/router.cc proxy/net/socket.cc \
 	$(wildcard agent/*.h common/*.h proxy/routing/*.h include/meshgate/*.h)
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(FUZZ_LIB_SRCS) $(wildcard proxy/http1/*.h tests/fuzz/*.h)
 	$(call msg,FUZZ,$@)

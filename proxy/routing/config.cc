@@ -16,13 +16,17 @@ constexpr uint64_t kMaxWorkers = 256;
 constexpr uint64_t kMaxWeight = 1000000;
 constexpr uint64_t kMaxTimeoutMs = 3600 * 1000;
 constexpr uint64_t kMaxRetries = 5;
+constexpr size_t kMaxHostPattern = 255;  // "*." and a 253-character name
 // A route regex compiles to at most this many RE2 instructions (a usual pattern is 10-100)
-// and its matcher caches at most kRegexMaxMem: tens of thousands of routes stay small.
+// and holds at most kRegexMaxMem: its program and the DFA states it caches as it matches.
+// A full cache makes RE2 fall back to its NFA, still linear in the input: crafted values
+// cost time, not memory. Usual patterns never fill it.
 constexpr int kMaxRegexProgramSize = 1000;
-constexpr int64_t kRegexMaxMem = 1 << 20;
+constexpr int64_t kRegexMaxMem = 256 << 10;
 
 // HTTP field values are octets: Latin-1 makes every byte one character, so `.` matches
-// obs-text as well, and a pattern's UTF-8 literals still match the same bytes.
+// obs-text as well, and a pattern's UTF-8 literals still match the same bytes. (?i) folds
+// Latin-1 letters too, not only ASCII.
 RE2::Options regexOptions() {
   RE2::Options o;
   o.set_encoding(RE2::Options::EncodingLatin1);
@@ -45,15 +49,30 @@ bool isToken(std::string_view s) {
 
 HostIndex indexHosts(const std::vector<Route>& routes) {
   HostIndex index;
+  std::map<std::string, HostIndex::Routes> own;  // wildcard suffix -> its own routes
   for (uint32_t i = 0; i < routes.size(); i++) {
     const std::string& host = routes[i].match.host;  // lower case
     if (host.empty()) {
       index.any.push_back(i);
     } else if (host.starts_with("*.")) {
-      index.wildcard[host.substr(1)].push_back(i);
+      own[host.substr(1)].push_back(i);
+      index.longest_wildcard = std::max(index.longest_wildcard, host.size() - 1);
     } else {
       index.exact[host].push_back(i);
+      index.longest_exact = std::max(index.longest_exact, host.size());
     }
+  }
+  // Every host under ".a.example.com" (longer than it) is also under ".example.com" and
+  // ".com": a suffix's list holds the routes of each wildcard suffix of it, in route order.
+  for (const auto& [suffix, routes] : own) {
+    HostIndex::Routes merged;
+    for (size_t dot = 0; dot != std::string::npos; dot = suffix.find('.', dot + 1)) {
+      if (auto it = own.find(suffix.substr(dot)); it != own.end()) {
+        merged.insert(merged.end(), it->second.begin(), it->second.end());
+      }
+    }
+    std::sort(merged.begin(), merged.end());
+    index.wildcard.emplace(suffix, std::move(merged));
   }
   return index;
 }
@@ -290,6 +309,11 @@ class ProxyConfigParser : public JsonReader {
       const JsonNode mn{*m, n.field("match")};
       if (checkObject(*m, mn.path, {"host", "path", "method", "headers", "query"})) {
         r.match.host = lower(string(mn, "host", false).value_or(""));
+        if (r.match.host.size() > kMaxHostPattern) {
+          error(mn.field("host"), "must be at most " + std::to_string(kMaxHostPattern) +
+                                      " characters (a DNS name is at most 253), got " +
+                                      std::to_string(r.match.host.size()));
+        }
         if (const Json* p = mn.find("path")) {
           const JsonNode pn{*p, mn.field("path")};
           if (checkObject(*p, pn.path, {"exact", "prefix", "regex"})) {

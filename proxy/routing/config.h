@@ -81,7 +81,10 @@ enum class ListenerProtocol { kHttp, kTcp };
 
 // A listener's routes by host (built with the snapshot), so that a request is checked
 // only against the routes its host can match, in their order, and not against all of them:
-// an edge listener may carry tens of thousands of virtual hosts.
+// an edge listener may carry tens of thousands of virtual hosts. A host's candidates are at
+// most three lists, merged by route index: its exact host's routes, the wildcard list of the
+// longest "*.suffix" it falls under (which already holds the routes of every broader
+// wildcard that host also falls under), and the routes for any host.
 struct HostIndex {
   using Routes = std::vector<uint32_t>;  // indices into Listener::routes, ascending
   struct Hash {
@@ -89,9 +92,11 @@ struct HostIndex {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   using Map = std::unordered_map<std::string, Routes, Hash, std::equal_to<>>;
-  Map exact;     // "a.example.com"
-  Map wildcard;  // ".example.com", of "*.example.com"
+  Map exact;     // "a.example.com": the routes with that host
+  Map wildcard;  // ".a.example.com": routes of "*.a.example.com", "*.example.com", "*.com"
   Routes any;    // routes without a host
+  size_t longest_exact = 0;     // no longer host can have an exact route
+  size_t longest_wildcard = 0;  // no longer suffix can have a wildcard route
 };
 
 struct Listener {

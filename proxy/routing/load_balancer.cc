@@ -15,7 +15,9 @@ constexpr uint64_t kKeySeed = 0x6d6573686761u;  // "meshga"
 
 }  // namespace
 
-uint64_t consistentHashKey(std::string_view value) { return agent::maglevKeyHash(value, kKeySeed); }
+uint64_t consistentHashKey(std::string_view value) {
+  return agent::maglevKeyHash(value, kKeySeed);
+}
 
 Result<std::shared_ptr<const ClusterTable>> buildClusterTable(const Cluster& cluster) {
   auto table = std::make_shared<ClusterTable>();
@@ -33,8 +35,8 @@ Result<std::shared_ptr<const ClusterTable>> buildClusterTable(const Cluster& clu
       const Endpoint& e = cluster.endpoints[i];
       // The identity is the address and port, so the table is the same on every proxy
       // whatever the order of the endpoints in its file.
-      backends.push_back({e.address + "#" + std::to_string(e.port), static_cast<uint32_t>(i),
-                          e.weight});
+      backends.push_back(
+          {e.address + "#" + std::to_string(e.port), static_cast<uint32_t>(i), e.weight});
     }
     auto t = agent::buildMaglevTable(backends, kMaglevTableSize);
     if (!t) {

@@ -23,16 +23,15 @@ namespace meshgate::proxy {
 
 // The part of a cluster's balancing state that every worker shares: built once per config.
 struct ClusterTable {
-  std::vector<uint32_t> maglev;  // kConsistentHash only: slot -> endpoint index
-  std::vector<SockAddr> addresses;       // by endpoint index
+  std::vector<uint32_t> maglev;           // kConsistentHash only: slot -> endpoint index
+  std::vector<SockAddr> addresses;        // by endpoint index
   std::vector<std::string> address_keys;  // "ip:port", the keep-alive pool key
 };
 Result<std::shared_ptr<const ClusterTable>> buildClusterTable(const Cluster& cluster);
 
 class LoadBalancer {
  public:
-  LoadBalancer(const Cluster& cluster, std::shared_ptr<const ClusterTable> table,
-               uint64_t seed);
+  LoadBalancer(const Cluster& cluster, std::shared_ptr<const ClusterTable> table, uint64_t seed);
 
   // The endpoint index for a request; `hash_key` is the header/cookie value for consistent
   // hashing (nullopt: not present). nullopt when every endpoint is drained or excluded.

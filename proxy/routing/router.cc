@@ -11,13 +11,17 @@ namespace {
 // Host patterns and header names in the config are lower case (the parser lowers them).
 using http1::grammar::iequals;
 
-// The host that routes see: the Host (or the target's authority) without its port, unless
-// it is an IPv6 literal.
+// The host that routes see: the Host (or the target's authority) without its port; an
+// IPv6 literal keeps its brackets ("[::1]:8080" -> "[::1]").
 std::string_view hostOnly(std::string_view host) {
-  if (!host.empty() && host.front() != '[') {
-    if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
-      host = host.substr(0, colon);
+  if (!host.empty() && host.front() == '[') {
+    if (auto close = host.find(']'); close != std::string_view::npos) {
+      return host.substr(0, close + 1);
     }
+    return host;
+  }
+  if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
   }
   return host;
 }
@@ -91,16 +95,6 @@ bool matchesBeyondHost(const RouteMatch& m, const http1::MessageHead& head, std:
          });
 }
 
-const Route* scanAll(const Listener& listener, const http1::MessageHead& head,
-                     std::string_view target, const HeaderList& headers) {
-  for (const Route& r : listener.routes) {
-    if (routeMatches(r, head, target, headers)) {
-      return &r;
-    }
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 bool routeMatches(const Route& route, const http1::MessageHead& head, std::string_view target,
@@ -112,37 +106,40 @@ bool routeMatches(const Route& route, const http1::MessageHead& head, std::strin
 
 const Route* matchRoute(const Listener& listener, const http1::MessageHead& head,
                         std::string_view target, const HeaderList& headers) {
+  const HostIndex& index = listener.hosts;
   const std::string_view host = hostOnly(head.host);
+  // Only the last `relevant` bytes can decide: no exact route has a longer host and no
+  // wildcard a longer suffix (patterns are at most 255 characters), so a client's long
+  // Host costs no more than a short one.
   char lowered[256];
-  if (host.size() > sizeof lowered) {
-    return scanAll(listener, head, target, headers);  // longer than any DNS name
-  }
-  for (size_t i = 0; i < host.size(); i++) {
-    const char c = host[i];
+  const size_t relevant = std::min(
+      {host.size(), std::max(index.longest_exact, index.longest_wildcard), sizeof lowered});
+  for (size_t i = 0; i < relevant; i++) {
+    const char c = host[host.size() - relevant + i];
     lowered[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
   }
-  const std::string_view key(lowered, host.size());
+  const std::string_view tail(lowered, relevant);
 
-  // The routes this host can match come from up to three kinds of lists, each in route
-  // order: its exact host, each "*.suffix" it falls under, and the routes for any host.
-  // They are merged by route index so that the first match still wins.
-  constexpr size_t kMaxLists = 8;
-  std::array<const HostIndex::Routes*, kMaxLists> lists;
+  // Up to three lists, each in route order, merged by route index so the first match wins.
+  std::array<const HostIndex::Routes*, 3> lists;
   size_t n = 0;
-  const HostIndex& index = listener.hosts;
-  if (!index.exact.empty()) {
-    if (auto it = index.exact.find(key); it != index.exact.end()) {
+  if (host.size() <= index.longest_exact) {
+    if (auto it = index.exact.find(tail); it != index.exact.end()) {
       lists[n++] = &it->second;
     }
   }
   if (!index.wildcard.empty()) {
-    for (size_t dot = key.find('.', 1); dot != std::string_view::npos;
-         dot = key.find('.', dot + 1)) {
-      if (auto it = index.wildcard.find(key.substr(dot)); it != index.wildcard.end()) {
-        if (n == kMaxLists - 1) {
-          return scanAll(listener, head, target, headers);  // nested wildcards, rare
-        }
+    // The longest suffix first: ".a.example.com" before ".example.com". A suffix starts at
+    // a dot that is not the host's first byte.
+    const size_t from = host.size() - relevant;
+    for (size_t dot = tail.find('.'); dot != std::string_view::npos;
+         dot = tail.find('.', dot + 1)) {
+      if (from + dot == 0 || tail.size() - dot > index.longest_wildcard) {
+        continue;
+      }
+      if (auto it = index.wildcard.find(tail.substr(dot)); it != index.wildcard.end()) {
         lists[n++] = &it->second;
+        break;
       }
     }
   }
@@ -151,17 +148,17 @@ const Route* matchRoute(const Listener& listener, const http1::MessageHead& head
   }
 
   const auto [path, query] = splitTarget(target);
-  std::array<size_t, kMaxLists> next{};
+  std::array<size_t, 3> next{};
   for (;;) {
-    size_t best = kMaxLists;
+    size_t best = n;
     uint32_t route = 0;
     for (size_t k = 0; k < n; k++) {
-      if (next[k] < lists[k]->size() && (best == kMaxLists || (*lists[k])[next[k]] < route)) {
+      if (next[k] < lists[k]->size() && (best == n || (*lists[k])[next[k]] < route)) {
         best = k;
         route = (*lists[k])[next[k]];
       }
     }
-    if (best == kMaxLists) {
+    if (best == n) {
       return nullptr;
     }
     next[best]++;

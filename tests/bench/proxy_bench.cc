@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +24,7 @@
 
 #include "tests/lib/bench.h"
 #include "tests/lib/netns.h"
+#include "tests/lib/open_loop.h"
 #include "tests/lib/process.h"
 #include "tests/lib/proxy_harness.h"
 
@@ -267,6 +269,38 @@ int run(int argc, char** argv) {
       }
     }
   }
+  // Latency at a fixed offered rate (l7-baselines.md §5.6): half of what the slowest of the
+  // three served in the rounds above, the same rate for all three, open loop.
+  const std::vector<Case> fixed_cases = {cases[0], cases[1]};
+  std::map<std::string, double> fixed_rate;
+  std::map<std::string, std::map<std::string, std::vector<OpenLoopResult>>> fixed;
+  for (const auto& c : fixed_cases) {
+    double slowest = 0;
+    for (const Sut* s : {&mesh, &ngx, &hap}) {
+      const double m = median(rps[c.name][s->name]);
+      slowest = slowest == 0 ? m : std::min(slowest, m);
+    }
+    fixed_rate[c.name] = std::floor(slowest / 2 / 100) * 100;
+  }
+  for (int round = 0; round < kRounds; round++) {
+    for (const auto& c : fixed_cases) {
+      for (const Sut* s : {&mesh, &ngx, &hap}) {
+        auto r = runOpenLoop(*ns, {.port = s->port,
+                                   .path = c.path,
+                                   .rate = fixed_rate[c.name],
+                                   .connections = 50,
+                                   .duration = std::chrono::seconds(5),
+                                   .cpu = std::atoi(kLoadCpu)});
+        if (!r) {
+          std::fprintf(stderr, "%s %s fixed rate: %s\n", s->name.c_str(), c.name.c_str(),
+                       r.error().message.c_str());
+          return 1;
+        }
+        fixed[c.name][s->name].push_back(*r);
+      }
+    }
+  }
+
   BenchReport report("proxy");
   auto spread = [](const std::vector<double>& v) {
     char buf[96];
@@ -293,6 +327,44 @@ int run(int argc, char** argv) {
       report.add({c.name + "_p99_vs_" + base->name, "p99_latency", "ms",
                   median(p99[c.name]["meshgate-proxy"]), median(p99[c.name][base->name]),
                   base->name, true, "target: no higher"});
+    }
+  }
+
+  for (const auto& c : fixed_cases) {
+    auto field = [&](const std::string& sut, double OpenLoopResult::*f) {
+      std::vector<double> v;
+      for (const auto& r : fixed[c.name][sut]) {
+        v.push_back(r.*f);
+      }
+      return v;
+    };
+    auto describe = [&](const std::string& sut) {
+      uint64_t sent = 0, errors = 0;
+      for (const auto& r : fixed[c.name][sut]) {
+        sent += r.sent;
+        errors += r.errors;
+      }
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "p50 %.3f ms, p99.9 %.3f ms, %llu sent, %llu errors", 
+                    median(field(sut, &OpenLoopResult::p50_ms)),
+                    median(field(sut, &OpenLoopResult::p999_ms)),
+                    static_cast<unsigned long long>(sent), static_cast<unsigned long long>(errors));
+      return std::string(buf);
+    };
+    for (const Sut* base : {&ngx, &hap}) {
+      char rate[64];
+      std::snprintf(rate, sizeof rate, "%.0f req/s", fixed_rate[c.name]);
+      report.add({c.name + "_p99_at_fixed_rate_vs_" + base->name, "p99_latency", "ms",
+                  median(field("meshgate-proxy", &OpenLoopResult::p99_ms)),
+                  median(field(base->name, &OpenLoopResult::p99_ms)), base->name, true,
+                  std::string("open loop, 50 connections, ") + rate +
+                      " (half the slowest proxy's throughput), median of " +
+                      std::to_string(kRounds) + " rounds; ours " + describe("meshgate-proxy") +
+                      "; " + base->name + " " + describe(base->name) +
+                      "; generator's mean send lag " +
+                      std::to_string(static_cast<int>(
+                          median(field("meshgate-proxy", &OpenLoopResult::mean_send_lag_us)))) +
+                      " us; target: no higher"});
     }
   }
 

@@ -151,6 +151,14 @@ int main(int argc, char** argv) {
   report(out, "edge_10k_vhosts_wildcard", "scan of every route (before the host index)",
          routeBoth(edge_cfg->listeners[0], misses, "/index.html"),
          "10,003 routes, hosts under *.cdn.example.com");
+  std::string dots;
+  while (dots.size() < 8000) {
+    dots += "a.";
+  }
+  report(out, "edge_10k_vhosts_8KB_host", "scan of every route (before the host index)",
+         routeBoth(edge_cfg->listeners[0], {dots + "cdn.example.com"}, "/index.html"),
+         "10,003 routes, an 8 KB Host of 4,000 labels under *.cdn.example.com: only its last "
+         "255 bytes are looked at");
 
   // A sidecar listener: ten routes by path, method and header, any host.
   const auto side_cfg = parse(R"([

@@ -120,7 +120,12 @@ INSTANTIATE_TEST_SUITE_P(
             "zero_streams",
             R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}], "limits": {"max_concurrent_streams": 0}})",
             "limits.max_concurrent_streams: must be an integer 1..10000, got 0"},
-        BadCase{"duplicate_key", R"({"workers": 1, "workers": 2})", "workers: duplicate key"}),
+        BadCase{"duplicate_key", R"({"workers": 1, "workers": 2})", "workers: duplicate key"},
+        BadCase{
+            "host_too_long",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"match": {"host": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}, "cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[0].routes[0].match.host: must be at most 255 characters (a DNS name is "
+            "at most 253), got 256"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // RE2 syntax: no backreferences or lookaround (they need backtracking), and a compiled

@@ -60,6 +60,19 @@ TEST(ProxyRouting, FirstMatchingRouteWins) {
   EXPECT_EQ(routeOf(*cfg, "GET", "Shop.TEST:443", "/"), "c") << "exact host, any case";
 }
 
+TEST(ProxyRouting, HostsAreComparedWithoutPortsIPv6LiteralsIncluded) {
+  auto cfg = config(R"([{"match": {"host": "[::1]"}, "cluster": "a"},
+                        {"match": {"host": "*.b.test"}, "cluster": "b"}])",
+                    kClusters);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(routeOf(*cfg, "GET", "[::1]:8080", "/"), "a");
+  EXPECT_EQ(routeOf(*cfg, "GET", "[::1]", "/"), "a");
+  EXPECT_EQ(routeOf(*cfg, "GET", "[::2]:8080", "/"), "404");
+  EXPECT_EQ(routeOf(*cfg, "GET", "x.B.test:80", "/"), "b");
+  EXPECT_EQ(routeOf(*cfg, "GET", std::string(5000, 'a') + ".b.test", "/"), "b")
+      << "a long host is matched by its tail";
+}
+
 // Route regexes see client input: a header value up to the header limit, a path up to the
 // request-line limit. Matching takes one pass and bounded stack whatever the input (RE2);
 // a backtracking matcher recursed per byte here and crashed on the 1 MiB value.
