@@ -9,10 +9,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <utility>
 
 #include "agent/log.h"
 #include "meshgate/abi/common.h"
+#include "meshgate/abi/decap.h"
+#include "meshgate/abi/lb.h"
 #include "xdp_decap.skel.h"
 #include "xdp_lb.skel.h"
 
@@ -20,6 +23,42 @@ namespace meshgate::agent {
 namespace {
 
 constexpr const char* kLinksDir = MG_PIN_LINKS_DIR;
+
+// Maps that hold only counters, sized by an ABI enum: a build that counts one more thing
+// has a bigger one. Such a pinned map from another build is replaced (its counts restart
+// at zero) instead of failing the load, so that an agent upgrade over running pins works;
+// a map that holds state (conntrack, tables, settings) must match or the load fails.
+bool countersOnly(std::string_view name) {
+  return name == MG_MAP_LB_STATS || name == MG_MAP_LB_DROPS || name == MG_MAP_DECAP_STATS;
+}
+
+// Unpins `path` if the map pinned there is not what `map` declares.
+Result<void> replaceIfIncompatible(const bpf_map* map, const std::string& path) {
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    return {};  // nothing pinned yet
+  }
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  const int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return failErrno("map '" + path + "': info", err);
+  }
+  if (info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+      info.value_size == bpf_map__value_size(map) &&
+      info.max_entries == bpf_map__max_entries(map)) {
+    return {};
+  }
+  if (::unlink(path.c_str()) != 0) {
+    return failErrno("replace map '" + path + "'", errno);
+  }
+  logInfo("map '" + path + "' was pinned by another build (" + std::to_string(info.max_entries) +
+          " entries, this build has " + std::to_string(bpf_map__max_entries(map)) +
+          "): replaced, its counters restart at zero");
+  return {};
+}
 
 // Points every non-internal map at <pin_root>/<name>: libbpf then reuses a compatible
 // pinned map or creates and pins a new one.
@@ -30,12 +69,21 @@ Result<void> pinMaps(bpf_object* obj, const std::string& pin_root) {
       continue;
     }
     const std::string path = pin_root + "/" + bpf_map__name(map);
+    if (countersOnly(bpf_map__name(map))) {
+      if (auto r = replaceIfIncompatible(map, path); !r) {
+        return r;
+      }
+    }
     if (int err = bpf_map__set_pin_path(map, path.c_str()); err) {
       return failErrno(std::string("map '") + bpf_map__name(map) + "': set pin path", err);
     }
   }
   return {};
 }
+
+constexpr const char* kIncompatiblePins =
+    ": load (a pinned map whose size or type differs from this build cannot be reused; "
+    "`meshgate-agent --detach` clears them)";
 
 Result<uint32_t> linkIfindex(int link_fd, uint32_t* prog_id) {
   bpf_link_info info{};
@@ -55,8 +103,7 @@ const char* programName(XdpProgram p) {
   return p == XdpProgram::kLoadBalancer ? "xdp_lb" : "xdp_decap";
 }
 
-std::string linkPinPath(const std::string& pin_root, XdpProgram which,
-                        const std::string& ifname) {
+std::string linkPinPath(const std::string& pin_root, XdpProgram which, const std::string& ifname) {
   // bpffs refuses names with a dot; program names have no '-', interface names may.
   return pin_root + "/" + kLinksDir + "/" + programName(which) + "-" + ifname;
 }
@@ -86,7 +133,9 @@ LoadedProgram& LoadedProgram::operator=(LoadedProgram&& o) noexcept {
   return *this;
 }
 
-LoadedProgram::~LoadedProgram() { destroy(); }
+LoadedProgram::~LoadedProgram() {
+  destroy();
+}
 
 void LoadedProgram::destroy() {
   if (!skel_) {
@@ -100,7 +149,9 @@ void LoadedProgram::destroy() {
   skel_ = nullptr;
 }
 
-int LoadedProgram::progFd() const { return prog_fd_; }
+int LoadedProgram::progFd() const {
+  return prog_fd_;
+}
 
 Result<LoadedProgram> LoadedProgram::load(XdpProgram which, const LoadOptions& opts) {
   if (auto dir = ensureBpffsDir(opts.pin_root + "/" + kLinksDir); !dir) {
@@ -122,9 +173,7 @@ Result<LoadedProgram> LoadedProgram::load(XdpProgram which, const LoadOptions& o
       return std::unexpected(pinned.error());
     }
     if (int err = xdp_lb_bpf__load(skel); err) {
-      return failErrno(what + ": load (a pinned map whose size or type differs from this "
-                              "build cannot be reused; `meshgate-agent --detach` clears them)",
-                       err);
+      return failErrno(what + kIncompatiblePins, err);
     }
     prog.prog_fd_ = bpf_program__fd(skel->progs.xdp_lb);
     prog.quic_key_prog_fd_ = bpf_program__fd(skel->progs.mg_quic_set_key);
@@ -139,7 +188,7 @@ Result<LoadedProgram> LoadedProgram::load(XdpProgram which, const LoadOptions& o
     return std::unexpected(pinned.error());
   }
   if (int err = xdp_decap_bpf__load(skel); err) {
-    return failErrno(what + ": load", err);
+    return failErrno(what + kIncompatiblePins, err);
   }
   prog.prog_fd_ = bpf_program__fd(skel->progs.xdp_decap);
   return prog;
@@ -180,8 +229,8 @@ Result<std::string> LoadedProgram::attach(const std::string& ifname, bool generi
   opts.flags = generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
   int link_fd = bpf_link_create(prog_fd_, *ifindex, BPF_XDP, &opts);
   if (link_fd < 0 && !generic && (errno == EOPNOTSUPP || errno == EINVAL)) {
-    logWarn(what + ": native XDP is not supported by this driver (" +
-            std::strerror(errno) + "); attaching in generic mode, which is much slower");
+    logWarn(what + ": native XDP is not supported by this driver (" + std::strerror(errno) +
+            "); attaching in generic mode, which is much slower");
     opts.flags = XDP_FLAGS_SKB_MODE;
     mode = "generic (native unsupported)";
     link_fd = bpf_link_create(prog_fd_, *ifindex, BPF_XDP, &opts);

@@ -2,11 +2,13 @@
 // every IPIP family pair from a balancer's source is stripped to the client's packet, IPIP
 // from any other source and everything else passes untouched, truncated IPIP drops, and
 // RFC 6040 ECN decapsulation is applied.
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <span>
@@ -399,6 +401,44 @@ TEST_F(XdpDecapTest, LeavesInnerEcnAloneWhenOuterIsNotCe) {
   }
   EXPECT_EQ(counters()[MG_DECAP_ECN_CE_COPIED], 0u) << "no CE mark copied";
   EXPECT_EQ(counters()[MG_DECAP_DROP_ECN], 0u) << "no ECN drop";
+}
+
+// An agent upgraded over running pins: a counters map pinned by a build that counted fewer
+// things is replaced (its counts restart), while a map that holds state and differs still
+// fails the load, naming the way out.
+TEST(XdpDecapUpgrade, ReplacesACountersMapOfAnotherBuildAndRefusesAStateMapThatDiffers) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root: loads a BPF program and pins its maps in bpffs";
+  }
+  auto dir = BpffsDir::create("xdecapup");
+  ASSERT_TRUE(dir) << dir.error().message;
+  auto pinOld = [&](const char* name, bpf_map_type type, uint32_t value_size, uint32_t entries) {
+    const int fd = bpf_map_create(type, name, sizeof(uint32_t), value_size, entries, nullptr);
+    ASSERT_GE(fd, 0) << "create " << name << ": " << std::strerror(errno);
+    ASSERT_EQ(bpf_obj_pin(fd, dir->pinPath(name).c_str()), 0) << std::strerror(errno);
+    ::close(fd);
+  };
+  pinOld(MG_MAP_DECAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint64_t), MG_DECAP_COUNTER_MAX - 1);
+  auto prog = agent::LoadedProgram::load(agent::XdpProgram::kDecap, {dir->path(), 0});
+  ASSERT_TRUE(prog) << prog.error().message;
+  auto stats = agent::openPinned(dir->pinPath(MG_MAP_DECAP_STATS));
+  ASSERT_TRUE(stats) << stats.error().message;
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  ASSERT_EQ(bpf_obj_get_info_by_fd(stats->get(), &info, &len), 0);
+  EXPECT_EQ(info.max_entries, static_cast<uint32_t>(MG_DECAP_COUNTER_MAX)) << "replaced";
+
+  auto other = BpffsDir::create("xdecapup2");
+  ASSERT_TRUE(other) << other.error().message;
+  const int fd =
+      bpf_map_create(BPF_MAP_TYPE_ARRAY, MG_MAP_GLOBALS, sizeof(uint32_t), 8, 1, nullptr);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(bpf_obj_pin(fd, other->pinPath(MG_MAP_GLOBALS).c_str()), 0) << std::strerror(errno);
+  ::close(fd);
+  auto refused = agent::LoadedProgram::load(agent::XdpProgram::kDecap, {other->path(), 0});
+  ASSERT_FALSE(refused) << "mg_globals of another layout must not be reused or replaced";
+  EXPECT_NE(refused.error().message.find("meshgate-agent --detach"), std::string::npos)
+      << refused.error().message;
 }
 
 }  // namespace
