@@ -1,10 +1,12 @@
 #include "agent/host_settings.h"
 
 #include <bpf/bpf.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 
 #include "agent/bpf_util.h"
 #include "meshgate/abi/common.h"
@@ -14,6 +16,18 @@ namespace {
 
 std::string procPath(const std::string& sysctl) {
   return "/proc/sys/" + sysctl;
+}
+
+bool isForwardingValue(const std::string& v) {
+  return v == "0" || v == "1" || v == "2";
+}
+
+Result<uint64_t> currentNetns() {
+  struct stat st {};
+  if (::stat("/proc/self/ns/net", &st) != 0) {
+    return failErrno("stat /proc/self/ns/net", errno);
+  }
+  return static_cast<uint64_t>(st.st_ino);
 }
 
 Result<std::string> readSysctl(const std::string& sysctl) {
@@ -59,11 +73,26 @@ Result<UniqueFd> settingsMap(const std::string& pin_root, bool create) {
 
 }  // namespace
 
+bool isForwardingSysctl(const std::string& sysctl) {
+  std::string_view rest = sysctl;
+  if (!rest.starts_with("net/ipv4/conf/") && !rest.starts_with("net/ipv6/conf/")) {
+    return false;
+  }
+  rest.remove_prefix(std::string_view("net/ipv4/conf/").size());
+  if (!rest.ends_with("/forwarding")) {
+    return false;
+  }
+  rest.remove_suffix(std::string_view("/forwarding").size());
+  // An interface name as the kernel allows it (IFNAMSIZ - 1, no '/', no whitespace or ':').
+  return !rest.empty() && rest.size() <= 15 && rest != "." && rest != ".." &&
+         rest.find_first_of("/: \t\n") == std::string_view::npos;
+}
+
 Result<bool> changeSysctl(const std::string& pin_root, const std::string& sysctl,
                           const std::string& value) {
   mg_host_setting_key key{};
-  if (sysctl.size() >= sizeof(key.sysctl)) {
-    return fail("sysctl name too long to record: " + sysctl);
+  if (!isForwardingSysctl(sysctl) || !isForwardingValue(value)) {
+    return fail("not a forwarding setting meshgate records: " + sysctl + " = " + value);
   }
   auto before = readSysctl(sysctl);
   if (!before) {
@@ -73,8 +102,12 @@ Result<bool> changeSysctl(const std::string& pin_root, const std::string& sysctl
     return false;
   }
   mg_host_setting_value old{};
-  if (before->size() >= sizeof(old.before)) {
-    return fail("value of " + sysctl + " too long to record: " + *before);
+  if (!isForwardingValue(*before)) {
+    return fail("unexpected value of /proc/sys/" + sysctl + ": " + *before);
+  }
+  auto netns = currentNetns();
+  if (!netns) {
+    return std::unexpected(netns.error());
   }
   auto map = settingsMap(pin_root, true);
   if (!map) {
@@ -82,11 +115,19 @@ Result<bool> changeSysctl(const std::string& pin_root, const std::string& sysctl
   }
   std::memcpy(key.sysctl, sysctl.data(), sysctl.size());
   std::memcpy(old.before, before->data(), before->size());
+  old.netns_ino = *netns;
   // BPF_NOEXIST: a value recorded by an earlier agent is the host's own; keep it.
-  if (bpf_map_update_elem(map->get(), &key, &old, BPF_NOEXIST) != 0 && errno != EEXIST) {
-    return failErrno("record " + sysctl + " in " MG_MAP_HOST_SETTINGS, errno);
+  bool recorded = true;
+  if (bpf_map_update_elem(map->get(), &key, &old, BPF_NOEXIST) != 0) {
+    if (errno != EEXIST) {
+      return failErrno("record " + sysctl + " in " MG_MAP_HOST_SETTINGS, errno);
+    }
+    recorded = false;
   }
   if (auto w = writeSysctl(sysctl, value); !w) {
+    if (recorded) {
+      bpf_map_delete_elem(map->get(), &key);  // nothing changed: nothing to restore
+    }
     return std::unexpected(w.error());
   }
   return true;
@@ -101,13 +142,28 @@ Result<std::vector<RestoredSetting>> recordedSysctls(const std::string& pin_root
     }
     return std::unexpected(map.error());
   }
+  auto netns = currentNetns();
+  if (!netns) {
+    return std::unexpected(netns.error());
+  }
+  const std::string pin = pin_root + "/" MG_MAP_HOST_SETTINGS;
   mg_host_setting_key key{}, next{};
   const void* prev = nullptr;
   while (bpf_map_get_next_key(map->get(), prev, &next) == 0) {
     mg_host_setting_value v{};
     if (bpf_map_lookup_elem(map->get(), &next, &v) == 0) {
-      out.push_back({std::string(next.sysctl, strnlen(next.sysctl, sizeof(next.sysctl))),
-                     std::string(v.before, strnlen(v.before, sizeof(v.before))), ""});
+      RestoredSetting s{std::string(next.sysctl, strnlen(next.sysctl, sizeof(next.sysctl))),
+                        std::string(v.before, strnlen(v.before, sizeof(v.before))), ""};
+      if (!isForwardingSysctl(s.sysctl) || !isForwardingValue(s.value)) {
+        return fail(pin + ": refusing to restore a record that is not a forwarding setting: " +
+                    s.sysctl + " = " + s.value);
+      }
+      if (v.netns_ino != *netns) {
+        return fail(pin + ": /proc/sys/" + s.sysctl + " was changed in network namespace " +
+                    std::to_string(v.netns_ino) + ", this is " + std::to_string(*netns) +
+                    ": run --detach in the agent's namespace (nsenter --net=...)");
+      }
+      out.push_back(std::move(s));
     }
     key = next;
     prev = &key;

@@ -70,14 +70,18 @@ int main(int argc, char** argv) {
     }
     logInfo("detached: removed every link and map under " + pin_root);
     restoreSysctls(*settings);
+    int rc = 0;
     for (const auto& s : *settings) {
       if (s.error.empty()) {
         logInfo("restored /proc/sys/" + s.sysctl + " to " + s.value);
       } else {
-        logWarn("cannot restore /proc/sys/" + s.sysctl + " to " + s.value + ": " + s.error);
+        // The record went with the pins: say exactly what is left to do.
+        logError("cannot restore /proc/sys/" + s.sysctl + " to " + s.value + ": " + s.error +
+                 "; restore it by hand: echo " + s.value + " > /proc/sys/" + s.sysctl);
+        rc = 1;
       }
     }
-    return 0;
+    return rc;
   }
   if (config_path.empty()) {
     return usage("--config FILE is required");

@@ -203,6 +203,15 @@ TEST_F(AgentTest, DetachRemovesEveryLinkAndMapAndRestoresForwarding) {
   ASSERT_TRUE(std::filesystem::exists(topo_->pinRoot() + "/mg_vips"));
   ASSERT_TRUE(std::filesystem::exists(topo_->pinRoot() + "/mg_host_settings"));
   EXPECT_EQ(idFrom(27000).substr(0, 1), "b") << "served after a clean agent exit";
+  // From another network namespace (the test's own) --detach refuses and changes nothing:
+  // the recorded interface there would be another one of the same name, or none.
+  auto elsewhere =
+      runCommand({builtBinary("meshgate-agent"), "--detach", "--pin-root", topo_->pinRoot()});
+  ASSERT_FALSE(elsewhere) << "--detach outside the agent's namespace must be refused";
+  EXPECT_NE(elsewhere.error().message.find("run --detach in the agent's namespace"),
+            std::string::npos)
+      << elsewhere.error().message;
+  ASSERT_TRUE(std::filesystem::exists(topo_->pinRoot() + "/mg_vips")) << "nothing removed";
   // In the agent's network namespace, where the interface and its sysctls are (nsenter:
   // `ip netns exec` would also mount a fresh /sys, without the pins).
   auto out =

@@ -37,9 +37,10 @@ struct mg_host_setting_key {
 MG_ABI_ASSERT(sizeof(struct mg_host_setting_key) == 64, "mg_host_setting_key ABI");
 
 struct mg_host_setting_value {
+	__u64 netns_ino; /* the agent's network namespace (inode of /proc/self/ns/net) */
 	char before[16]; /* the value read before the first change, NUL-padded */
 };
-MG_ABI_ASSERT(sizeof(struct mg_host_setting_value) == 16, "mg_host_setting_value ABI");
+MG_ABI_ASSERT(sizeof(struct mg_host_setting_value) == 24, "mg_host_setting_value ABI");
 
 /* Address families as stored in map keys (values of AF_INET / AF_INET6). */
 #define MG_AF_INET 2
