@@ -1,14 +1,15 @@
 #include "proxy/event/timer_wheel.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace meshgate::proxy {
 
 void Timer::arm(std::chrono::milliseconds after) {
   cancel();
   // Round up: a timer never fires early.
-  const uint64_t ticks = static_cast<uint64_t>((after + TimerWheel::kTick - std::chrono::milliseconds(1)) /
-                                               TimerWheel::kTick);
+  const uint64_t ticks = static_cast<uint64_t>(
+      (after + TimerWheel::kTick - std::chrono::milliseconds(1)) / TimerWheel::kTick);
   deadline_tick_ = wheel_->tickOf(wheel_->now_) + std::max<uint64_t>(ticks, 1);
   wheel_->link(this);
 }
@@ -27,8 +28,10 @@ TimerWheel::TimerWheel(TimerWheel&& other) noexcept
       now_(other.now_),
       current_tick_(other.current_tick_),
       slots_(std::move(other.slots_)),
+      occupied_(other.occupied_),
       armed_(other.armed_) {
   other.armed_ = 0;
+  other.occupied_ = {};
 }
 
 uint64_t TimerWheel::tickOf(std::chrono::steady_clock::time_point t) const {
@@ -44,6 +47,7 @@ void TimerWheel::link(Timer* t) {
     t->next_->prev_ = t;
   }
   slots_[slot] = t;
+  occupied_[slot / 64] |= uint64_t{1} << (slot % 64);
   armed_++;
 }
 
@@ -51,7 +55,11 @@ void TimerWheel::unlink(Timer* t) {
   if (t->prev_) {
     t->prev_->next_ = t->next_;
   } else {
-    slots_[static_cast<size_t>(t->slot_)] = t->next_;
+    const auto slot = static_cast<size_t>(t->slot_);
+    slots_[slot] = t->next_;
+    if (!t->next_) {
+      occupied_[slot / 64] &= ~(uint64_t{1} << (slot % 64));
+    }
   }
   if (t->next_) {
     t->next_->prev_ = t->prev_;
@@ -88,11 +96,24 @@ int TimerWheel::msUntilNext() const {
   if (armed_ == 0) {
     return -1;
   }
-  // Wake at the next tick boundary. Under load epoll returns earlier anyway, and an idle
-  // worker with armed timers wakes 1 / kTick times a second, which costs nothing.
-  const auto next = origin_ + kTick * static_cast<int64_t>(current_tick_ + 1);
+  // The first occupied slot after the current tick, in wheel order (wrapping once).
+  const size_t start = (current_tick_ + 1) % kSlots;
+  uint64_t ahead = kSlots;  // ticks after current_tick_, 1..kSlots
+  for (size_t i = 0; i <= occupied_.size(); i++) {
+    const size_t word = (start / 64 + i) % occupied_.size();
+    uint64_t bits = occupied_[word];
+    if (i == 0) {
+      bits &= ~uint64_t{0} << (start % 64);  // slots before `start` in its word come last
+    }
+    if (bits != 0) {
+      const size_t slot = word * 64 + static_cast<size_t>(std::countr_zero(bits));
+      ahead = (slot + kSlots - start) % kSlots + 1;
+      break;
+    }
+  }
+  const auto next = origin_ + kTick * static_cast<int64_t>(current_tick_ + ahead);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now_).count() + 1;
-  return static_cast<int>(std::clamp<int64_t>(ms, 0, kTick.count()));
+  return static_cast<int>(std::clamp<int64_t>(ms, 0, kTick.count() * static_cast<int64_t>(kSlots)));
 }
 
 }  // namespace meshgate::proxy

@@ -7,6 +7,7 @@
 // itself when destroyed, so a freed connection can never fire.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -55,8 +56,9 @@ class TimerWheel {
   // later advance().
   void advance(std::chrono::steady_clock::time_point now);
   std::chrono::steady_clock::time_point now() const { return now_; }
-  // Milliseconds until the next tick with an armed timer (capped at one lap), or -1 when
-  // nothing is armed: the loop's epoll timeout.
+  // Milliseconds until the next tick whose slot holds an armed timer (at most one lap; a
+  // timer more than a lap away wakes the loop once per lap), or -1 when nothing is armed:
+  // the loop's epoll timeout. An idle worker sleeps until its next timeout.
   int msUntilNext() const;
   size_t armedCount() const { return armed_; }
 
@@ -68,8 +70,9 @@ class TimerWheel {
 
   std::chrono::steady_clock::time_point origin_;
   std::chrono::steady_clock::time_point now_;
-  uint64_t current_tick_ = 0;  // every tick <= current_tick_ has been processed
-  std::vector<Timer*> slots_;  // list heads
+  uint64_t current_tick_ = 0;                     // every tick <= current_tick_ has been processed
+  std::vector<Timer*> slots_;                     // list heads
+  std::array<uint64_t, kSlots / 64> occupied_{};  // bit per slot: its list is not empty
   size_t armed_ = 0;
 };
 

@@ -115,12 +115,46 @@ TEST_F(TimerWheelTest, ACallbackMayCancelAnotherDueTimerOrRearmItself) {
   EXPECT_EQ(a_fired + b_fired, 1);
 }
 
-TEST_F(TimerWheelTest, EpollTimeoutIsMinusOneWhenIdleAndAtMostOneTickOtherwise) {
-  EXPECT_EQ(wheel_.msUntilNext(), -1);
-  Timer t(wheel_, [] {});
-  t.arm(milliseconds(5000));
+// The loop sleeps until the next armed timer, not one tick: an idle worker holding
+// connections with 60 s idle timeouts used to wake 100 times a second.
+TEST_F(TimerWheelTest, EpollTimeoutIsTheTimeToTheNextArmedTimer) {
+  EXPECT_EQ(wheel_.msUntilNext(), -1) << "nothing armed: sleep until an event";
+  Timer late(wheel_, [] {});
+  late.arm(milliseconds(5000));
+  EXPECT_GE(wheel_.msUntilNext(), 5000);
+  EXPECT_LE(wheel_.msUntilNext(), 5000 + TimerWheel::kTick.count() + 1);
+  {
+    Timer soon(wheel_, [] {});
+    soon.arm(milliseconds(100));
+    EXPECT_GE(wheel_.msUntilNext(), 100);
+    EXPECT_LE(wheel_.msUntilNext(), 100 + TimerWheel::kTick.count() + 1);
+  }
+  EXPECT_GE(wheel_.msUntilNext(), 5000) << "the sooner one is gone";
+  wheel_.advance(at(4990));
   EXPECT_GE(wheel_.msUntilNext(), 0);
-  EXPECT_LE(wheel_.msUntilNext(), TimerWheel::kTick.count());
+  EXPECT_LE(wheel_.msUntilNext(), TimerWheel::kTick.count() + 1);
+}
+
+TEST_F(TimerWheelTest, EpollTimeoutFindsASlotBehindTheCurrentOneAndTimersLapsAway) {
+  wheel_.advance(at(700));  // tick 70: the next slot to look at is 71
+  Timer wrapped(wheel_, [] {});
+  wrapped.arm(milliseconds(40910));  // tick 4161: slot 65, before 71 in the wheel's array
+  EXPECT_GE(wheel_.msUntilNext(), 40910);
+  EXPECT_LE(wheel_.msUntilNext(), 40910 + TimerWheel::kTick.count() + 1);
+  wrapped.cancel();
+
+  int fired = 0;
+  Timer far(wheel_, [&] { fired++; });
+  far.arm(milliseconds(60000));  // 6000 ticks: more than one lap (4096)
+  const int first = wheel_.msUntilNext();
+  EXPECT_GE(first, 60000 - 40960) << "its slot comes up after 1904 ticks, a lap early";
+  EXPECT_LE(first, 60000 - 40960 + TimerWheel::kTick.count() + 1);
+  wheel_.advance(at(700 + first));
+  EXPECT_EQ(fired, 0) << "a lap early is not the deadline";
+  EXPECT_GE(wheel_.msUntilNext(), 40000) << "then it sleeps a whole lap";
+  wheel_.advance(at(700 + 60000 + 10));
+  EXPECT_EQ(fired, 1);
+  EXPECT_EQ(wheel_.msUntilNext(), -1);
 }
 
 }  // namespace
