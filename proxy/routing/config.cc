@@ -351,8 +351,9 @@ class ProxyConfigParser : public JsonReader {
     std::map<std::string, size_t> names, addrs;
     for (size_t i = 0; i < list->size(); i++) {
       const JsonNode n{(*list)[i], jsonIndexPath("listeners", i)};
-      if (!checkObject(n.obj, n.path,
-                       {"name", "address", "port", "protocol", "routes", "cluster"})) {
+      if (!checkObject(
+              n.obj, n.path,
+              {"name", "address", "port", "protocol", "routes", "cluster", "x_forwarded_for"})) {
         return;
       }
       Listener l;
@@ -370,6 +371,17 @@ class ProxyConfigParser : public JsonReader {
         }
       }
       const std::string proto = string(n, "protocol", false).value_or("http");
+      if (n.find("x_forwarded_for")) {
+        const std::string xff = string(n, "x_forwarded_for", true).value_or("");
+        if (proto != "http") {
+          error(n.field("x_forwarded_for"), "only on an http listener");
+        } else if (xff == "replace") {
+          l.xff_replace = true;
+        } else if (xff != "append") {
+          error(n.field("x_forwarded_for"),
+                "must be \"append\" or \"replace\", got " + jsonShown(xff));
+        }
+      }
       if (proto == "http") {
         l.protocol = ListenerProtocol::kHttp;
         const Json* routes = array(n, "routes");

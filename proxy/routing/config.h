@@ -104,6 +104,10 @@ struct Listener {
   std::string address;
   uint16_t port = 0;
   ListenerProtocol protocol = ListenerProtocol::kHttp;
+  // X-Forwarded-For (kHttp): false appends the client's address to what the client sent
+  // (behind a trusted hop: a sidecar); true replaces it with the client's address (an edge
+  // facing clients, whose own X-Forwarded-For could name any address).
+  bool xff_replace = false;
   std::vector<Route> routes;  // kHttp, first match wins
   HostIndex hosts;            // of `routes`
   std::string cluster;        // kTcp

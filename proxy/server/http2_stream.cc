@@ -50,7 +50,9 @@ bool Http2Session::Stream::onField(std::string_view name, std::string_view value
     return true;
   }
   if (name == "x-forwarded-for") {
-    xff_.append(xff_.empty() ? "" : ", ").append(value);
+    if (!s_.snapshot_->config->listeners[s_.listener_].xff_replace) {
+      xff_.append(xff_.empty() ? "" : ", ").append(value);
+    }
     return true;
   }
   if (name == "cookie") {

@@ -308,7 +308,9 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
       continue;  // replaced by the absolute-form target's authority below
     }
     if (iequals(name, "x-forwarded-for")) {
-      xff += (xff.empty() ? "" : ", ") + value;  // every field, in order
+      if (!snapshot_->config->listeners[listener_].xff_replace) {
+        xff += (xff.empty() ? "" : ", ") + value;  // every field, in order
+      }
       continue;
     }
     h.append(name).append(": ").append(value).append("\r\n");

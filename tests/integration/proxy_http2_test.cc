@@ -198,6 +198,20 @@ TEST_F(ProxyHttp2Test, RespectsTheClientsFlowControlWindowOnALargeResponse) {
   EXPECT_LE(j["max_data_frame"].get<int>(), 4096) << "a DATA frame larger than the window";
 }
 
+// An edge listener replaces a client's X-Forwarded-For over HTTP/2 as over HTTP/1.1.
+TEST_F(ProxyHttp2Test, AnEdgeListenerReplacesTheClientsXForwardedFor) {
+  RecordingServer& be = backend(RecordingServer::answerWholeRequests());
+  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0,
+                  "x_forwarded_for": "replace", "routes": [{"cluster": "be"}]}],
+                 "clusters": [{"name": "be", "endpoints": [)" +
+             endpoint(be.port()) + "]}]}");
+  const json j = probe({"get", "--path", "/", "--header", "x-forwarded-for:6.6.6.6"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  const std::string got = be.received();
+  EXPECT_NE(got.find("x-forwarded-for: 127.0.0.1\r\n"), std::string::npos) << got;
+  EXPECT_EQ(got.find("6.6.6.6"), std::string::npos) << got;
+}
+
 TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
   RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port())));

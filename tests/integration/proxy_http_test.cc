@@ -640,6 +640,35 @@ TEST_F(ProxyHttpTest, RegexRoutesSurviveValuesAsLongAsTheHeaderLimit) {
           .ends_with("\r\n\r\nrest"));
 }
 
+// X-Forwarded-For: a listener behind a trusted hop appends the client's address to what
+// it sent; an edge listener ("replace") sends only the address it saw, so a client cannot
+// hand the backend an address of its choosing.
+TEST_F(ProxyHttpTest, XForwardedForIsAppendedOrReplacedAsTheListenerSays) {
+  auto& be = backend(RecordingServer::answerWholeRequests());
+  startProxy(R"({"listeners": [
+                   {"name": "web", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "be"}]},
+                   {"name": "edge", "address": "127.0.0.1", "port": 0, "x_forwarded_for": "replace",
+                    "routes": [{"cluster": "be"}]}],
+                 "clusters": [{"name": "be", "endpoints": [)" +
+             endpoint(be.port()) + "]}]}");
+  const std::string spoof =
+      "GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\nx-forwarded-for: 7.7.7.7\r\n"
+      "Connection: close\r\n\r\n";
+  ASSERT_EQ(statusOf(raw(spoof)), 200);
+  auto edge = rawExchange(*ns_, proxy_->port("edge"), spoof);
+  ASSERT_TRUE(edge) << edge.error().message;
+  ASSERT_EQ(statusOf(*edge), 200);
+  const std::string got = be.received();
+  EXPECT_NE(got.find("x-forwarded-for: 6.6.6.6, 7.7.7.7, 127.0.0.1\r\n"), std::string::npos)
+      << "append: every field the client sent, in order, then its address: " << got;
+  const size_t second = got.find("GET / HTTP/1.1", 1);
+  ASSERT_NE(second, std::string::npos) << got;
+  const std::string edge_head = got.substr(second);
+  EXPECT_NE(edge_head.find("x-forwarded-for: 127.0.0.1\r\n"), std::string::npos) << edge_head;
+  EXPECT_EQ(edge_head.find("6.6.6.6"), std::string::npos) << "replace: " << edge_head;
+  EXPECT_EQ(edge_head.find("7.7.7.7"), std::string::npos) << "replace: " << edge_head;
+}
+
 // A connection accepted before a reload keeps its snapshot; its requests still rotate over
 // the endpoints (review finding: they all went to the first one).
 TEST_F(ProxyHttpTest, AConnectionFromBeforeAReloadStillRotatesOverEndpoints) {

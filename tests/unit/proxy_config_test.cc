@@ -122,6 +122,14 @@ INSTANTIATE_TEST_SUITE_P(
             "limits.max_concurrent_streams: must be an integer 1..10000, got 0"},
         BadCase{"duplicate_key", R"({"workers": 1, "workers": 2})", "workers: duplicate key"},
         BadCase{
+            "bad_xff",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "x_forwarded_for": "trust", "routes": [{"cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[0].x_forwarded_for: must be \"append\" or \"replace\", got \"trust\""},
+        BadCase{
+            "xff_on_tcp",
+            R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "protocol": "tcp", "x_forwarded_for": "replace", "cluster": "c"}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "listeners[0].x_forwarded_for: only on an http listener"},
+        BadCase{
             "host_too_long",
             R"({"listeners": [{"name": "l", "address": "127.0.0.1", "port": 80, "routes": [{"match": {"host": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}, "cluster": "c"}]}], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
             "listeners[0].routes[0].match.host: must be at most 255 characters (a DNS name is "
