@@ -119,28 +119,34 @@ void EventLoop::runDeferred() {
 }
 
 Result<void> EventLoop::run() {
-  std::array<epoll_event, 256> events;
   while (!stopping_) {
-    const int n =
-        ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), timers_.msUntilNext());
-    if (n < 0 && errno != EINTR) {
-      return failErrno("epoll_wait", errno);
+    if (auto n = runOnce(timers_.msUntilNext()); !n) {
+      return std::unexpected(n.error());
     }
-    // The clock first: timers armed by handlers count from now, not from the last wakeup
-    // (which may be long ago on an idle worker).
-    timers_.advance(std::chrono::steady_clock::now());
-    for (int i = 0; i < n; i++) {
-      auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
-      if (handler) {
-        handler->onIo(events[i].events);
-      } else {
-        drainPosted();
-      }
-    }
-    timers_.advance(std::chrono::steady_clock::now());
-    runDeferred();
   }
   return {};
+}
+
+Result<int> EventLoop::runOnce(int timeout_ms) {
+  std::array<epoll_event, 256> events;
+  const int n = ::epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+  if (n < 0 && errno != EINTR) {
+    return failErrno("epoll_wait", errno);
+  }
+  // The clock first: timers armed by handlers count from now, not from the last wakeup
+  // (which may be long ago on an idle worker).
+  timers_.advance(std::chrono::steady_clock::now());
+  for (int i = 0; i < n; i++) {
+    auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
+    if (handler) {
+      handler->onIo(events[i].events);
+    } else {
+      drainPosted();
+    }
+  }
+  timers_.advance(std::chrono::steady_clock::now());
+  runDeferred();
+  return std::max(n, 0);
 }
 
 }  // namespace meshgate::proxy

@@ -46,9 +46,13 @@ class EventLoop {
   // Unregisters fd (events already collected in this batch are still delivered).
   void remove(int fd);
 
-  // Runs until stop(). Each iteration: wait for events (at most until the next timer
-  // tick), dispatch them, advance the timer wheel, run deferred calls.
+  // Runs until stop(). Each iteration: wait for events (at most until the next armed
+  // timer), dispatch them, advance the timer wheel, run deferred calls.
   Result<void> run();
+  // One iteration of run(): waits at most `timeout_ms` (-1: until an event) for events,
+  // handles them, fires due timers and runs deferred calls. Returns the number of events.
+  // For tests and fuzzers that drive a loop step by step on their own thread.
+  Result<int> runOnce(int timeout_ms);
   // Thread-safe: the loop returns from run() after its current iteration.
   void stop();
   // Thread-safe: `fn` runs on the loop's thread after the current iteration's events.

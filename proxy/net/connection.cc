@@ -172,6 +172,7 @@ void Connection::onIo(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
     readable_ = true;
     hangup_seen_ = hangup_seen_ || (events & (EPOLLRDHUP | EPOLLHUP)) != 0;
+    hung_up_ = hung_up_ || (events & EPOLLHUP) != 0;
     doRead();
   }
 }

@@ -69,6 +69,9 @@ class Connection final : public IoHandler {
   bool isOpen() const { return fd_.get() >= 0; }
   bool connecting() const { return connecting_; }
   bool peerClosed() const { return peer_closed_; }
+  // EPOLLHUP: both directions are shut (the peer reset, or closed after our own FIN or
+  // half-close): nothing more can be read, and nothing sent would be read.
+  bool hungUp() const { return hung_up_; }
   bool writeShut() const { return write_shut_; }
   int fd() const { return fd_.get(); }
   EventLoop& loop() { return loop_; }
@@ -89,7 +92,8 @@ class Connection final : public IoHandler {
   bool read_paused_ = false;
   bool read_scheduled_ = false;
   bool peer_closed_ = false;
-  bool hangup_seen_ = false;  // an event reported EPOLLRDHUP / EPOLLHUP
+  bool hangup_seen_ = false;    // an event reported EPOLLRDHUP / EPOLLHUP
+  bool hung_up_ = false;        // an event reported EPOLLHUP
   bool write_blocked_ = false;  // the last write hit EAGAIN
   bool shutdown_pending_ = false;
   bool write_shut_ = false;

@@ -157,6 +157,12 @@ void HttpSession::onData(Connection& c) {
   if (done_) {
     return;
   }
+  if (&c == down_.get() && c.hungUp() && c.input().empty()) {
+    // The client is gone both ways (it closed after its half-close, or reset): whatever is
+    // still in flight for it, nobody will read it. Do not wait for the upstream.
+    finish();
+    return;
+  }
   if (&c == down_.get() && lingering_) {
     // Closing: what the client still sends is read and dropped until it closes too.
     c.input().clear();

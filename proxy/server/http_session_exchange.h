@@ -44,8 +44,7 @@ class HttpSession::ResponseSink final : public http1::Sink {
 
 // The state of the request being served (one at a time per client connection).
 struct HttpSession::Exchange {
-  explicit Exchange(HttpSession& s)
-      : resp_sink(s), resp_parser(http1::Mode::kResponse, resp_sink) {}
+  explicit Exchange(HttpSession& s);  // below H2Sink, which it must see complete (clang)
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   // Request, as received.
   http1::Method method = http1::Method::kGet;
@@ -119,5 +118,8 @@ class HttpSession::H2Sink final : public UpstreamSink {
  private:
   HttpSession& s_;
 };
+
+inline HttpSession::Exchange::Exchange(HttpSession& s)
+    : resp_sink(s), resp_parser(http1::Mode::kResponse, resp_sink) {}
 
 }  // namespace meshgate::proxy

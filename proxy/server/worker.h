@@ -75,6 +75,7 @@ class Worker {
   // current loop iteration.
   void adopt(std::unique_ptr<Session> s);
   void release(Session* s);
+  bool hasSessions() const { return sessions_ != nullptr; }
 
  private:
   class ListenerSocket;
