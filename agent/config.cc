@@ -72,18 +72,14 @@ uint32_t nextPrime(uint32_t n) {
 }
 
 // The offending value as JSON text, shortened: `got "ten"`.
-std::string shown(const json& v) { return jsonShown(v); }
+std::string shown(const json& v) {
+  return jsonShown(v);
+}
 std::string childPath(const std::string& parent, std::string_view key) {
   return jsonChildPath(parent, key);
 }
-std::string indexPath(const std::string& parent, size_t i) { return jsonIndexPath(parent, i); }
-
-bool validIfName(std::string_view name) {
-  if (name.empty() || name.size() > kMaxIfNameLen || name == "." || name == "..") {
-    return false;
-  }
-  return std::all_of(name.begin(), name.end(),
-                     [](unsigned char c) { return std::isgraph(c) && c != '/' && c != ':'; });
+std::string indexPath(const std::string& parent, size_t i) {
+  return jsonIndexPath(parent, i);
 }
 
 // VIP names appear in logs, metric labels and pin paths: keep them tame.
@@ -572,6 +568,14 @@ std::string interfaceSet(std::vector<InterfaceConfig> v) {
 }
 
 }  // namespace
+
+bool validIfName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxIfNameLen || name == "." || name == "..") {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char c) { return std::isgraph(c) && c != '/' && c != ':'; });
+}
 
 Result<ConfigPtr> parseConfig(std::string_view json_text, std::string_view source_name) {
   const std::string source(source_name);

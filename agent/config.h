@@ -92,6 +92,9 @@ using ConfigPtr = std::shared_ptr<const AgentConfig>;
 // The first error found is reported. Never throws.
 Result<ConfigPtr> parseConfig(std::string_view json_text, std::string_view source_name);
 
+// A kernel interface name: 1-15 characters, printable, no '/' or ':', not "." or "..".
+bool validIfName(std::string_view name);
+
 // Reads `path` and parses it with `path` as the source name. An unreadable file yields
 // "<path>: cannot read: <strerror>".
 Result<ConfigPtr> loadConfigFile(const std::string& path);

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "agent/bpf_util.h"
+#include "agent/config.h"
 #include "meshgate/abi/common.h"
 
 namespace meshgate::agent {
@@ -83,9 +84,7 @@ bool isForwardingSysctl(const std::string& sysctl) {
     return false;
   }
   rest.remove_suffix(std::string_view("/forwarding").size());
-  // An interface name as the kernel allows it (IFNAMSIZ - 1, no '/', no whitespace or ':').
-  return !rest.empty() && rest.size() <= 15 && rest != "." && rest != ".." &&
-         rest.find_first_of("/: \t\n") == std::string_view::npos;
+  return validIfName(rest);
 }
 
 Result<bool> changeSysctl(const std::string& pin_root, const std::string& sysctl,
