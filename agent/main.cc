@@ -2,6 +2,7 @@
 // pinned maps and keeps them in sync (SIGHUP reloads). See docs/CONFIG.md.
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "agent/agent.h"
@@ -56,6 +57,12 @@ int main(int argc, char** argv) {
     }
     if (pin_root.empty()) {
       pin_root = MG_PIN_ROOT;
+    }
+    std::error_code ec;
+    if (!std::filesystem::exists(pin_root, ec)) {
+      // Also what `ip netns exec` shows: it mounts a fresh /sys, without bpffs.
+      logInfo("nothing pinned under " + pin_root + ": nothing to detach");
+      return 0;
     }
     // Read before the pins go; written back once XDP is detached, so that no packet meets
     // a balancer interface with forwarding already off.
