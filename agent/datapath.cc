@@ -48,7 +48,7 @@ Result<void> replaceIfIncompatible(const bpf_map* map, const std::string& path) 
   }
   if (info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
       info.value_size == bpf_map__value_size(map) &&
-      info.max_entries == bpf_map__max_entries(map)) {
+      info.max_entries == bpf_map__max_entries(map) && info.map_flags == bpf_map__map_flags(map)) {
     return {};
   }
   if (::unlink(path.c_str()) != 0) {

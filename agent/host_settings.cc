@@ -56,7 +56,24 @@ Result<void> writeSysctl(const std::string& sysctl, const std::string& value) {
 Result<UniqueFd> settingsMap(const std::string& pin_root, bool create) {
   const std::string pin = pin_root + "/" MG_MAP_HOST_SETTINGS;
   auto fd = openPinned(pin);
-  if (fd || !create || fd.error().errnum != ENOENT) {
+  if (fd) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0) {
+      return failErrno("map " + pin + ": info", errno);
+    }
+    if (info.key_size != sizeof(mg_host_setting_key) ||
+        info.value_size != sizeof(mg_host_setting_value)) {
+      return fail("map " + pin + " has another layout (" + std::to_string(info.value_size) +
+                  "-byte values, this build's are " +
+                  std::to_string(sizeof(mg_host_setting_value)) +
+                  "): an older build made it; restore its forwarding settings by hand "
+                  "(bpftool map dump pinned " +
+                  pin + ") and remove it");
+    }
+    return fd;
+  }
+  if (!create || fd.error().errnum != ENOENT) {
     return fd;
   }
   const int raw =

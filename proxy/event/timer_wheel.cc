@@ -7,10 +7,12 @@ namespace meshgate::proxy {
 
 void Timer::arm(std::chrono::milliseconds after) {
   cancel();
-  // Round up: a timer never fires early.
-  const uint64_t ticks = static_cast<uint64_t>(
-      (after + TimerWheel::kTick - std::chrono::milliseconds(1)) / TimerWheel::kTick);
-  deadline_tick_ = wheel_->tickOf(wheel_->now_) + std::max<uint64_t>(ticks, 1);
+  // The first tick that starts at or after now + after: a timer never fires early, also
+  // when armed in the middle of a tick (review finding: it could fire up to a tick early).
+  const auto due = wheel_->now_ + std::max(after, std::chrono::milliseconds(0));
+  const uint64_t tick = wheel_->tickOf(due);
+  const bool on_boundary = wheel_->origin_ + TimerWheel::kTick * static_cast<int64_t>(tick) == due;
+  deadline_tick_ = std::max(tick + (on_boundary ? 0 : 1), wheel_->tickOf(wheel_->now_) + 1);
   wheel_->link(this);
 }
 

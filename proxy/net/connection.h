@@ -69,8 +69,10 @@ class Connection final : public IoHandler {
   bool isOpen() const { return fd_.get() >= 0; }
   bool connecting() const { return connecting_; }
   bool peerClosed() const { return peer_closed_; }
-  // EPOLLHUP: both directions are shut (the peer reset, or closed after our own FIN or
-  // half-close): nothing more can be read, and nothing sent would be read.
+  // EPOLLHUP: both directions are shut: nothing more can be read, and nothing sent would
+  // be read. A Unix-domain peer's close gives it; on TCP it needs a reset (which also
+  // reports EPOLLERR) or our own FIN as well, so a TCP client that closes after a
+  // half-close is still only seen as EPOLLRDHUP until something is written to it.
   bool hungUp() const { return hung_up_; }
   bool writeShut() const { return write_shut_; }
   int fd() const { return fd_.get(); }

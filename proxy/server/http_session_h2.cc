@@ -31,7 +31,9 @@ void HttpSession::startH2(const http1::MessageHead& head) {
       return;
     }
     if (iequals(name, "x-forwarded-for")) {
-      xff.append(xff.empty() ? "" : ", ").append(value);
+      if (!snapshot_->config->listeners[listener_].xff_replace) {
+        xff.append(xff.empty() ? "" : ", ").append(value);
+      }
       return;
     }
     r.headers.emplace_back(lowerCase(name), value);

@@ -523,6 +523,27 @@ TEST_F(ProxyHttp2Test, PassesA503OnWhenNoRetryIsLeft) {
   EXPECT_EQ(metric("upstream_rq_retry"), 1u);
 }
 
+// "replace" holds for an HTTP/1.1 client routed to an HTTP/2 cluster too (review finding:
+// that path appended the client's own X-Forwarded-For).
+TEST_F(ProxyHttp2Test, AnEdgeListenerReplacesXForwardedForOnTheWayToAnHttp2Cluster) {
+  const std::string log = dir_->path() + "/h2backend.log";
+  const uint16_t be = h2Backend({"--log", log});
+  ASSERT_NE(be, 0);
+  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0,
+                  "x_forwarded_for": "replace", "routes": [{"cluster": "h2"}]}],
+                 "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
+             endpoint(be) + "]}]}");
+  auto r = rawExchange(*ns_, proxy_->port("web"),
+                       "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\n"
+                       "Connection: close\r\n\r\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(statusOf(*r), 200) << *r;
+  auto text = runCommand({"cat", log});
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_NE(text->find("xff 1 1 127.0.0.1\n"), std::string::npos) << *text;
+  EXPECT_EQ(text->find("6.6.6.6"), std::string::npos) << *text;
+}
+
 TEST_F(ProxyHttp2Test, ResetsTheUpstreamStreamOfAnUploadTheClientAbandons) {
   const std::string log = dir_->path() + "/h2backend.log";
   const uint16_t be = h2Backend({"--early-response", "--log", log});

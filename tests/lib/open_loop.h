@@ -24,13 +24,14 @@ struct OpenLoopOptions {
   double rate = 1000;  // requests per second, over all connections
   int connections = 50;
   std::chrono::milliseconds duration{5000};  // of sending; then up to 2 s for the last answers
-  int cpu = 0;                                // the generator's thread is pinned here
+  int cpu = 0;                               // the generator's thread is pinned here
 };
 
 struct OpenLoopResult {
   uint64_t sent = 0;
   uint64_t completed = 0;  // 200 responses fully received
   uint64_t errors = 0;     // other statuses, parse errors, closed connections, no answer
+                           // (unanswered ones count in the latencies with their wait)
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   double mean_send_lag_us = 0;  // how late the generator itself sent, on average
 };

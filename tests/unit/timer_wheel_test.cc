@@ -32,6 +32,19 @@ TEST_F(TimerWheelTest, FiresOnceAtOrAfterItsDeadlineNeverBefore) {
   EXPECT_FALSE(t.armed());
 }
 
+// Armed in the middle of a tick, a timer still waits its whole time (review finding: it
+// counted from the start of the tick and could fire up to 10 ms early).
+TEST_F(TimerWheelTest, ATimerArmedMidTickNeverFiresEarly) {
+  int fired = 0;
+  Timer t(wheel_, [&] { fired++; });
+  wheel_.advance(at(7));
+  t.arm(milliseconds(10));  // due at 17 ms
+  wheel_.advance(at(16));
+  EXPECT_EQ(fired, 0) << "6 ms early at 10 ms into the timer";
+  wheel_.advance(at(20));
+  EXPECT_EQ(fired, 1) << "the first tick at or after 17 ms";
+}
+
 TEST_F(TimerWheelTest, FiresInDeadlineOrderAcrossTicks) {
   std::vector<int> order;
   std::vector<std::unique_ptr<Timer>> timers;

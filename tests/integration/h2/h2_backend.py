@@ -82,6 +82,7 @@ class Backend:
                         sid = event.stream_id
                         headers = dict(event.headers)
                         self.log(f"headers {conn_id} {sid} {headers.get(':path', '')}")
+                        self.log(f"xff {conn_id} {sid} {headers.get('x-forwarded-for', '-')}")
                         if self.should_refuse():
                             conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
                             continue
