@@ -18,6 +18,8 @@ namespace mt = meshgate::test;
 
 namespace {
 
+using meshgate::test::nsPerIteration;
+
 constexpr int kReps = 15;
 constexpr double kTargetMsPerRep = 20;
 
@@ -73,16 +75,6 @@ uint64_t memmemScan(std::string_view bytes) {
     found += static_cast<uint64_t>(p - bytes.data());
   }
   return found;
-}
-
-template <class F>
-double nsPerIteration(int iters, F&& f) {
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) {
-    f();
-  }
-  const auto t1 = std::chrono::steady_clock::now();
-  return std::chrono::duration<double, std::nano>(t1 - t0).count() / iters;
 }
 
 struct Measured {

@@ -3,6 +3,7 @@
 // <out>/<name>.json and printed as a table.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,17 @@ class BenchReport {
   std::string name_;
   std::vector<BenchCase> cases_;
 };
+
+// Wall-clock nanoseconds per call of f(), over `iters` calls in a row.
+template <class F>
+double nsPerIteration(int iters, F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) {
+    f();
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / iters;
+}
 
 // Median of a sample (copies and partially sorts it). Empty input gives 0.
 double median(std::vector<double> v);
