@@ -66,17 +66,17 @@ int main(int argc, char** argv) {
       base.push_back(nsPerOp([&](int i) {
         block[0] = static_cast<uint8_t>(i);
         EVP_EncryptUpdate(aes, out, &out_len, block, 16);
-        sink += out[0];
+        sink = sink + out[0];
       }));
       enc.push_back(nsPerOp([&](int i) {
         nonce[0] = static_cast<uint8_t>(i);
         auto r = codec->encode(sid, nonce, 0);
-        sink += (*r)[1];
+        sink = sink + (*r)[1];
       }));
       dec.push_back(nsPerOp([&](int i) {
         (*cid)[c.sid_len] = static_cast<uint8_t>(i);
         auto r = codec->decode(*cid);
-        sink += r ? (*r)[0] : 0;
+        sink = sink + (r ? (*r)[0] : 0);
       }));
     }
     char note[200];
