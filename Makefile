@@ -178,18 +178,17 @@ $(BUILD)/asan/bin/meshgate-proxy: $(patsubst %.cc,$(BUILD)/asan/obj/%.o,$(ASAN_P
 
 # Fuzz targets build with clang straight from the sources they fuzz (sanitizers throughout):
 # FUZZ_LIB_SRCS (the HTTP/1.1 parser) unless the target names its own.
-$(BUILD)/tests/fuzz/config_fuzz: FUZZ_LIB_SRCS := agent/config.cc agent/net_addr.cc \
-	agent/quic_lb.cc common/json_reader.cc proxy/routing/config.cc proxy/routing/router.cc \
-	proxy/net/socket.cc
+CONFIG_FUZZ_SRCS := agent/config.cc agent/net_addr.cc agent/quic_lb.cc common/json_reader.cc \
+	proxy/routing/config.cc proxy/routing/router.cc proxy/net/socket.cc
+$(BUILD)/tests/fuzz/config_fuzz: FUZZ_LIB_SRCS := $(CONFIG_FUZZ_SRCS)
 $(BUILD)/tests/fuzz/config_fuzz: FUZZ_LDLIBS := -lcrypto -lre2
-$(BUILD)/tests/fuzz/config_fuzz: agent/config.cc agent/net_addr.cc agent/quic_lb.cc \
-	common/json_reader.cc proxy/routing/config.cc proxy/routing/router.cc proxy/net/socket.cc \
+$(BUILD)/tests/fuzz/config_fuzz: $(CONFIG_FUZZ_SRCS) \
 	$(wildcard agent/*.h common/*.h proxy/routing/*.h include/meshgate/*.h)
 # The client side of meshgate-proxy whole: every proxy source, and what they use.
-$(BUILD)/tests/fuzz/http_session_fuzz: FUZZ_LIB_SRCS := $(PROXY_LIB_SRCS) agent/maglev.cc \
-	common/json_reader.cc
+SESSION_FUZZ_SRCS := $(PROXY_LIB_SRCS) agent/maglev.cc common/json_reader.cc
+$(BUILD)/tests/fuzz/http_session_fuzz: FUZZ_LIB_SRCS := $(SESSION_FUZZ_SRCS)
 $(BUILD)/tests/fuzz/http_session_fuzz: FUZZ_LDLIBS := -lnghttp2 -lre2 -lcrypto -lpthread
-$(BUILD)/tests/fuzz/http_session_fuzz: $(PROXY_LIB_SRCS) agent/maglev.cc common/json_reader.cc \
+$(BUILD)/tests/fuzz/http_session_fuzz: $(SESSION_FUZZ_SRCS) \
 	$(wildcard proxy/*/*.h agent/maglev.h common/*.h)
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.cc $(FUZZ_LIB_SRCS) $(wildcard proxy/http1/*.h tests/fuzz/*.h)
 	$(call msg,FUZZ,$@)

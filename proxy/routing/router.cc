@@ -115,8 +115,7 @@ const Route* matchRoute(const Listener& listener, const http1::MessageHead& head
   const size_t relevant = std::min(
       {host.size(), std::max(index.longest_exact, index.longest_wildcard), sizeof lowered});
   for (size_t i = 0; i < relevant; i++) {
-    const char c = host[host.size() - relevant + i];
-    lowered[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    lowered[i] = http1::grammar::lower(host[host.size() - relevant + i]);
   }
   const std::string_view tail(lowered, relevant);
 
