@@ -39,9 +39,13 @@ EventLoop::EventLoop(EventLoop&& other) noexcept
       wakefd_(std::exchange(other.wakefd_, -1)),
       timers_(std::move(other.timers_)),
       deferred_(std::move(other.deferred_)),
-      running_(std::move(other.running_)) {}
+      running_(std::move(other.running_)),
+      doomed_(std::move(other.doomed_)) {}
 
 EventLoop::~EventLoop() {
+  for (const Doomed& d : doomed_) {
+    d.destroy(d.object);
+  }
   if (wakefd_ >= 0) {
     ::close(wakefd_);
   }
@@ -109,12 +113,18 @@ void EventLoop::drainPosted() {
 void EventLoop::runDeferred() {
   // Deferred calls may defer more; run until none is left. Both vectors keep their
   // capacity, so deferring allocates nothing once the loop has warmed up.
-  while (!deferred_.empty()) {
+  // A destructor may defer more of either kind.
+  while (!deferred_.empty() || !doomed_.empty()) {
     running_.swap(deferred_);
     for (auto& fn : running_) {
       fn();
     }
     running_.clear();
+    dying_.swap(doomed_);
+    for (const Doomed& d : dying_) {
+      d.destroy(d.object);
+    }
+    dying_.clear();
   }
 }
 

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -60,6 +61,14 @@ class EventLoop {
   // Loop thread only: `fn` runs after the current iteration's events. Use it to destroy
   // an object whose handler is on the stack.
   void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+  // Loop thread only: destroys `p` after the current iteration's events and deferred calls,
+  // like defer() of a lambda owning it, without allocating (no shared_ptr, no closure).
+  template <class T>
+  void deferDelete(std::unique_ptr<T> p) {
+    if (p) {
+      doomed_.push_back({p.release(), [](void* q) { delete static_cast<T*>(q); }});
+    }
+  }
 
   TimerWheel& timers() { return timers_; }
   // The loop's clock, read once per iteration.
@@ -76,6 +85,12 @@ class EventLoop {
   TimerWheel timers_;
   std::vector<std::function<void()>> deferred_;
   std::vector<std::function<void()>> running_;  // the deferred calls being run
+  struct Doomed {
+    void* object;
+    void (*destroy)(void*);
+  };
+  std::vector<Doomed> doomed_;  // deferDelete()'s objects, destroyed in the order given
+  std::vector<Doomed> dying_;   // the ones being destroyed
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mu_

@@ -30,22 +30,8 @@ std::weak_ptr<bool> H1Upstream::aliveToken() {
 }
 
 void H1Upstream::start(const RequestHead& head) {
-  std::string h;
-  h.reserve(256 + head.path.size());
-  h.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\nhost: ");
-  h.append(head.authority).append("\r\n");
-  for (const auto& [name, value] : head.headers) {
-    h.append(name).append(": ").append(value).append("\r\n");
-  }
-  if (head.content_length) {
-    h.append("content-length: ").append(std::to_string(*head.content_length)).append("\r\n");
-  } else if (head.has_body) {
-    chunked_ = true;
-    h.append("transfer-encoding: chunked\r\n");
-  }
-  h.append("\r\n");
+  chunked_ = !head.content_length && head.has_body;
   request_done_ = !head.has_body;
-
   parser_.expectResponseTo(http1::methodFromToken(head.method));
   conn_ = worker_.takeIdle(*target_.key);
   if (conn_) {
@@ -71,7 +57,31 @@ void H1Upstream::start(const RequestHead& head) {
     connect_timer_.arm(target_.connect_timeout);
   }
   conn_->setReadLimit(target_.window);
-  conn_->send(h);
+  // The head is written straight into the connection's output: no copy of its own.
+  Buffer& out = conn_->output();
+  out.append(head.method);
+  out.append(" ");
+  out.append(head.path);
+  out.append(" HTTP/1.1\r\nhost: ");
+  out.append(head.authority);
+  out.append("\r\n");
+  for (const auto& [name, value] : head.headers) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+  }
+  if (head.content_length) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, *head.content_length).ptr;
+    out.append("content-length: ");
+    out.append(std::string_view(digits, static_cast<size_t>(end - digits)));
+    out.append("\r\n");
+  } else if (chunked_) {
+    out.append("transfer-encoding: chunked\r\n");
+  }
+  out.append("\r\n");
+  conn_->flush();
 }
 
 void H1Upstream::sendBody(std::span<const char> data) {
@@ -128,7 +138,7 @@ void H1Upstream::cancel() {
 void H1Upstream::dropConnection() {
   if (conn_) {
     conn_->close();
-    worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(conn_))] {});
+    worker_.loop().deferDelete(std::move(conn_));
   }
 }
 

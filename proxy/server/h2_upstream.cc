@@ -301,7 +301,7 @@ void H2Connection::failAll(const std::string& why) {
   }
   if (conn_) {
     conn_->close();
-    worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(conn_))] {});
+    worker_.loop().deferDelete(std::move(conn_));
   }
 }
 

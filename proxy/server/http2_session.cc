@@ -33,6 +33,7 @@ Http2Session::Http2Session(Worker& worker, std::unique_ptr<Connection> client, c
       snapshot_(std::move(snapshot)),
       listener_(listener),
       down_(std::move(client)),
+      peer_ip_(peer.ip()),
       idle_timer_(worker.loop().timers(), [this] { onIdleTimer(); }) {
   down_->setObserver(this);
 }
@@ -92,8 +93,16 @@ void Http2Session::start() {
 }
 
 Http2Session::Stream* Http2Session::stream(int32_t id) {
+  if (id == last_id_) {
+    return last_stream_;
+  }
   auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  if (it == streams_.end()) {
+    return nullptr;
+  }
+  last_id_ = id;
+  last_stream_ = it->second.get();
+  return last_stream_;
 }
 
 int Http2Session::onBeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* self) {
@@ -157,8 +166,12 @@ int Http2Session::onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t er
     return 0;
   }
   it->second->onClosed(error_code);
+  if (s.last_id_ == stream_id) {
+    s.last_id_ = 0;
+    s.last_stream_ = nullptr;
+  }
   // Destroyed after this loop iteration: an upstream callback may be on the stack.
-  s.worker_.loop().defer([p = std::shared_ptr<Stream>(std::move(it->second))] {});
+  s.worker_.loop().deferDelete(std::move(it->second));
   s.streams_.erase(it);
   s.updateIdle();
   return 0;

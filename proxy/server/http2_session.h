@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -77,9 +78,14 @@ class Http2Session final : public Session, public ConnectionObserver {
   size_t listener_;
   EndpointChooser chooser_;
   std::unique_ptr<Connection> down_;
+  std::string peer_ip_;  // the client's address as text, for X-Forwarded-For
   Nghttp2Session h2_;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
-  std::vector<int32_t> opened_;  // heads complete in the current read, not yet routed
+  // The stream found last: nghttp2 calls back for one stream many times in a row (each
+  // header field, the frame, its data), so most lookups need no hash probe.
+  int32_t last_id_ = 0;  // 0: none (stream 0 is the connection, never a Stream)
+  Stream* last_stream_ = nullptr;
+  std::vector<int32_t> opened_;    // heads complete in the current read, not yet routed
   std::vector<int32_t> starting_;  // startOpened()'s copy of opened_
   Timer idle_timer_;
   uint32_t early_resets_ = 0;  // streams reset in the read that opened them

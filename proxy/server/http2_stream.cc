@@ -139,8 +139,11 @@ void Http2Session::Stream::begin() {
     return;
   }
   cluster_ = route_->cluster_index;
-  req_.headers.emplace_back("x-forwarded-for",
-                            xff_.empty() ? s_.peer_.ip() : xff_ + ", " + s_.peer_.ip());
+  if (xff_.empty()) {
+    req_.headers.emplace_back("x-forwarded-for", s_.peer_ip_);
+  } else {
+    req_.headers.emplace_back("x-forwarded-for", std::move(xff_.append(", ").append(s_.peer_ip_)));
+  }
   timer_.arm(route_->timeout);
   connectUpstream();
 }
@@ -155,7 +158,7 @@ void Http2Session::Stream::connectUpstream() {
   }
   endpoint_ = *pick;
   attempts_++;
-  upstream_start_ = Clock::now();
+  upstream_start_ = s_.worker_.loop().now();
   const ClusterTable& table = *s_.snapshot_->tables[cluster_];
   endpoint_key_ = table.address_keys[*pick];
   const UpstreamTarget target{&table.addresses[*pick], &table.address_keys[*pick],
@@ -302,7 +305,7 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
   // A pooled HTTP/1.1 connection the server had just closed: the request never got there.
   const bool stale_pooled = up_ && up_->reusedConnection() && f == UpstreamFailure::kReset;
   // The failed request object is dropped after this callback returns.
-  s_.worker_.loop().defer([p = std::shared_ptr<UpstreamRequest>(std::move(up_))] {});
+  s_.worker_.loop().deferDelete(std::move(up_));
   if (head_submitted_) {
     // The response is under way: it can only be cut.
     bump(st.upstream_rsp_reset);
@@ -392,7 +395,7 @@ void Http2Session::Stream::dropUpstream() {
       up_->consumed(body_out_.size());
     }
     up_->cancel();
-    s_.worker_.loop().defer([p = std::shared_ptr<UpstreamRequest>(std::move(up_))] {});
+    s_.worker_.loop().deferDelete(std::move(up_));
   }
 }
 

@@ -21,7 +21,10 @@ namespace meshgate::proxy {
 class Http2Session::Stream final : public UpstreamSink {
  public:
   Stream(Http2Session& s, int32_t id)
-      : s_(s), id_(id), timer_(s.worker_.loop().timers(), [this] { onTimeout(); }) {}
+      : s_(s),
+        id_(id),
+        start_(s.worker_.loop().now()),
+        timer_(s.worker_.loop().timers(), [this] { onTimeout(); }) {}
   ~Stream() override { dropUpstream(); }
 
   // Request head, as nghttp2 validated it (pseudo-headers, no connection-specific fields).
@@ -65,7 +68,7 @@ class Http2Session::Stream final : public UpstreamSink {
 
   Http2Session& s_;
   int32_t id_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point start_;  // when the head arrived (the loop's clock)
   // Request.
   RequestHead req_;
   std::string xff_;

@@ -9,13 +9,23 @@ namespace meshgate::proxy {
 using http1::grammar::iequals;
 
 bool hopByHop(std::string_view name) {
-  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te",
-                             "transfer-encoding", "upgrade", "trailer", "http2-settings"}) {
-    if (iequals(name, h)) {
-      return true;
-    }
+  // By length first: most fields are none of these, and most differ in length from all.
+  switch (name.size()) {
+    case 2:
+      return iequals(name, "te");
+    case 7:
+      return iequals(name, "upgrade") || iequals(name, "trailer");
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 14:
+      return iequals(name, "http2-settings");
+    case 16:
+      return iequals(name, "proxy-connection");
+    case 17:
+      return iequals(name, "transfer-encoding");
+    default:
+      return false;
   }
-  return false;
 }
 
 std::string lowerCase(std::string_view s) {
@@ -44,7 +54,8 @@ void appendStatusLine(Buffer& out, uint16_t status, std::string_view reason) {
 }
 
 bool idempotent(std::string_view method) {
-  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+  using namespace std::literals;
+  for (std::string_view m : {"GET"sv, "HEAD"sv, "OPTIONS"sv, "TRACE"sv, "PUT"sv, "DELETE"sv}) {
     if (method == m) {
       return true;
     }
@@ -118,20 +129,24 @@ std::string_view reasonPhrase(uint16_t status) {
 }
 
 bool hasDotSegment(std::string_view target) {
-  std::string path;
-  for (size_t i = 0; i < target.size() && target[i] != '?'; i++) {
-    if (target[i] == '%' && i + 2 < target.size() && target[i + 1] == '2' &&
-        (target[i + 2] == 'e' || target[i + 2] == 'E')) {
-      path += '.';
-      i += 2;
-    } else {
-      path += target[i];
+  const std::string_view path = target.substr(0, target.find('?'));
+  // After each '/': one or two dots ('.' or "%2e"), then the end or another '/'.
+  for (size_t slash = path.find('/'); slash != std::string_view::npos;
+       slash = path.find('/', slash + 1)) {
+    size_t i = slash + 1;
+    int dots = 0;
+    while (dots < 3 && i < path.size()) {
+      if (path[i] == '.') {
+        i += 1;
+      } else if (path[i] == '%' && i + 2 < path.size() && path[i + 1] == '2' &&
+                 (path[i + 2] == 'e' || path[i + 2] == 'E')) {
+        i += 3;
+      } else {
+        break;
+      }
+      dots++;
     }
-  }
-  for (size_t pos = 0; (pos = path.find("/.", pos)) != std::string::npos; pos++) {
-    const std::string_view rest = std::string_view(path).substr(pos + 2);
-    if (rest.empty() || rest[0] == '/' ||
-        (rest[0] == '.' && (rest.size() == 1 || rest[1] == '/'))) {
+    if ((dots == 1 || dots == 2) && (i == path.size() || path[i] == '/')) {
       return true;
     }
   }

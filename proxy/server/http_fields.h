@@ -26,6 +26,9 @@ std::vector<std::string> namedByConnection(const Fields& fields) {
   std::vector<std::string> named;
   for (const auto& [name, value] : fields) {
     if (http1::grammar::iequals(name, "connection")) {
+      if (http1::grammar::iequals(value, "keep-alive") || http1::grammar::iequals(value, "close")) {
+        continue;  // the usual values, which name nothing: no list to parse
+      }
       http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
         if (!t.empty() && !hopByHop(t)) {
           named.emplace_back(t);

@@ -353,7 +353,7 @@ bool HttpSession::pickEndpoint() {
   ex.endpoint = *pick;
   ex.attempts++;
   ex.endpoint_key = snapshot_->tables[ex.cluster]->address_keys[*pick];
-  ex.upstream_start = Clock::now();
+  ex.upstream_start = worker_.loop().now();
   return true;
 }
 
@@ -473,7 +473,7 @@ void HttpSession::onUpstreamFailed(bool connect_failure) {
   clearDeadline(Deadline::kUpstream);
   if (ex.up) {
     ex.up->close();
-    worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex.up))] {});
+    worker_.loop().deferDelete(std::move(ex.up));
   }
   if (connect_failure) {
     bump(worker_.stats().upstream_cx_connect_fail);
@@ -549,11 +549,11 @@ void HttpSession::finishExchange() {
                       snapshot_->config->limits.idle_timeout);
     } else {
       ex.up->close();
-      worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex.up))] {});
+      worker_.loop().deferDelete(std::move(ex.up));
     }
   }
   const bool request_done = ex.request_done;
-  worker_.loop().defer([p = std::shared_ptr<Exchange>(std::move(ex_))] {});
+  worker_.loop().deferDelete(std::move(ex_));
   if (closing_ || !request_done) {
     // The client asked to close, or sent a body we did not read to its end: nothing more
     // can be read from this connection. A client that asked to close and sent nothing
@@ -678,9 +678,9 @@ void HttpSession::sendError(uint16_t status, std::string_view detail) {
   logAccess();
   if (ex_->up) {
     ex_->up->close();
-    worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex_->up))] {});
+    worker_.loop().deferDelete(std::move(ex_->up));
   }
-  worker_.loop().defer([p = std::shared_ptr<Exchange>(std::move(ex_))] {});
+  worker_.loop().deferDelete(std::move(ex_));
   down_->send(msg);
   closeAfterResponse();
 }

@@ -44,8 +44,8 @@ class HttpSession::ResponseSink final : public http1::Sink {
 
 // The state of the request being served (one at a time per client connection).
 struct HttpSession::Exchange {
-  explicit Exchange(HttpSession& s);  // below H2Sink, which it must see complete (clang)
-  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  explicit Exchange(HttpSession& s);            // below H2Sink, which it must see complete (clang)
+  std::chrono::steady_clock::time_point start;  // when the request line arrived (loop clock)
   // Request, as received.
   http1::Method method = http1::Method::kGet;
   std::string method_token, target;
@@ -120,6 +120,6 @@ class HttpSession::H2Sink final : public UpstreamSink {
 };
 
 inline HttpSession::Exchange::Exchange(HttpSession& s)
-    : resp_sink(s), resp_parser(http1::Mode::kResponse, resp_sink) {}
+    : start(s.worker_.loop().now()), resp_sink(s), resp_parser(http1::Mode::kResponse, resp_sink) {}
 
 }  // namespace meshgate::proxy

@@ -72,7 +72,7 @@ void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, b
     // loop, outside the upstream's callback.
     bump(worker_.stats().upstream_rq_retry);
     ex.h2->cancel();
-    worker_.loop().defer([p = std::shared_ptr<H2Upstream>(std::move(ex.h2))] {});
+    worker_.loop().deferDelete(std::move(ex.h2));
     worker_.loop().defer([this, gen = ex.attempts] {
       if (!done_ && ex_ && ex_->attempts == gen && !ex_->head_sent && !ex_->h2) {
         connectH2();
@@ -156,7 +156,7 @@ void HttpSession::onH2ResponseEnd(const HeaderList& trailers) {
 void HttpSession::onH2Failed(UpstreamFailure f, const std::string& detail) {
   Exchange& ex = *ex_;
   clearDeadline(Deadline::kUpstream);
-  worker_.loop().defer([p = std::shared_ptr<H2Upstream>(std::move(ex.h2))] {});
+  worker_.loop().deferDelete(std::move(ex.h2));
   if (ex.head_sent) {
     bump(worker_.stats().upstream_rsp_reset);
     finish();  // the response can only be cut

@@ -110,7 +110,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
           ex_->up) {
         ex_->up->close();
         bump(worker_.stats().upstream_rq_retry);
-        worker_.loop().defer([c = std::shared_ptr<Connection>(std::move(ex_->up))] {});
+        worker_.loop().deferDelete(std::move(ex_->up));
         connectUpstream();
       }
     });

@@ -61,12 +61,12 @@ class Worker::ListenerSocket final : public IoHandler {
 // is closed and dropped.
 class Worker::IdleConnection final : public ConnectionObserver {
  public:
-  IdleConnection(Worker& w, std::string endpoint, std::unique_ptr<Connection> c,
-                 std::chrono::milliseconds idle_timeout)
-      : worker_(w),
-        endpoint_(std::move(endpoint)),
-        conn_(std::move(c)),
-        expiry_(w.loop().timers(), [this] { drop(); }) {
+  explicit IdleConnection(Worker& w) : worker_(w), expiry_(w.loop().timers(), [this] { drop(); }) {}
+  // Holds `c` for `endpoint` until take(), or until the server closes it or `idle_timeout`.
+  void hold(const std::string& endpoint, std::unique_ptr<Connection> c,
+            std::chrono::milliseconds idle_timeout) {
+    endpoint_ = endpoint;
+    conn_ = std::move(c);
     conn_->setObserver(this);
     expiry_.arm(idle_timeout);
   }
@@ -91,14 +91,14 @@ class Worker::IdleConnection final : public ConnectionObserver {
     auto& list = pool->second;
     for (auto it = list.begin(); it != list.end(); ++it) {
       if (it->get() == this) {
-        std::shared_ptr<IdleConnection> self(std::move(*it));
+        std::unique_ptr<IdleConnection> self = std::move(*it);
         list.erase(it);
         if (list.empty()) {
           // An endpoint unused for a whole idle timeout (or gone from the config) leaves no
           // entry behind. (takeIdle() keeps empty entries: the next putIdle() reuses them.)
           worker_.idle_.erase(pool);
         }
-        worker_.loop().defer([self] {});
+        worker_.loop().deferDelete(std::move(self));
         return;
       }
     }
@@ -119,6 +119,7 @@ Worker::~Worker() {
     delete s;
   }
   idle_.clear();
+  spare_idle_.clear();
   h2_.clear();
   listeners_.clear();
 }
@@ -206,6 +207,9 @@ std::unique_ptr<Connection> Worker::takeIdle(const std::string& endpoint) {
     auto idle = std::move(it->second.back());
     it->second.pop_back();
     auto c = idle->take();
+    if (spare_idle_.size() < kMaxSpareIdle) {
+      spare_idle_.push_back(std::move(idle));
+    }
     if (c && c->isOpen()) {
       return c;
     }
@@ -218,13 +222,21 @@ void Worker::putIdle(const std::string& endpoint, std::unique_ptr<Connection> c,
   auto& list = idle_[endpoint];
   if (list.size() >= max_idle || !c->isOpen()) {
     c->close();
-    loop_->defer([c = std::shared_ptr<Connection>(std::move(c))] {});
+    loop_->deferDelete(std::move(c));
     return;
   }
   c->input().shrink();
   c->output().shrink();
   Connection* raw = c.get();
-  list.push_back(std::make_unique<IdleConnection>(*this, endpoint, std::move(c), idle_timeout));
+  std::unique_ptr<IdleConnection> idle;
+  if (spare_idle_.empty()) {
+    idle = std::make_unique<IdleConnection>(*this);
+  } else {
+    idle = std::move(spare_idle_.back());
+    spare_idle_.pop_back();
+  }
+  idle->hold(endpoint, std::move(c), idle_timeout);
+  list.push_back(std::move(idle));
   raw->resumeReading();  // a pause from the last response must not outlive it: and an idle
                          // connection must see the server's close
 }

@@ -1,0 +1,68 @@
+// The field rules both protocols share: which fields are hop-by-hop, which are forwarded
+// when a Connection field names them, which methods may be retried, and which paths hold a
+// dot segment (refused with 400: routes match the raw path).
+#include "proxy/server/http_fields.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace meshgate::proxy {
+namespace {
+
+TEST(HttpFields, HopByHopNamesInAnyCase) {
+  for (std::string name : {"connection", "keep-alive", "proxy-connection", "te",
+                           "transfer-encoding", "upgrade", "trailer", "http2-settings"}) {
+    EXPECT_TRUE(hopByHop(name)) << name;
+    for (char& c : name) {
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    EXPECT_TRUE(hopByHop(name)) << name;
+  }
+}
+
+TEST(HttpFields, OtherNamesAreEndToEnd) {
+  // Same lengths as hop-by-hop names, prefixes and extensions of them, and the empty name.
+  for (const char* name : {"", "t", "tx", "tee", "trailers", "upgrades", "connectio", "connections",
+                           "keep-alivf", "content-length", "transfer-encodinf", "proxy-connectiom",
+                           "http2-settingz", "host", "x-forwarded-for", "cookie", "ta", "et"}) {
+    EXPECT_FALSE(hopByHop(name)) << name;
+  }
+}
+
+TEST(HttpFields, FieldsNamedByConnectionAreDropped) {
+  HeaderList fields = {{"Connection", "keep-alive, X-Secret"},
+                       {"X-Secret", "1"},
+                       {"Keep-Alive", "timeout=5"},
+                       {"Content-Type", "text/plain"},
+                       {"TE", "trailers"}};
+  const HeaderList out = forwardableFields(std::move(fields), /*lower_case=*/true);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].first, "content-type");
+  EXPECT_EQ(out[0].second, "text/plain");
+}
+
+TEST(HttpFields, IdempotentMethods) {
+  for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+    EXPECT_TRUE(idempotent(m)) << m;
+  }
+  for (const char* m : {"POST", "PATCH", "CONNECT", "get", "GETS", "", "DELET"}) {
+    EXPECT_FALSE(idempotent(m)) << m;
+  }
+}
+
+TEST(HttpFields, DotSegments) {
+  for (const char* t :
+       {"/.", "/..", "/./", "/../", "/a/./b", "/a/../b", "/a/.", "/a/..", "/%2e", "/%2E%2e",
+        "/a/%2e%2E/b", "/.%2e/", "/%2e./x", "/a/..?q=1", "/a/.?", "//..", "a/.."}) {
+    EXPECT_TRUE(hasDotSegment(t)) << t;
+  }
+  for (const char* t : {"",       "/",         "/a",    "/.a",    "/..a",   "/...",        "/a./b",
+                        "/a../b", "/a/b.",     "/%2",   "/%2e%2", "/%2f..", "/%252e",      "/.../",
+                        "/a?/..", "/a?x=/../", "/%2ex", "/....",  "/x.%2e", "/a/%2e%2e%2e"}) {
+    EXPECT_FALSE(hasDotSegment(t)) << t;
+  }
+}
+
+}  // namespace
+}  // namespace meshgate::proxy
