@@ -87,6 +87,12 @@ Result<Agent> Agent::start(ConfigPtr cfg) {
   if (auto r = agent.attachAll(); !r) {
     return std::unexpected(r.error());
   }
+  auto health = HealthChecker::create();
+  if (!health) {
+    return std::unexpected(health.error());
+  }
+  agent.health_.emplace(std::move(*health));
+  agent.health_->configure(c, std::chrono::steady_clock::now());  // every backend starts up
   if (c.metrics_listen) {
     auto m = MetricsServer::listen(*c.metrics_listen, c.pin_root);
     if (!m) {
@@ -125,12 +131,32 @@ Result<ApplyStats> Agent::reload(ConfigPtr next) {
   if (auto ok = checkReloadable(*cfg_, *next); !ok) {
     return std::unexpected(ok.error());
   }
-  auto applied = state_->apply(*next);
+  // The health verdicts of backends that stay carry over; new backends start up.
+  health_->configure(*next, std::chrono::steady_clock::now());
+  auto applied = state_->apply(health_->effective(*next));
   if (!applied) {
+    health_->configure(*cfg_, std::chrono::steady_clock::now());
     return std::unexpected(applied.error());
   }
   cfg_ = std::move(next);
   return applied;
+}
+
+void Agent::checkHealth() {
+  const auto changes = health_->run(std::chrono::steady_clock::now());
+  if (changes.empty()) {
+    return;
+  }
+  for (const auto& line : changes) {
+    logInfo(line);
+  }
+  auto applied = state_->apply(health_->effective(*cfg_));
+  if (!applied) {
+    logError("health: cannot apply the backends' new states (the next change retries): " +
+             applied.error().message);
+    return;
+  }
+  logInfo("health: applied: " + describe(*applied));
 }
 
 int Agent::serve(const std::string& config_path) {
@@ -150,16 +176,19 @@ int Agent::serve(const std::string& config_path) {
   }
   logInfo("serving; SIGHUP reloads " + config_path + ", SIGTERM exits (XDP stays attached)");
   for (;;) {
-    pollfd fds[2] = {{sfd.get(), POLLIN, 0}, {metrics_ ? metrics_->fd() : -1, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    pollfd fds[3] = {{sfd.get(), POLLIN, 0},
+                     {metrics_ ? metrics_->fd() : -1, POLLIN, 0},
+                     {health_->fd(), POLLIN, 0}};
+    if (::poll(fds, 3, health_->msUntilNext(std::chrono::steady_clock::now())) < 0) {
       if (errno == EINTR) {
         continue;
       }
       logError(std::string("poll: ") + std::strerror(errno));
       return 1;
     }
+    checkHealth();
     if (fds[1].revents & POLLIN) {
-      metrics_->serveOne();
+      metrics_->serveOne(health_->renderPrometheus());
     }
     if (!(fds[0].revents & POLLIN)) {
       continue;

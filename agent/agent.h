@@ -1,8 +1,9 @@
 // The agent's lifecycle: open, configure, load, attach, serve, detach. start() loads the
 // programs (reusing pinned maps), adopts what a previous agent installed, writes the
 // config into the maps and then attaches, so a program never runs on half a config.
-// serve() applies the config file again on SIGHUP and returns on SIGTERM/SIGINT, leaving
-// everything attached: traffic keeps flowing while no agent runs.
+// serve() applies the config file again on SIGHUP, runs the backends' health checks (a down
+// backend is applied as drained) and returns on SIGTERM/SIGINT, leaving everything
+// attached: traffic keeps flowing while no agent runs.
 #pragma once
 
 #include <optional>
@@ -10,6 +11,7 @@
 
 #include "agent/config.h"
 #include "agent/datapath.h"
+#include "agent/health.h"
 #include "agent/lb_state.h"
 #include "agent/metrics.h"
 #include "meshgate/result.h"
@@ -32,12 +34,15 @@ class Agent {
  private:
   Agent() = default;
   Result<void> attachAll();
+  // Runs the health checks that are due and applies the backends' new states, if any.
+  void checkHealth();
 
   ConfigPtr cfg_;
   std::optional<LoadedProgram> lb_;
   std::optional<LoadedProgram> decap_;
   std::optional<LbState> state_;
   std::optional<MetricsServer> metrics_;
+  std::optional<HealthChecker> health_;
 };
 
 std::string describe(const ApplyStats& s);

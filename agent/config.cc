@@ -201,6 +201,7 @@ class ConfigParser : public JsonReader {
   void parseVips(const Node& root, AgentConfig& cfg);
   VipConfig parseVip(const Node& n);
   void parseQuicLb(const Node& vip_node, VipConfig& vip);
+  void parseHealthCheck(const Node& vip_node, VipConfig& vip);
   std::optional<std::array<uint8_t, quiclb::kKeyLen>> quicLbKey(const Node& n);
   void parseQuicServerId(const Node& n, const VipConfig& vip, BackendConfig& be,
                          std::map<std::vector<uint8_t>, size_t>& seen, size_t index);
@@ -348,6 +349,34 @@ void ConfigParser::parseQuicLb(const Node& vip_node, VipConfig& vip) {
             });
 }
 
+void ConfigParser::parseHealthCheck(const Node& vip_node, VipConfig& vip) {
+  const json* h = vip_node.find("health_check");
+  if (h == nullptr) {
+    return;
+  }
+  const std::string path = vip_node.field("health_check");
+  if (!checkObject(*h, path, {"port", "interval_ms", "timeout_ms", "rise", "fall"})) {
+    return;
+  }
+  const Node n{*h, path};
+  HealthCheckConfig hc;
+  const bool has_default_port = vip.protocol == IPPROTO_TCP && vip.port != 0;
+  if (n.find("port") == nullptr && !has_default_port) {
+    error(n.field("port"), "missing required field (only a TCP VIP with a port lends its own)");
+  }
+  hc.port = static_cast<uint16_t>(integer(n, "port", has_default_port ? vip.port : 1, 1, 65535));
+  hc.interval_ms = static_cast<uint32_t>(integer(n, "interval_ms", hc.interval_ms, 100, 3600000));
+  hc.timeout_ms = static_cast<uint32_t>(integer(n, "timeout_ms", hc.timeout_ms, 10, 3600000));
+  if (hc.timeout_ms > hc.interval_ms) {
+    error(n.field("timeout_ms"), "must be <= interval_ms (" + std::to_string(hc.interval_ms) +
+                                     "), got " + std::to_string(hc.timeout_ms) +
+                                     ": one probe per backend at a time");
+  }
+  hc.rise = static_cast<uint32_t>(integer(n, "rise", hc.rise, 1, 100));
+  hc.fall = static_cast<uint32_t>(integer(n, "fall", hc.fall, 1, 100));
+  vip.health_check = hc;
+}
+
 void ConfigParser::parseQuicServerId(const Node& n, const VipConfig& vip, BackendConfig& be,
                                      std::map<std::vector<uint8_t>, size_t>& seen, size_t index) {
   const std::string path = n.field("quic_server_id");
@@ -417,7 +446,8 @@ void ConfigParser::parseBackends(const Node& vip_node, VipConfig& vip) {
 VipConfig ConfigParser::parseVip(const Node& n) {
   VipConfig vip;
   if (!checkObject(n.obj, n.path,
-                   {"name", "address", "port", "protocol", "ring_size", "quic_lb", "backends"})) {
+                   {"name", "address", "port", "protocol", "ring_size", "quic_lb", "backends",
+                    "health_check"})) {
     return vip;
   }
   if (auto name = string(n, "name", /*required=*/true)) {
@@ -446,6 +476,7 @@ VipConfig ConfigParser::parseVip(const Node& n) {
   }
   parseQuicLb(n, vip);  // before the backends: their server IDs need server_id_len
   parseBackends(n, vip);
+  parseHealthCheck(n, vip);
   const auto active = std::count_if(vip.backends.begin(), vip.backends.end(),
                                     [](const BackendConfig& b) { return b.weight > 0; });
   if (static_cast<uint64_t>(active) > vip.ring_size) {

@@ -44,6 +44,21 @@ struct QuicLbConfigEntry {
   friend bool operator==(const QuicLbConfigEntry&, const QuicLbConfigEntry&) = default;
 };
 
+// Active health checking of a VIP's backends ("health_check"): a TCP connect to each
+// backend's address and `port`, every `interval_ms`, failing after `timeout_ms`. A backend
+// is marked down after `fall` failures in a row and up again after `rise` successes in a
+// row; while down it is treated as drained (weight 0: its tracked flows stay, new flows
+// go elsewhere). Backends start up, so an agent (re)start moves no traffic.
+struct HealthCheckConfig {
+  uint16_t port = 0;  // 1..65535; defaults to the VIP's port for a TCP VIP with a port
+  uint32_t interval_ms = 2000;
+  uint32_t timeout_ms = 1000;  // <= interval_ms
+  uint32_t rise = 2;
+  uint32_t fall = 3;
+
+  friend bool operator==(const HealthCheckConfig&, const HealthCheckConfig&) = default;
+};
+
 struct VipConfig {
   std::string name;  // unique; [A-Za-z0-9][A-Za-z0-9_.-]{0,63}
   IpAddr address;
@@ -57,6 +72,7 @@ struct VipConfig {
   // QUIC destination connection ID. Empty = not a QUIC VIP. Sorted by config_rotation
   // whatever the file's order; 1..7 entries sharing one server_id_len.
   std::vector<QuicLbConfigEntry> quic_lb;
+  std::optional<HealthCheckConfig> health_check;  // none: every backend counts as up
 
   friend bool operator==(const VipConfig&, const VipConfig&) = default;
 };

@@ -61,8 +61,8 @@ Result<std::string> renderPrometheus(const std::string& pin_root) {
     auto t = readTraffic(maps->backend_stats.get(), b.id, MG_MAP_BACKEND_STATS);
     if (t) {
       const std::string vip = b.backend.vip_id < MG_MAX_VIPS ? vip_names[b.backend.vip_id] : "";
-      const std::string l = "vip=\"" + vip + "\",backend=\"" +
-                            addressText(b.backend.addr, b.backend.family) + "\"";
+      const std::string l =
+          "vip=\"" + vip + "\",backend=\"" + addressText(b.backend.addr, b.backend.family) + "\"";
       line(out, "meshgate_backend_packets_total", l, t->packets);
       line(out, "meshgate_backend_bytes_total", l, t->bytes);
     }
@@ -102,14 +102,13 @@ Result<MetricsServer> MetricsServer::listen(const std::string& address,
   UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
-      ::listen(fd.get(), 16) != 0) {
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd.get(), 16) != 0) {
     return failErrno("metrics.listen: " + address, errno);
   }
   return MetricsServer(std::move(fd), pin_root);
 }
 
-void MetricsServer::serveOne() {
+void MetricsServer::serveOne(const std::string& extra) {
   UniqueFd conn(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!conn.valid()) {
     return;
@@ -128,7 +127,7 @@ void MetricsServer::serveOne() {
     status = "404 Not Found";
     body = "try /metrics\n";
   } else if (auto text = renderPrometheus(pin_root_)) {
-    body = std::move(*text);
+    body = std::move(*text) + extra;
   } else {
     status = "503 Service Unavailable";
     body = text.error().message + "\n";

@@ -18,8 +18,9 @@ class MetricsServer {
   // "127.0.0.1:9464" or "[::1]:9464".
   static Result<MetricsServer> listen(const std::string& address, const std::string& pin_root);
   int fd() const { return fd_.get(); }
-  // Accepts one connection and answers it (blocking, with a short receive timeout).
-  void serveOne();
+  // Accepts one connection and answers it (blocking, with a short receive timeout); `extra`
+  // (Prometheus lines the agent keeps itself, such as health checks) follows the counters.
+  void serveOne(const std::string& extra = "");
 
  private:
   MetricsServer(UniqueFd fd, std::string pin_root)

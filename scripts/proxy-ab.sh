@@ -56,4 +56,9 @@ for line in open(sys.argv[1]):
 for name, v in runs.items():
     print("%-8s median req/s %8.0f  CPU/request %5.1f us   (req/s per round: %s)" % (
         name, st.median(x[0] for x in v), st.median(x[1] for x in v), " ".join("%.0f" % x[0] for x in v)))
+# The machine's speed drifts between rounds; ratios within a round are steadier.
+for base in ("old", "nginx", "haproxy"):
+    r = [n[0] / b[0] for n, b in zip(runs["new"], runs[base])]
+    print("new / %-7s median of per-round req/s ratios %.3f  (%s)" % (
+        base, st.median(r), " ".join("%.2f" % x for x in r)))
 PY

@@ -185,5 +185,72 @@ TEST_F(LbNetnsTest, AgentKill9MidTransferThenRestartLosesNoByte) {
       << "the client's ACKs went through xdp_lb all along";
 }
 
+TEST_F(LbNetnsTest, ABackendFailingItsHealthCheckGetsNoNewFlowsUntilItPassesAgain) {
+  // Each backend answers health checks on its own address, port 9090; its service stays on
+  // the VIP. Closing b3's health port (its service keeps running) is a failed check only.
+  constexpr uint16_t kHealthPort = 9090;
+  std::vector<std::unique_ptr<BackendServer>> health(3);
+  auto startHealth = [&](int i) {
+    auto s = BackendServer::start(topo_->backend(i), topo_->backendAddress(i), kHealthPort,
+                                  "health" + std::to_string(i));
+    ASSERT_TRUE(s) << s.error().message;
+    health[i - 1] = std::move(*s);
+  };
+  for (int i = 1; i <= 3; i++) {
+    ASSERT_NO_FATAL_FAILURE(startHealth(i));
+  }
+  std::string text = topo_->configText(backends({1, 1, 1}));
+  const std::string anchor = "\"ring_size\": 65537,";
+  ASSERT_NE(text.find(anchor), std::string::npos);
+  text.insert(text.find(anchor) + anchor.size(),
+              " \"health_check\": {\"port\": 9090, \"interval_ms\": 100, \"timeout_ms\": 100, "
+              "\"rise\": 2, \"fall\": 2},");
+  ASSERT_TRUE(topo_->writeConfigText(text));
+  ASSERT_TRUE(topo_->startAgent());
+  std::vector<std::pair<TcpClient, std::string>> open;
+  ASSERT_NO_FATAL_FAILURE(openConnections(24000, 60, open));
+
+  health[2].reset();
+  auto down = topo_->agent().waitForLog("vip 'web': backend 198.18.13.2 down (2 failed probes");
+  ASSERT_TRUE(down) << down.error().message;
+  ASSERT_TRUE(topo_->agent().waitForLog("health: applied", 1));
+  table_.reset();
+  int b3_before = 0;
+  for (size_t i = 0; i < open.size(); i++) {
+    b3_before += open[i].second == "b3";
+    auto id = open[i].first.askId();
+    ASSERT_TRUE(id) << "connection " << i << " broke: " << id.error().message;
+    EXPECT_EQ(*id, open[i].second) << "connection " << i << " stays (a down backend is drained)";
+  }
+  EXPECT_GT(b3_before, 5) << "some tracked flows were on b3";
+  std::map<std::string, int> got;
+  for (uint16_t p = 24100; p < 24200; p++) {
+    auto c = connect(p);
+    ASSERT_TRUE(c) << c.error().message;
+    auto id = c->askId();
+    ASSERT_TRUE(id) << id.error().message;
+    EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
+    got[*id]++;
+  }
+  EXPECT_EQ(got["b3"], 0) << "no new flow reaches the down backend";
+  EXPECT_EQ(got["b1"] + got["b2"], 100);
+
+  ASSERT_NO_FATAL_FAILURE(startHealth(3));
+  auto up = topo_->agent().waitForLog("vip 'web': backend 198.18.13.2 up (2 good probes");
+  ASSERT_TRUE(up) << up.error().message;
+  ASSERT_TRUE(topo_->agent().waitForLog("health: applied", 2));
+  table_.reset();
+  got.clear();
+  for (uint16_t p = 24200; p < 24300; p++) {
+    auto c = connect(p);
+    ASSERT_TRUE(c) << c.error().message;
+    auto id = c->askId();
+    ASSERT_TRUE(id) << id.error().message;
+    EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
+    got[*id]++;
+  }
+  EXPECT_GT(got["b3"], 15) << "b3 takes new flows again";
+}
+
 }  // namespace
 }  // namespace meshgate::test

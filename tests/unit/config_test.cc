@@ -142,6 +142,30 @@ TEST(ConfigParse, ReadsEveryFieldOfAFullConfig) {
   EXPECT_EQ(cfg->vips[0].ring_size, 2u) << "smallest prime ring";
 }
 
+TEST(ConfigParse, HealthCheckDefaultsAndPort) {
+  json doc = json::parse(kBase);
+  doc["vips"][0]["health_check"] = json::object();
+  doc["vips"][1]["health_check"] = {
+      {"port", 9090}, {"interval_ms", 500}, {"timeout_ms", 500}, {"rise", 1}, {"fall", 5}};
+  auto cfg = mustParseDoc(doc);
+  ASSERT_NE(cfg, nullptr);
+  ASSERT_TRUE(cfg->vips[0].health_check);
+  const HealthCheckConfig& a = *cfg->vips[0].health_check;
+  EXPECT_EQ(a.port, 80) << "a TCP VIP lends its port";
+  EXPECT_EQ(a.interval_ms, 2000u);
+  EXPECT_EQ(a.timeout_ms, 1000u);
+  EXPECT_EQ(a.rise, 2u);
+  EXPECT_EQ(a.fall, 3u);
+  ASSERT_TRUE(cfg->vips[1].health_check);
+  EXPECT_EQ(*cfg->vips[1].health_check, (HealthCheckConfig{9090, 500, 500, 1, 5}));
+  EXPECT_FALSE(mustParse(kBase)->vips[0].health_check) << "absent: no health checks";
+  // A UDP VIP has no TCP port to lend.
+  doc["vips"][1]["protocol"] = "udp";
+  doc["vips"][0]["protocol"] = "udp";
+  EXPECT_NE(mustFail(doc.dump()).find("vips[0].health_check.port: missing required field"),
+            std::string::npos);
+}
+
 TEST(ConfigParse, SortsBackendsByAddress) {
   ConfigPtr cfg = mustParse(R"({"interfaces": [{"name": "eth0"}],
     "vips": [{"name": "v", "address": "198.18.100.1", "protocol": "tcp", "backends": [
@@ -192,6 +216,19 @@ struct RejectRow {
 const RejectRow kRejectRows[] = {
     // Unknown keys, with their path.
     {"/hash_sed", "1", "hash_sed: unknown field (expected one of: pin_root,"},
+    // Health checks.
+    {"/vips/0/health_check", R"({"intervall_ms": 100})",
+     "vips[0].health_check.intervall_ms: unknown"},
+    {"/vips/0/health_check", "5", "vips[0].health_check: must be an object, got 5"},
+    {"/vips/0/health_check", R"({"port": 0})",
+     "vips[0].health_check.port: must be an integer 1..65535, got 0"},
+    {"/vips/0/health_check", R"({"interval_ms": 99})",
+     "vips[0].health_check.interval_ms: must be an integer 100..3600000, got 99"},
+    {"/vips/0/health_check", R"({"interval_ms": 500, "timeout_ms": 501})",
+     "vips[0].health_check.timeout_ms: must be <= interval_ms (500), got 501"},
+    {"/vips/0/health_check", R"({"rise": 0})",
+     "vips[0].health_check.rise: must be an integer 1..100"},
+    {"/vips/0/health_check", R"({"fall": 101})", "vips[0].health_check.fall: must be an integer"},
     {"/vips/0/backends/0/wieght", "5", "vips[0].backends[0].wieght: unknown field"},
     {"/encap/src_v4", "\"198.18.255.0/24\"", "encap.src_v4: unknown field"},
     {"/interfaces/0/mode", "\"native\"", "interfaces[0].mode: unknown field"},

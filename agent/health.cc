@@ -1,0 +1,269 @@
+#include "agent/health.h"
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+namespace meshgate::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Where in [0, interval) a new target's first probe falls: the same for the same target
+// on every start, different across targets.
+milliseconds firstProbeOffset(const std::string& vip, const IpAddr& addr, uint32_t interval_ms) {
+  const size_t h = std::hash<std::string>{}(vip + "/" + addr.toString());
+  return milliseconds(h % interval_ms);
+}
+
+std::string probeName(const std::string& vip, const IpAddr& addr) {
+  return "vip '" + vip + "': backend " + addr.toString();
+}
+
+}  // namespace
+
+Result<HealthChecker> HealthChecker::create() {
+  UniqueFd epfd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epfd.valid()) {
+    return fail(std::string("health checks: epoll_create1: ") + std::strerror(errno));
+  }
+  return HealthChecker(std::move(epfd));
+}
+
+void HealthChecker::configure(const AgentConfig& cfg, Clock::time_point now) {
+  std::map<Key, Target> next;
+  for (const auto& vip : cfg.vips) {
+    if (!vip.health_check) {
+      continue;
+    }
+    for (const auto& b : vip.backends) {
+      Key key{vip.name, b.address};
+      auto old = targets_.find(key);
+      if (old != targets_.end() && old->second.check == *vip.health_check) {
+        next.emplace(key, std::move(old->second));  // the node moves; epoll must follow
+        continue;
+      }
+      Target t;
+      t.vip = vip.name;
+      t.address = b.address;
+      t.check = *vip.health_check;
+      if (old != targets_.end()) {
+        t.up = old->second.up;  // a changed check keeps the verdict until it says otherwise
+      }
+      t.next = now + firstProbeOffset(vip.name, b.address, t.check.interval_ms);
+      next.emplace(std::move(key), std::move(t));
+    }
+  }
+  // Targets no longer configured close their probes (which leaves epoll); the kept ones
+  // are re-registered with their new node's address.
+  targets_ = std::move(next);
+  for (auto& [key, t] : targets_) {
+    if (t.probe.valid()) {
+      epoll_event ev{};
+      ev.events = EPOLLOUT;
+      ev.data.ptr = &t;
+      ::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, t.probe.get(), &ev);
+    }
+  }
+}
+
+void HealthChecker::start(Target& t, Clock::time_point now) {
+  t.probes++;
+  t.next = now + milliseconds(t.check.interval_ms);
+  const int family = t.address.isV4() ? AF_INET : AF_INET6;
+  UniqueFd s(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!s.valid()) {
+    finish(t, false, std::string("socket: ") + std::strerror(errno));
+    return;
+  }
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (t.address.isV4()) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(t.check.port);
+    std::memcpy(&a->sin_addr, t.address.words.data(), 4);
+    len = sizeof(sockaddr_in);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(t.check.port);
+    std::memcpy(&a->sin6_addr, t.address.words.data(), 16);
+    len = sizeof(sockaddr_in6);
+  }
+  // No lingering half-open state on the backend: a completed connect is reset at close.
+  const linger lg{1, 0};
+  ::setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+    finish(t, true, "");
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    finish(t, false, std::strerror(errno));
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLOUT;
+  ev.data.ptr = &t;
+  if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, s.get(), &ev) != 0) {
+    finish(t, false, std::string("epoll_ctl: ") + std::strerror(errno));
+    return;
+  }
+  t.probe = std::move(s);
+  t.deadline = now + milliseconds(t.check.timeout_ms);
+}
+
+std::string HealthChecker::finish(Target& t, bool ok, std::string error) {
+  t.probe.reset();
+  if (!ok) {
+    t.failures++;
+    t.last_error = std::move(error);
+  }
+  if (ok == t.up) {
+    t.streak = 0;
+    return "";
+  }
+  t.streak++;
+  if (t.streak < (t.up ? t.check.fall : t.check.rise)) {
+    return "";
+  }
+  t.up = ok;
+  t.streak = 0;
+  const std::string probes = std::to_string(ok ? t.check.rise : t.check.fall);
+  if (ok) {
+    t.ups++;
+    return probeName(t.vip, t.address) + " up (" + probes +
+           " good probes of :" + std::to_string(t.check.port) + ")";
+  }
+  t.downs++;
+  return probeName(t.vip, t.address) + " down (" + probes +
+         " failed probes of :" + std::to_string(t.check.port) + "; last: " + t.last_error + ")";
+}
+
+std::vector<std::string> HealthChecker::run(Clock::time_point now) {
+  std::vector<std::string> changes;
+  auto note = [&](std::string line) {
+    if (!line.empty()) {
+      changes.push_back(std::move(line));
+    }
+  };
+  std::array<epoll_event, 256> events;
+  int n;
+  while ((n = ::epoll_wait(epfd_.get(), events.data(), static_cast<int>(events.size()), 0)) > 0) {
+    for (int i = 0; i < n; i++) {
+      auto* t = static_cast<Target*>(events[i].data.ptr);
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (::getsockopt(t->probe.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        err = errno;
+      }
+      note(finish(*t, err == 0, err ? std::strerror(err) : ""));
+    }
+    if (n < static_cast<int>(events.size())) {
+      break;
+    }
+  }
+  for (auto& [key, t] : targets_) {
+    if (t.probe.valid()) {
+      if (now >= t.deadline) {
+        note(finish(t, false, "no answer within " + std::to_string(t.check.timeout_ms) + " ms"));
+      }
+    } else if (now >= t.next) {
+      start(t, now);
+    }
+  }
+  return changes;
+}
+
+int HealthChecker::msUntilNext(Clock::time_point now) const {
+  if (targets_.empty()) {
+    return -1;
+  }
+  Clock::time_point soonest = Clock::time_point::max();
+  for (const auto& [key, t] : targets_) {
+    soonest = std::min(soonest, t.probe.valid() ? t.deadline : t.next);
+  }
+  // Rounded up, so that the wakeup finds the probe due rather than 1 ms early.
+  const auto ms = soonest <= now ? 0 : std::chrono::ceil<milliseconds>(soonest - now).count();
+  return static_cast<int>(std::clamp<int64_t>(ms, kMinWakeMs, 60'000));
+}
+
+bool HealthChecker::isDown(const std::string& vip, const IpAddr& backend) const {
+  auto it = targets_.find(Key{vip, backend});
+  return it != targets_.end() && !it->second.up;
+}
+
+size_t HealthChecker::probesInFlight() const {
+  return static_cast<size_t>(std::count_if(targets_.begin(), targets_.end(),
+                                           [](const auto& kv) { return kv.second.probe.valid(); }));
+}
+
+AgentConfig HealthChecker::effective(const AgentConfig& cfg) const {
+  AgentConfig out = cfg;
+  for (auto& vip : out.vips) {
+    if (!vip.health_check) {
+      continue;
+    }
+    const bool any_up = std::any_of(vip.backends.begin(), vip.backends.end(), [&](const auto& b) {
+      return b.weight > 0 && !isDown(vip.name, b.address);
+    });
+    if (!any_up) {
+      continue;  // fail open
+    }
+    for (auto& b : vip.backends) {
+      if (isDown(vip.name, b.address)) {
+        b.weight = 0;
+      }
+    }
+  }
+  return out;
+}
+
+std::string HealthChecker::renderPrometheus() const {
+  if (targets_.empty()) {
+    return "";
+  }
+  std::string out =
+      "# HELP meshgate_backend_healthy 1 while the backend passes its health check.\n"
+      "# TYPE meshgate_backend_healthy gauge\n";
+  auto labels = [](const Key& k) {
+    return "{vip=\"" + k.first + "\",backend=\"" + k.second.toString() + "\"}";
+  };
+  for (const auto& [key, t] : targets_) {
+    out += "meshgate_backend_healthy" + labels(key) + (t.up ? " 1\n" : " 0\n");
+  }
+  out +=
+      "# HELP meshgate_backend_health_probes_total Health-check probes started.\n"
+      "# TYPE meshgate_backend_health_probes_total counter\n";
+  for (const auto& [key, t] : targets_) {
+    out += "meshgate_backend_health_probes_total" + labels(key) + " " + std::to_string(t.probes) +
+           "\n";
+  }
+  out +=
+      "# HELP meshgate_backend_health_failures_total Health-check probes that failed.\n"
+      "# TYPE meshgate_backend_health_failures_total counter\n";
+  for (const auto& [key, t] : targets_) {
+    out += "meshgate_backend_health_failures_total" + labels(key) + " " +
+           std::to_string(t.failures) + "\n";
+  }
+  out +=
+      "# HELP meshgate_backend_health_transitions_total Times the backend went down or up.\n"
+      "# TYPE meshgate_backend_health_transitions_total counter\n";
+  for (const auto& [key, t] : targets_) {
+    std::string l = labels(key);
+    l.pop_back();
+    out += "meshgate_backend_health_transitions_total" + l + ",to=\"down\"} " +
+           std::to_string(t.downs) + "\n";
+    out += "meshgate_backend_health_transitions_total" + l + ",to=\"up\"} " +
+           std::to_string(t.ups) + "\n";
+  }
+  return out;
+}
+
+}  // namespace meshgate::agent

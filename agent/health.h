@@ -1,0 +1,82 @@
+// Active health checks of the balancer's backends: a TCP connect to each backend of every
+// VIP with a health_check (agent/config.h), one probe in flight per backend, all driven
+// from the agent's serve loop through one epoll fd. A backend goes down after `fall`
+// failed probes in a row and up after `rise` good ones; effective() then gives the config
+// with its weight at 0 (drained), which LbState applies like any other change: only the
+// down backend's slots move, and its tracked flows stay where they are.
+//
+// Every balancer behind ECMP probes for itself. They agree when the backend is really down
+// or up; while one balancer sees a failure the others do not, their tables differ in that
+// backend's slots only, and each keeps its tracked flows.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/bpf_util.h"
+#include "agent/config.h"
+#include "meshgate/result.h"
+
+namespace meshgate::agent {
+
+class HealthChecker {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  static Result<HealthChecker> create();
+
+  // Probes the backends of cfg's VIPs that have a health_check. A backend probed before
+  // (same VIP name and address) keeps its state and streak; a new one starts up, its first
+  // probe spread over the interval so that a large config does not probe all at once.
+  void configure(const AgentConfig& cfg, Clock::time_point now);
+
+  // Poll it for POLLIN, then call run().
+  int fd() const { return epfd_.get(); }
+  // Finishes the probes that completed or timed out and starts the ones that are due.
+  // Returns one line per backend that changed state ("vip 'web': backend 10.0.0.2 down
+  // (2 failed probes of :8080; last: connection refused)"); empty when none did.
+  std::vector<std::string> run(Clock::time_point now);
+  // Milliseconds until run() has something to do (-1: nothing is probed), at least
+  // kMinWakeMs: run() visits every target, so wakeups are batched (100 per second at most
+  // whatever the number of backends; probes start up to kMinWakeMs late).
+  int msUntilNext(Clock::time_point now) const;
+
+  // `cfg` with every down backend at weight 0. A VIP whose weighted backends are all down
+  // keeps its weights (fail open: a wrong probe must not black-hole a whole service).
+  AgentConfig effective(const AgentConfig& cfg) const;
+  bool isDown(const std::string& vip, const IpAddr& backend) const;
+  size_t probesInFlight() const;
+
+  // Prometheus lines: meshgate_backend_healthy{vip,backend} 0/1 and the transition counts.
+  std::string renderPrometheus() const;
+
+ private:
+  struct Target {
+    std::string vip;
+    IpAddr address;
+    HealthCheckConfig check;
+    bool up = true;
+    uint32_t streak = 0;  // consecutive results that disagree with `up`
+    uint64_t downs = 0, ups = 0, probes = 0, failures = 0;
+    Clock::time_point next;      // when the next probe starts (no probe in flight)
+    Clock::time_point deadline;  // when the probe in flight fails
+    UniqueFd probe;              // the connecting socket, registered in epfd_
+    std::string last_error;
+  };
+  using Key = std::pair<std::string, IpAddr>;  // VIP name, backend
+
+  explicit HealthChecker(UniqueFd epfd) : epfd_(std::move(epfd)) {}
+  void start(Target& t, Clock::time_point now);
+  // Records one probe's result; returns the log line when the backend changed state.
+  std::string finish(Target& t, bool ok, std::string error);
+
+  static constexpr int kMinWakeMs = 10;
+  UniqueFd epfd_;
+  std::map<Key, Target> targets_;  // nodes are stable: epoll events point at them
+};
+
+}  // namespace meshgate::agent

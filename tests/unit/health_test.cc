@@ -1,0 +1,194 @@
+// Health checks of the balancer's backends (agent/health.h) against real sockets in a
+// network namespace of the test's own: a listener answers, a closed port refuses, a
+// backend behind a veth end without an address never answers. Time is given to run() explicitly, so
+// the rise/fall counts and timeouts are exact; the test waits on the checker's epoll fd
+// for connects to finish, never on a clock.
+#include "agent/health.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "tests/lib/netns.h"
+
+namespace meshgate::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+constexpr uint16_t kPort = 8080;
+
+IpAddr ip(const char* text) {
+  auto a = IpAddr::parse(text);
+  EXPECT_TRUE(a) << text;
+  return a.value_or(IpAddr{});
+}
+
+UniqueFd listenOn(const char* addr) {
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(kPort);
+  ::inet_pton(AF_INET, addr, &a.sin_addr);
+  EXPECT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << addr;
+  EXPECT_EQ(::listen(s.get(), 64), 0);
+  return s;
+}
+
+class HealthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0u) << "needs root: a network namespace of its own";
+    auto ns = test::NetNs::create("health");
+    ASSERT_TRUE(ns) << ns.error().message;
+    ns_.emplace(std::move(*ns));
+    // A backend that never answers: its SYNs leave through one end of a veth pair (to a
+    // fixed neighbour, so no ARP either) and the other end, which has no address, drops them.
+    for (std::vector<std::string> cmd :
+         {std::vector<std::string>{"ip", "link", "add", "hc0", "type", "veth", "peer", "name",
+                                   "hc1"},
+          {"ip", "link", "set", "hc0", "up"},
+          {"ip", "link", "set", "hc1", "up"},
+          {"ip", "addr", "add", "198.18.220.1/24", "dev", "hc0"},
+          {"ip", "neigh", "replace", "198.18.220.2", "lladdr", "02:00:00:00:00:02", "dev", "hc0",
+           "nud", "permanent"}}) {
+      auto r = ns_->run(cmd);
+      ASSERT_TRUE(r) << r.error().message;
+    }
+    auto in = ns_->enter();
+    ASSERT_TRUE(in) << in.error().message;
+    in_.emplace(std::move(*in));
+    auto hc = HealthChecker::create();
+    ASSERT_TRUE(hc) << hc.error().message;
+    hc_.emplace(std::move(*hc));
+  }
+  void TearDown() override {
+    hc_.reset();
+    in_.reset();
+  }
+
+  AgentConfig config(std::vector<const char*> backends, HealthCheckConfig check) {
+    AgentConfig cfg;
+    VipConfig vip;
+    vip.name = "web";
+    vip.address = ip("198.18.100.1");
+    vip.port = kPort;
+    vip.protocol = IPPROTO_TCP;
+    vip.ring_size = 13;
+    vip.health_check = check;
+    for (const char* b : backends) {
+      vip.backends.push_back({ip(b), 1, {}});
+    }
+    cfg.vips.push_back(vip);
+    return cfg;
+  }
+
+  // One round at `now`: starts the due probes and waits (on the epoll fd) until each one
+  // has finished, or has only its deadline left. Returns the state changes.
+  std::vector<std::string> round(Clock::time_point now, bool expect_hang = false) {
+    std::vector<std::string> changes = hc_->run(now);
+    size_t hanging = expect_hang ? 1 : 0;
+    while (hc_->probesInFlight() > hanging) {
+      pollfd p{hc_->fd(), POLLIN, 0};
+      EXPECT_EQ(::poll(&p, 1, 5000), 1) << "a loopback connect finishes at once";
+      for (auto& c : hc_->run(now)) {
+        changes.push_back(std::move(c));
+      }
+    }
+    return changes;
+  }
+
+  std::optional<test::NetNs> ns_;
+  std::optional<test::ScopedNetnsEnter> in_;
+  std::optional<HealthChecker> hc_;
+};
+
+TEST_F(HealthTest, FallRiseAndDrainedWeights) {
+  UniqueFd b1 = listenOn("127.0.0.1");
+  const auto cfg = config({"127.0.0.1", "127.0.0.2"}, {kPort, 100, 100, 2, 2});
+  const auto t0 = Clock::now();
+  hc_->configure(cfg, t0);
+  EXPECT_EQ(hc_->effective(cfg).vips, cfg.vips) << "every backend starts up";
+  EXPECT_LE(hc_->msUntilNext(t0), 100) << "first probes within one interval";
+
+  // 127.0.0.2 refuses: down after exactly `fall` (2) probes.
+  EXPECT_TRUE(round(t0 + milliseconds(100)).empty()) << "one failure is not enough";
+  EXPECT_FALSE(hc_->isDown("web", ip("127.0.0.2")));
+  auto changes = round(t0 + milliseconds(200));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0],
+            "vip 'web': backend 127.0.0.2 down (2 failed probes of :8080; last: Connection "
+            "refused)");
+  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
+  EXPECT_FALSE(hc_->isDown("web", ip("127.0.0.1")));
+  const AgentConfig eff = hc_->effective(cfg);
+  EXPECT_EQ(eff.vips[0].backends[0].weight, 1u);
+  EXPECT_EQ(eff.vips[0].backends[1].weight, 0u) << "a down backend is drained";
+  EXPECT_NE(hc_->renderPrometheus().find(
+                "meshgate_backend_healthy{vip=\"web\",backend=\"127.0.0.2\"} 0\n"),
+            std::string::npos);
+
+  // A reload with the same check keeps the verdict.
+  hc_->configure(cfg, t0 + milliseconds(250));
+  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
+
+  // It listens again: up after exactly `rise` (2) good probes.
+  UniqueFd b2 = listenOn("127.0.0.2");
+  EXPECT_TRUE(round(t0 + milliseconds(300)).empty());
+  changes = round(t0 + milliseconds(400));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0], "vip 'web': backend 127.0.0.2 up (2 good probes of :8080)");
+  EXPECT_EQ(hc_->effective(cfg).vips, cfg.vips);
+
+  // Both gone: the VIP fails open and keeps its weights.
+  b1.reset();
+  b2.reset();
+  round(t0 + milliseconds(500));
+  EXPECT_EQ(round(t0 + milliseconds(600)).size(), 2u);
+  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.1")));
+  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
+  EXPECT_EQ(hc_->effective(cfg).vips, cfg.vips) << "all down: fail open";
+}
+
+TEST_F(HealthTest, AProbeWithoutAnswerFailsAtItsTimeout) {
+  const auto cfg = config({"198.18.220.2"}, {kPort, 1000, 300, 1, 1});
+  const auto t0 = Clock::now();
+  hc_->configure(cfg, t0);
+  EXPECT_TRUE(round(t0 + milliseconds(1000), /*expect_hang=*/true).empty());
+  ASSERT_EQ(hc_->probesInFlight(), 1u) << "the SYN went into the veth and was dropped";
+  EXPECT_TRUE(hc_->run(t0 + milliseconds(1299)).empty()) << "not before the timeout";
+  const auto changes = hc_->run(t0 + milliseconds(1300));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0],
+            "vip 'web': backend 198.18.220.2 down (1 failed probes of :8080; last: no answer "
+            "within 300 ms)");
+  EXPECT_EQ(hc_->probesInFlight(), 0u);
+}
+
+TEST_F(HealthTest, RemovedBackendsAreNoLongerProbed) {
+  UniqueFd b1 = listenOn("127.0.0.1");
+  const auto t0 = Clock::now();
+  hc_->configure(config({"127.0.0.1", "198.18.220.2"}, {kPort, 1000, 500, 1, 1}), t0);
+  round(t0 + milliseconds(1000), /*expect_hang=*/true);
+  ASSERT_EQ(hc_->probesInFlight(), 1u);
+  // The hanging one leaves the config: its probe is closed, nothing is reported for it.
+  hc_->configure(config({"127.0.0.1"}, {kPort, 1000, 500, 1, 1}), t0 + milliseconds(1100));
+  EXPECT_EQ(hc_->probesInFlight(), 0u);
+  EXPECT_TRUE(hc_->run(t0 + milliseconds(1600)).empty());
+  EXPECT_EQ(hc_->renderPrometheus().find("198.18.220.2"), std::string::npos);
+  // No health_check at all: nothing to probe.
+  AgentConfig none = config({"127.0.0.1"}, {});
+  none.vips[0].health_check.reset();
+  hc_->configure(none, t0 + milliseconds(1700));
+  EXPECT_EQ(hc_->msUntilNext(t0 + milliseconds(1700)), -1);
+}
+
+}  // namespace
+}  // namespace meshgate::agent
