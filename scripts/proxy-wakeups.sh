@@ -6,7 +6,7 @@
 # Usage: scripts/proxy-wakeups.sh        (PATHQ=/big for the 16 KiB file, /small by default)
 set -u
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
-BIN=$(cd "$(dirname "$0")/.." && pwd)/build/bin/meshgate-proxy
+BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin/meshgate-proxy}
 NS=mg-wakeups-$$; ip netns add $NS; ip -n $NS link set lo up
 PATHQ=${PATHQ:-/small}
 D=$(mktemp -d /tmp/meshgate-wakeups-XXXXXX); rm -rf $D; mkdir -p $D/www $D/tmp; chmod 755 $D
