@@ -11,6 +11,14 @@
 // half-close arrive before the proxy has answered, bit 2 makes the upstream answer with
 // a chunked body instead of a Content-Length one. The rest is what the client sends.
 //
+// Bit 3 fuzzes the upstream's side instead: bytes 1-2 (big-endian, modulo what is left)
+// give the length of the client's part, and the bytes after it are what every upstream
+// connection answers, whatever it was asked (garbage, a truncated or oversized response, a
+// 101 nobody asked for, a broken chunked body, HTTP/2 frames). Bit 4 routes to a cluster
+// that speaks HTTP/2 to the upstream (H2Upstream: the proxy's preface and HEADERS, then
+// whatever frames the answer holds); bit 5 makes the upstream close its side after its
+// answer.
+//
 // Everything runs on one thread, in a network namespace of the fuzzer's own (127.0.0.1
 // only): one worker's event loop, driven step by step, serves the client over a
 // socketpair and the upstream over loopback TCP.
@@ -47,6 +55,8 @@ namespace h1 = meshgate::http1;
 }
 
 bool g_chunked = false;
+const std::string* g_raw_answer = nullptr;  // bit 3: what every upstream connection answers
+bool g_raw_close = false;                   // bit 5: ... and then it closes its side
 
 // One upstream connection: answers every request it parses, in order; closes on a parse
 // error, as a server would.
@@ -70,6 +80,10 @@ class UpstreamConn : public mp::IoHandler, public h1::Sink {
       const ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         return;
+      }
+      if (n > 0 && g_raw_answer) {
+        answerRaw();
+        continue;  // the rest of what the proxy sends is read and ignored
       }
       if (n <= 0 || !feed(std::span<const char>(buf, static_cast<size_t>(n)))) {
         closed_ = true;
@@ -97,6 +111,18 @@ class UpstreamConn : public mp::IoHandler, public h1::Sink {
     return true;
   }
 
+  // Once, after the proxy's first bytes, so that its request (or preface) went first.
+  void answerRaw() {
+    if (raw_sent_) {
+      return;
+    }
+    raw_sent_ = true;
+    (void)::send(fd_, g_raw_answer->data(), g_raw_answer->size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (g_raw_close) {
+      ::shutdown(fd_, SHUT_WR);
+    }
+  }
+
   void onMessageComplete() override {
     static const std::string fixed = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
     static const std::string chunked =
@@ -109,6 +135,7 @@ class UpstreamConn : public mp::IoHandler, public h1::Sink {
   int fd_;
   h1::Parser parser_;
   bool closed_ = false;
+  bool raw_sent_ = false;
 };
 
 class Upstream : public mp::IoHandler {
@@ -128,6 +155,9 @@ class Upstream : public mp::IoHandler {
     }
     std::erase_if(conns_, [](const auto& c) { return c->closed(); });
   }
+  // Ends every connection, so that no pooled connection (HTTP/1.1 keep-alive or a shared
+  // HTTP/2 one) carries one run's state into the next.
+  void closeAll() { conns_.clear(); }
 
  private:
   mp::EventLoop& loop_;
@@ -140,6 +170,7 @@ struct World {
   std::unique_ptr<mp::Worker> worker;
   std::unique_ptr<Upstream> upstream;
   mp::SnapshotPtr snapshot;
+  mp::SnapshotPtr snapshot_h2;  // the same, but the catch-all route's cluster speaks HTTP/2
   mp::SockAddr peer;
 };
 
@@ -191,31 +222,39 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   sockaddr_in bound{};
   socklen_t len = sizeof bound;
   ::getsockname(lfd->get(), reinterpret_cast<sockaddr*>(&bound), &len);
-  const std::string cfg_text =
-      R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [
-            {"match": {"path": {"prefix": "/r"}}, "cluster": "be", "retries": 1},
-            {"match": {"headers": [{"name": "x-block", "present": true}]}, "cluster": "closed"},
-            {"match": {"host": "*.example.com"}, "cluster": "be"},
-            {"cluster": "be"}]}],
-          "clusters": [
-            {"name": "be", "endpoints": [{"address": "127.0.0.1", "port": )" +
-      std::to_string(ntohs(bound.sin_port)) + R"(}]},
-            {"name": "closed", "endpoints": [{"address": "127.0.0.1", "port": 9}]}],
-          "limits": {"max_header_bytes": 8192, "max_headers": 32, "buffer_bytes": 16384,
-                     "max_concurrent_streams": 16}})";
-  auto cfg = mp::parseProxyConfig(cfg_text, "fuzz");
-  if (!cfg) {
-    std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
-    std::abort();
-  }
-  auto snap = mp::makeSnapshot(*cfg, 1);
-  if (!snap) {
-    std::fprintf(stderr, "%s\n", snap.error().message.c_str());
-    std::abort();
-  }
+  const std::string port = std::to_string(ntohs(bound.sin_port));
+  const auto snapshot = [&](const char* catch_all) {
+    const std::string cfg_text =
+        R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [
+              {"match": {"path": {"prefix": "/r"}}, "cluster": "be", "retries": 1},
+              {"match": {"headers": [{"name": "x-block", "present": true}]}, "cluster": "closed"},
+              {"match": {"host": "*.example.com"}, "cluster": "be"},
+              {"cluster": ")" +
+        std::string(catch_all) + R"("}]}],
+            "clusters": [
+              {"name": "be", "endpoints": [{"address": "127.0.0.1", "port": )" +
+        port + R"(}]},
+              {"name": "be2", "protocol": "http2", "endpoints": [{"address": "127.0.0.1", "port": )" +
+        port + R"(}]},
+              {"name": "closed", "endpoints": [{"address": "127.0.0.1", "port": 9}]}],
+            "limits": {"max_header_bytes": 8192, "max_headers": 32, "buffer_bytes": 16384,
+                       "max_concurrent_streams": 16}})";
+    auto cfg = mp::parseProxyConfig(cfg_text, "fuzz");
+    if (!cfg) {
+      std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
+      std::abort();
+    }
+    auto snap = mp::makeSnapshot(*cfg, 1);
+    if (!snap) {
+      std::fprintf(stderr, "%s\n", snap.error().message.c_str());
+      std::abort();
+    }
+    return *snap;
+  };
   g_world = new World;
-  g_world->snapshot = *snap;
-  g_world->runtime = std::make_unique<mp::Runtime>(*snap);
+  g_world->snapshot = snapshot("be");
+  g_world->snapshot_h2 = snapshot("be2");
+  g_world->runtime = std::make_unique<mp::Runtime>(g_world->snapshot);
   g_world->worker = std::make_unique<mp::Worker>(*g_world->runtime, 0);
   std::vector<uint16_t> ports;
   if (auto opened = g_world->worker->open(ports); !opened) {  // its loop (and a listener)
@@ -233,11 +272,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const uint8_t steer = data[0];
   g_chunked = steer & 4;
+  g_raw_close = steer & 32;
+  std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::string raw_answer;
+  g_raw_answer = nullptr;
+  if (steer & 8) {
+    if (rest.size() < 2) {
+      return 0;
+    }
+    const size_t client_len =
+        (static_cast<uint8_t>(rest[0]) << 8 | static_cast<uint8_t>(rest[1])) % (rest.size() - 1);
+    rest.remove_prefix(2);
+    raw_answer.assign(rest.substr(client_len));
+    rest = rest.substr(0, client_len);
+    g_raw_answer = &raw_answer;
+  }
   std::string input;
   if (steer & 1) {
     input = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   }
-  input.append(reinterpret_cast<const char*>(data + 1), size - 1);
+  input.append(rest);
 
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
@@ -247,8 +301,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
   ::setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
   mp::Worker& w = *g_world->worker;
-  auto session =
-      std::make_unique<mp::HttpSession>(w, mp::Fd(fds[0]), g_world->peer, g_world->snapshot, 0);
+  auto session = std::make_unique<mp::HttpSession>(
+      w, mp::Fd(fds[0]), g_world->peer, steer & 16 ? g_world->snapshot_h2 : g_world->snapshot, 0);
   mp::HttpSession* raw = session.get();
   w.adopt(std::move(session));
   raw->start();
@@ -267,9 +321,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   settle(w.loop(), fds[1]);
   ::close(fds[1]);  // the client goes away; the session must end and free everything
   settle(w.loop(), -1);
+  g_world->upstream->closeAll();
+  settle(w.loop(), -1);
   if (w.hasSessions()) {
     std::fprintf(stderr, "http_session fuzz: the session outlived its client\n");
     std::abort();
   }
+  g_raw_answer = nullptr;
   return 0;
 }
