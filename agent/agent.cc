@@ -131,31 +131,47 @@ Result<ApplyStats> Agent::reload(ConfigPtr next) {
   if (auto ok = checkReloadable(*cfg_, *next); !ok) {
     return std::unexpected(ok.error());
   }
-  // The health verdicts of backends that stay carry over; new backends start up.
-  health_->configure(*next, std::chrono::steady_clock::now());
+  // The health verdicts of backends that stay carry over; new backends start up. The
+  // checker takes the new config only once it is applied: a rejected one changes nothing.
   auto applied = state_->apply(health_->effective(*next));
   if (!applied) {
-    health_->configure(*cfg_, std::chrono::steady_clock::now());
     return std::unexpected(applied.error());
   }
+  health_->configure(*next, std::chrono::steady_clock::now());
+  health_unapplied_ = false;
   cfg_ = std::move(next);
   return applied;
 }
 
 void Agent::checkHealth() {
   const auto changes = health_->run(std::chrono::steady_clock::now());
-  if (changes.empty()) {
+  if (changes.empty() && !health_unapplied_) {
     return;
   }
   for (const auto& line : changes) {
     logInfo(line);
   }
+  for (const auto& vip : cfg_->vips) {
+    const bool open = health_->failingOpen(vip);
+    if (open != failing_open_.contains(vip.name)) {
+      if (open) {
+        failing_open_.insert(vip.name);
+        logWarn("vip '" + vip.name +
+                "': every backend is failing its health check; all keep their weights "
+                "(fail open) until one passes");
+      } else {
+        failing_open_.erase(vip.name);
+        logInfo("vip '" + vip.name + "': a backend passes its health check again");
+      }
+    }
+  }
   auto applied = state_->apply(health_->effective(*cfg_));
   if (!applied) {
-    logError("health: cannot apply the backends' new states (the next change retries): " +
-             applied.error().message);
+    health_unapplied_ = true;  // retried at the next wakeup (at most kMinWakeMs away)
+    logError("health: cannot apply the backends' new states, retrying: " + applied.error().message);
     return;
   }
+  health_unapplied_ = false;
   logInfo("health: applied: " + describe(*applied));
 }
 
@@ -179,7 +195,11 @@ int Agent::serve(const std::string& config_path) {
     pollfd fds[3] = {{sfd.get(), POLLIN, 0},
                      {metrics_ ? metrics_->fd() : -1, POLLIN, 0},
                      {health_->fd(), POLLIN, 0}};
-    if (::poll(fds, 3, health_->msUntilNext(std::chrono::steady_clock::now())) < 0) {
+    int timeout = health_->msUntilNext(std::chrono::steady_clock::now());
+    if (health_unapplied_ && (timeout < 0 || timeout > 1000)) {
+      timeout = 1000;  // retry a failed apply even with nothing to probe
+    }
+    if (::poll(fds, 3, timeout) < 0) {
       if (errno == EINTR) {
         continue;
       }
@@ -188,7 +208,7 @@ int Agent::serve(const std::string& config_path) {
     }
     checkHealth();
     if (fds[1].revents & POLLIN) {
-      metrics_->serveOne(health_->renderPrometheus());
+      metrics_->serveOne(health_->renderPrometheus(*cfg_));
     }
     if (!(fds[0].revents & POLLIN)) {
       continue;

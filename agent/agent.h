@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 
 #include "agent/config.h"
@@ -43,6 +44,8 @@ class Agent {
   std::optional<LbState> state_;
   std::optional<MetricsServer> metrics_;
   std::optional<HealthChecker> health_;
+  bool health_unapplied_ = false;       // the last health change failed to apply: retry it
+  std::set<std::string> failing_open_;  // VIPs whose every backend is down (logged once)
 };
 
 std::string describe(const ApplyStats& s);

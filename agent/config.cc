@@ -366,7 +366,8 @@ void ConfigParser::parseHealthCheck(const Node& vip_node, VipConfig& vip) {
   }
   hc.port = static_cast<uint16_t>(integer(n, "port", has_default_port ? vip.port : 1, 1, 65535));
   hc.interval_ms = static_cast<uint32_t>(integer(n, "interval_ms", hc.interval_ms, 100, 3600000));
-  hc.timeout_ms = static_cast<uint32_t>(integer(n, "timeout_ms", hc.timeout_ms, 10, 3600000));
+  hc.timeout_ms = static_cast<uint32_t>(
+      integer(n, "timeout_ms", std::min(hc.timeout_ms, hc.interval_ms), 10, 3600000));
   if (hc.timeout_ms > hc.interval_ms) {
     error(n.field("timeout_ms"), "must be <= interval_ms (" + std::to_string(hc.interval_ms) +
                                      "), got " + std::to_string(hc.timeout_ms) +

@@ -52,7 +52,7 @@ struct QuicLbConfigEntry {
 struct HealthCheckConfig {
   uint16_t port = 0;  // 1..65535; defaults to the VIP's port for a TCP VIP with a port
   uint32_t interval_ms = 2000;
-  uint32_t timeout_ms = 1000;  // <= interval_ms
+  uint32_t timeout_ms = 1000;  // <= interval_ms; the default is min(1000, interval_ms)
   uint32_t rise = 2;
   uint32_t fall = 3;
 

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -33,7 +34,14 @@ Result<HealthChecker> HealthChecker::create() {
   if (!epfd.valid()) {
     return fail(std::string("health checks: epoll_create1: ") + std::strerror(errno));
   }
-  return HealthChecker(std::move(epfd));
+  // Half the open-file limit at most, so that probes never starve the agent of descriptors
+  // (map and link fds, the metrics listener); 4096 at most, plenty for LAN round trips.
+  rlimit nofile{};
+  size_t cap = 4096;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    cap = std::clamp<size_t>(nofile.rlim_cur / 2, 16, cap);
+  }
+  return HealthChecker(std::move(epfd), cap);
 }
 
 void HealthChecker::configure(const AgentConfig& cfg, Clock::time_point now) {
@@ -63,7 +71,9 @@ void HealthChecker::configure(const AgentConfig& cfg, Clock::time_point now) {
   // Targets no longer configured close their probes (which leaves epoll); the kept ones
   // are re-registered with their new node's address.
   targets_ = std::move(next);
+  in_flight_ = 0;
   for (auto& [key, t] : targets_) {
+    in_flight_ += t.probe.valid();
     if (t.probe.valid()) {
       epoll_event ev{};
       ev.events = EPOLLOUT;
@@ -73,14 +83,13 @@ void HealthChecker::configure(const AgentConfig& cfg, Clock::time_point now) {
   }
 }
 
-void HealthChecker::start(Target& t, Clock::time_point now) {
+std::string HealthChecker::start(Target& t, Clock::time_point now) {
   t.probes++;
   t.next = now + milliseconds(t.check.interval_ms);
   const int family = t.address.isV4() ? AF_INET : AF_INET6;
   UniqueFd s(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!s.valid()) {
-    finish(t, false, std::string("socket: ") + std::strerror(errno));
-    return;
+    return finish(t, false, std::string("socket: ") + std::strerror(errno));
   }
   sockaddr_storage ss{};
   socklen_t len;
@@ -101,26 +110,28 @@ void HealthChecker::start(Target& t, Clock::time_point now) {
   const linger lg{1, 0};
   ::setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   if (::connect(s.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) {
-    finish(t, true, "");
-    return;
+    return finish(t, true, "");
   }
   if (errno != EINPROGRESS) {
-    finish(t, false, std::strerror(errno));
-    return;
+    return finish(t, false, std::strerror(errno));  // no route, refused at once, no port
   }
   epoll_event ev{};
   ev.events = EPOLLOUT;
   ev.data.ptr = &t;
   if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, s.get(), &ev) != 0) {
-    finish(t, false, std::string("epoll_ctl: ") + std::strerror(errno));
-    return;
+    return finish(t, false, std::string("epoll_ctl: ") + std::strerror(errno));
   }
   t.probe = std::move(s);
   t.deadline = now + milliseconds(t.check.timeout_ms);
+  in_flight_++;
+  return "";
 }
 
 std::string HealthChecker::finish(Target& t, bool ok, std::string error) {
-  t.probe.reset();
+  if (t.probe.valid()) {
+    t.probe.reset();
+    in_flight_--;
+  }
   if (!ok) {
     t.failures++;
     t.last_error = std::move(error);
@@ -174,8 +185,8 @@ std::vector<std::string> HealthChecker::run(Clock::time_point now) {
       if (now >= t.deadline) {
         note(finish(t, false, "no answer within " + std::to_string(t.check.timeout_ms) + " ms"));
       }
-    } else if (now >= t.next) {
-      start(t, now);
+    } else if (now >= t.next && in_flight_ < max_in_flight_) {
+      note(start(t, now));  // at the cap, a due probe starts at a later wakeup
     }
   }
   return changes;
@@ -200,8 +211,23 @@ bool HealthChecker::isDown(const std::string& vip, const IpAddr& backend) const 
 }
 
 size_t HealthChecker::probesInFlight() const {
-  return static_cast<size_t>(std::count_if(targets_.begin(), targets_.end(),
-                                           [](const auto& kv) { return kv.second.probe.valid(); }));
+  return in_flight_;
+}
+
+bool HealthChecker::failingOpen(const VipConfig& vip) const {
+  if (!vip.health_check) {
+    return false;
+  }
+  bool any_weighted = false;
+  for (const auto& b : vip.backends) {
+    if (b.weight > 0) {
+      any_weighted = true;
+      if (!isDown(vip.name, b.address)) {
+        return false;
+      }
+    }
+  }
+  return any_weighted;
 }
 
 AgentConfig HealthChecker::effective(const AgentConfig& cfg) const {
@@ -210,11 +236,8 @@ AgentConfig HealthChecker::effective(const AgentConfig& cfg) const {
     if (!vip.health_check) {
       continue;
     }
-    const bool any_up = std::any_of(vip.backends.begin(), vip.backends.end(), [&](const auto& b) {
-      return b.weight > 0 && !isDown(vip.name, b.address);
-    });
-    if (!any_up) {
-      continue;  // fail open
+    if (failingOpen(vip)) {
+      continue;  // every weighted backend is down: keep them all
     }
     for (auto& b : vip.backends) {
       if (isDown(vip.name, b.address)) {
@@ -225,11 +248,21 @@ AgentConfig HealthChecker::effective(const AgentConfig& cfg) const {
   return out;
 }
 
-std::string HealthChecker::renderPrometheus() const {
+std::string HealthChecker::renderPrometheus(const AgentConfig& cfg) const {
   if (targets_.empty()) {
     return "";
   }
   std::string out =
+      "# HELP meshgate_vip_health_fail_open 1 while every weighted backend of the VIP is down "
+      "and all keep their weights.\n"
+      "# TYPE meshgate_vip_health_fail_open gauge\n";
+  for (const auto& vip : cfg.vips) {
+    if (vip.health_check) {
+      out += "meshgate_vip_health_fail_open{vip=\"" + vip.name + "\"} " +
+             (failingOpen(vip) ? "1\n" : "0\n");
+    }
+  }
+  out +=
       "# HELP meshgate_backend_healthy 1 while the backend passes its health check.\n"
       "# TYPE meshgate_backend_healthy gauge\n";
   auto labels = [](const Key& k) {

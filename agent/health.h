@@ -27,6 +27,8 @@ class HealthChecker {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // At most min(4096, half the open-file limit) probes are in flight at once; a due probe
+  // beyond that starts at a later wakeup.
   static Result<HealthChecker> create();
 
   // Probes the backends of cfg's VIPs that have a health_check. A backend probed before
@@ -49,10 +51,13 @@ class HealthChecker {
   // keeps its weights (fail open: a wrong probe must not black-hole a whole service).
   AgentConfig effective(const AgentConfig& cfg) const;
   bool isDown(const std::string& vip, const IpAddr& backend) const;
+  // Every backend of `vip` with weight > 0 is down, so effective() keeps their weights.
+  bool failingOpen(const VipConfig& vip) const;
   size_t probesInFlight() const;
 
-  // Prometheus lines: meshgate_backend_healthy{vip,backend} 0/1 and the transition counts.
-  std::string renderPrometheus() const;
+  // Prometheus lines: meshgate_backend_healthy{vip,backend} 0/1, the probe and transition
+  // counts, and meshgate_vip_health_fail_open{vip} for cfg's VIPs with a health_check.
+  std::string renderPrometheus(const AgentConfig& cfg) const;
 
  private:
   struct Target {
@@ -69,13 +74,18 @@ class HealthChecker {
   };
   using Key = std::pair<std::string, IpAddr>;  // VIP name, backend
 
-  explicit HealthChecker(UniqueFd epfd) : epfd_(std::move(epfd)) {}
-  void start(Target& t, Clock::time_point now);
+  HealthChecker(UniqueFd epfd, size_t max_in_flight)
+      : epfd_(std::move(epfd)), max_in_flight_(max_in_flight) {}
+  // Starts a probe; a connect that fails at once is a result too. Returns the log line
+  // when the backend changed state.
+  [[nodiscard]] std::string start(Target& t, Clock::time_point now);
   // Records one probe's result; returns the log line when the backend changed state.
-  std::string finish(Target& t, bool ok, std::string error);
+  [[nodiscard]] std::string finish(Target& t, bool ok, std::string error);
 
   static constexpr int kMinWakeMs = 10;
   UniqueFd epfd_;
+  size_t max_in_flight_;
+  size_t in_flight_ = 0;
   std::map<Key, Target> targets_;  // nodes are stable: epoll events point at them
 };
 

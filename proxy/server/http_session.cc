@@ -157,9 +157,12 @@ void HttpSession::onData(Connection& c) {
   if (done_) {
     return;
   }
-  if (&c == down_.get() && c.hungUp() && c.input().empty()) {
+  if (&c == down_.get() && c.hungUp()) {
     // The client is gone both ways (it closed after its half-close, or reset): whatever is
-    // still in flight for it, nobody will read it. Do not wait for the upstream.
+    // still in flight for it, nobody will read it. Do not wait for the upstream, nor parse
+    // what it pipelined after the request being served (the fuzzer found a session that
+    // waited out the route timeout for an upstream that never answered, because such
+    // bytes were still in the input).
     finish();
     return;
   }

@@ -31,6 +31,10 @@ size_t countInFile(const std::string& path, const std::string& needle) {
 
 }  // namespace
 
+size_t AgentProcess::countLog(const std::string& needle) const {
+  return countInFile(log_, needle);
+}
+
 Result<AgentProcess> AgentProcess::start(const NetNs& ns, const std::string& config_path,
                                          const std::string& log_path) {
   const std::string bin = builtBinary("meshgate-agent");
@@ -181,8 +185,8 @@ Result<void> LbTopology::build(int backends, uint16_t port) {
     steps.push_back(ns->setSysctl("net.ipv4.conf." + v->nameB() + ".rp_filter", "0"));
     const std::string cfg = dir_ + "/b" + std::to_string(i) + ".json";
     steps.push_back(writeTextFile(cfg, "{\"pin_root\": \"" + bp->path() +
-                                       "\", \"decap_interfaces\": [{\"name\": \"" + v->nameB() +
-                                       "\"}], \"vips\": []}\n"));
+                                           "\", \"decap_interfaces\": [{\"name\": \"" + v->nameB() +
+                                           "\"}], \"vips\": []}\n"));
     backend_pins_.push_back(std::move(*bp));
     backend_ns_.push_back(std::move(*ns));
     veths_.push_back(std::move(*v));
@@ -222,12 +226,13 @@ std::string LbTopology::configText(const std::vector<BackendSpec>& backends) con
     list += std::string(list.empty() ? "" : ", ") + "{\"address\": \"" + b.address +
             "\", \"weight\": " + std::to_string(b.weight) + "}";
   }
-  const std::string text =
-      "{\n  \"pin_root\": \"" + pinRoot() + "\",\n  \"interfaces\": [{\"name\": \"" +
-      lb_client_if_ + "\"}],\n  \"hash_seed\": 7,\n  \"conntrack\": {\"size\": 65536},\n" +
-      "  \"vips\": [{\"name\": \"web\", \"address\": \"" + kVip + "\", \"port\": " +
-      std::to_string(port_) + ", \"protocol\": \"tcp\", \"ring_size\": 65537,\n" +
-      "            \"backends\": [" + list + "]}]\n}\n";
+  const std::string text = "{\n  \"pin_root\": \"" + pinRoot() +
+                           "\",\n  \"interfaces\": [{\"name\": \"" + lb_client_if_ +
+                           "\"}],\n  \"hash_seed\": 7,\n  \"conntrack\": {\"size\": 65536},\n" +
+                           "  \"vips\": [{\"name\": \"web\", \"address\": \"" + kVip +
+                           "\", \"port\": " + std::to_string(port_) +
+                           ", \"protocol\": \"tcp\", \"ring_size\": 65537,\n" +
+                           "            \"backends\": [" + list + "]}]\n}\n";
   return text;
 }
 

@@ -1,6 +1,7 @@
 // The end-to-end topology of the load balancer, used by the namespace tests and the demo:
 //
-//   [client] 198.18.0.2 --- 198.18.0.1 [lb: xdp_lb + meshgate-agent] 198.18.1N.1 --- 198.18.1N.2 [bN]
+//   [client] 198.18.0.2 --- 198.18.0.1 [lb: xdp_lb + meshgate-agent] 198.18.1N.1 --- 198.18.1N.2
+//   [bN]
 //                                                                       (N = 1..backends)
 //   VIP 198.18.100.1:port. Each backend holds the VIP on lo, runs xdp_decap (through its own
 //   meshgate-agent) and answers the client directly (DSR); replies are routed back via lb.
@@ -39,13 +40,14 @@ class AgentProcess {
   // Blocks until the log holds `count` lines containing `needle`, or errors on deadline
   // or if the process died.
   Result<void> waitForLog(const std::string& needle, size_t count = 1);
+  // How many log lines contain `needle` now (for a waitForLog() of one more).
+  size_t countLog(const std::string& needle) const;
 
  private:
   AgentProcess(pid_t pid, std::string log) : pid_(pid), log_(std::move(log)) {}
   pid_t pid_ = -1;
   std::string log_;
 };
-
 
 struct BackendSpec {
   std::string address;

@@ -131,8 +131,10 @@ TEST_F(HealthTest, FallRiseAndDrainedWeights) {
   const AgentConfig eff = hc_->effective(cfg);
   EXPECT_EQ(eff.vips[0].backends[0].weight, 1u);
   EXPECT_EQ(eff.vips[0].backends[1].weight, 0u) << "a down backend is drained";
-  EXPECT_NE(hc_->renderPrometheus().find(
+  EXPECT_NE(hc_->renderPrometheus(cfg).find(
                 "meshgate_backend_healthy{vip=\"web\",backend=\"127.0.0.2\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(hc_->renderPrometheus(cfg).find("meshgate_vip_health_fail_open{vip=\"web\"} 0\n"),
             std::string::npos);
 
   // A reload with the same check keeps the verdict.
@@ -155,6 +157,40 @@ TEST_F(HealthTest, FallRiseAndDrainedWeights) {
   EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.1")));
   EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
   EXPECT_EQ(hc_->effective(cfg).vips, cfg.vips) << "all down: fail open";
+  EXPECT_TRUE(hc_->failingOpen(cfg.vips[0]));
+  EXPECT_NE(hc_->renderPrometheus(cfg).find("meshgate_vip_health_fail_open{vip=\"web\"} 1\n"),
+            std::string::npos);
+}
+
+TEST_F(HealthTest, AConnectThatFailsAtOnceCountsAndIsReported) {
+  // No route to 10.9.9.9 in this namespace: connect() fails inside the call (ENETUNREACH),
+  // before any event; run() must report the transition all the same.
+  const auto cfg = config({"10.9.9.9"}, {kPort, 100, 100, 1, 1});
+  const auto t0 = Clock::now();
+  hc_->configure(cfg, t0);
+  const auto changes = hc_->run(t0 + milliseconds(100));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0],
+            "vip 'web': backend 10.9.9.9 down (1 failed probes of :8080; last: Network is "
+            "unreachable)");
+  EXPECT_EQ(hc_->probesInFlight(), 0u);
+  EXPECT_EQ(hc_->effective(cfg).vips[0].backends[0].weight, 1u) << "its only backend: fail open";
+}
+
+TEST_F(HealthTest, AProbeInFlightSurvivesAReloadOfTheSameCheck) {
+  const auto cfg = config({"198.18.220.2"}, {kPort, 1000, 300, 1, 1});
+  const auto t0 = Clock::now();
+  hc_->configure(cfg, t0);
+  round(t0 + milliseconds(1000), /*expect_hang=*/true);
+  ASSERT_EQ(hc_->probesInFlight(), 1u);
+  // Same check: the target (and its probe's epoll registration) moves to the new map.
+  UniqueFd b1 = listenOn("127.0.0.1");
+  hc_->configure(config({"198.18.220.2", "127.0.0.1"}, {kPort, 1000, 300, 1, 1}),
+                 t0 + milliseconds(1100));
+  EXPECT_EQ(hc_->probesInFlight(), 1u) << "the hanging probe is kept";
+  const auto changes = hc_->run(t0 + milliseconds(1300));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_NE(changes[0].find("backend 198.18.220.2 down"), std::string::npos) << changes[0];
 }
 
 TEST_F(HealthTest, AProbeWithoutAnswerFailsAtItsTimeout) {
@@ -182,7 +218,9 @@ TEST_F(HealthTest, RemovedBackendsAreNoLongerProbed) {
   hc_->configure(config({"127.0.0.1"}, {kPort, 1000, 500, 1, 1}), t0 + milliseconds(1100));
   EXPECT_EQ(hc_->probesInFlight(), 0u);
   EXPECT_TRUE(hc_->run(t0 + milliseconds(1600)).empty());
-  EXPECT_EQ(hc_->renderPrometheus().find("198.18.220.2"), std::string::npos);
+  EXPECT_EQ(
+      hc_->renderPrometheus(config({"127.0.0.1"}, {kPort, 1000, 500, 1, 1})).find("198.18.220.2"),
+      std::string::npos);
   // No health_check at all: nothing to probe.
   AgentConfig none = config({"127.0.0.1"}, {});
   none.vips[0].health_check.reset();
