@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -69,8 +70,35 @@ Result<Agent> Agent::start(ConfigPtr cfg) {
   }
   agent.state_.emplace(std::move(*state));
   agent.state_->setQuicKeyProgram(agent.lb_->quicKeyProgFd());
+  auto health = HealthChecker::create();
+  if (!health) {
+    return std::unexpected(health.error());
+  }
+  agent.health_.emplace(std::move(*health));
+  // A backend that the installed table gives no slot although its weight is above 0 was
+  // drained by the previous agent's health check: it starts down, and takes traffic again
+  // once it passes `rise` probes, rather than at once.
+  std::map<std::string, std::set<IpAddr>> slotless;
+  for (const auto& vip : c.vips) {
+    if (vip.health_check) {
+      slotless[vip.name] = agent.state_->slotlessBackends(vip);
+    }
+  }
+  agent.health_->configure(
+      c, std::chrono::steady_clock::now(), [&](const VipConfig& vip, const IpAddr& addr) {
+        const auto it = slotless.find(vip.name);
+        const bool weighted =
+            std::any_of(vip.backends.begin(), vip.backends.end(),
+                        [&](const auto& b) { return b.address == addr && b.weight > 0; });
+        const bool down = weighted && it != slotless.end() && it->second.contains(addr);
+        if (down) {
+          logInfo("vip '" + vip.name + "': backend " + addr.toString() +
+                  " starts down (drained in the installed table)");
+        }
+        return down;
+      });
   const auto t0 = std::chrono::steady_clock::now();
-  auto applied = agent.state_->apply(c);
+  auto applied = agent.state_->apply(agent.health_->effective(c));
   if (!applied) {
     return std::unexpected(applied.error());
   }
@@ -87,12 +115,6 @@ Result<Agent> Agent::start(ConfigPtr cfg) {
   if (auto r = agent.attachAll(); !r) {
     return std::unexpected(r.error());
   }
-  auto health = HealthChecker::create();
-  if (!health) {
-    return std::unexpected(health.error());
-  }
-  agent.health_.emplace(std::move(*health));
-  agent.health_->configure(c, std::chrono::steady_clock::now());  // every backend starts up
   if (c.metrics_listen) {
     auto m = MetricsServer::listen(*c.metrics_listen, c.pin_root);
     if (!m) {

@@ -44,7 +44,9 @@ Result<HealthChecker> HealthChecker::create() {
   return HealthChecker(std::move(epfd), cap);
 }
 
-void HealthChecker::configure(const AgentConfig& cfg, Clock::time_point now) {
+void HealthChecker::configure(
+    const AgentConfig& cfg, Clock::time_point now,
+    const std::function<bool(const VipConfig&, const IpAddr&)>& starts_down) {
   std::map<Key, Target> next;
   for (const auto& vip : cfg.vips) {
     if (!vip.health_check) {
@@ -63,6 +65,8 @@ void HealthChecker::configure(const AgentConfig& cfg, Clock::time_point now) {
       t.check = *vip.health_check;
       if (old != targets_.end()) {
         t.up = old->second.up;  // a changed check keeps the verdict until it says otherwise
+      } else if (starts_down && starts_down(vip, b.address)) {
+        t.up = false;
       }
       t.next = now + firstProbeOffset(vip.name, b.address, t.check.interval_ms);
       next.emplace(std::move(key), std::move(t));

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -34,7 +35,10 @@ class HealthChecker {
   // Probes the backends of cfg's VIPs that have a health_check. A backend probed before
   // (same VIP name and address) keeps its state and streak; a new one starts up, its first
   // probe spread over the interval so that a large config does not probe all at once.
-  void configure(const AgentConfig& cfg, Clock::time_point now);
+  // `starts_down` (optional) gives a new backend's first verdict instead: the agent uses it
+  // at start-up for the backends the previous agent had drained.
+  void configure(const AgentConfig& cfg, Clock::time_point now,
+                 const std::function<bool(const VipConfig&, const IpAddr&)>& starts_down = {});
 
   // Poll it for POLLIN, then call run().
   int fd() const { return epfd_.get(); }

@@ -275,6 +275,28 @@ Result<uint32_t> LbState::allocVipId() {
   return fail("vips: all " + std::to_string(MG_MAX_VIPS) + " ids in use");
 }
 
+std::set<IpAddr> LbState::slotlessBackends(const VipConfig& vip) const {
+  std::set<IpAddr> out;
+  const auto vip_id = vipId(vip);
+  if (!vip_id) {
+    return out;
+  }
+  auto ring = rings_.find(*vip_id);
+  if (ring == rings_.end() || ring->second.active < 0) {
+    return out;
+  }
+  const std::vector<uint32_t>& table = ring->second.shadow[ring->second.active];
+  std::set<uint32_t> owners(table.begin() + std::min<size_t>(MG_RING_HEADER_SLOTS, table.size()),
+                            table.end());
+  for (auto it = backend_ids_.lower_bound({*vip_id, IpAddr{}});
+       it != backend_ids_.end() && it->first.first == *vip_id; ++it) {
+    if (!owners.contains(it->second)) {
+      out.insert(it->first.second);
+    }
+  }
+  return out;
+}
+
 Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>& table) {
   RingPair& pair = rings_[vip_id];
   if (table.empty()) {

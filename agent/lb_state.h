@@ -49,6 +49,10 @@ class LbState {
   std::optional<uint32_t> backendId(uint32_t vip_id, const IpAddr& addr) const;
   // VIP id of a configured VIP, if installed.
   std::optional<uint32_t> vipId(const VipConfig& vip) const;
+  // The installed backends of `vip` that own no slot of its active table (drained by
+  // weight 0 or by a failed health check, by whichever agent wrote it last). Empty when the
+  // VIP or its table is not installed. A restarted agent reads its health verdicts here.
+  std::set<IpAddr> slotlessBackends(const VipConfig& vip) const;
 
  private:
   struct RingPair {

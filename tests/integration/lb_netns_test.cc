@@ -237,6 +237,25 @@ TEST_F(LbNetnsTest, ABackendFailingItsHealthCheckGetsNoNewFlowsUntilItPassesAgai
   EXPECT_EQ(got["b3"], 0) << "no new flow reaches the down backend";
   EXPECT_EQ(got["b1"] + got["b2"], 100);
 
+  // A restarted agent keeps the verdict: the installed table gives b3 no slot, so b3 starts
+  // down instead of taking new flows until its checks fail again.
+  ASSERT_TRUE(topo_->agent().kill9());
+  topo_->forgetAgent();
+  ASSERT_TRUE(topo_->startAgent());
+  auto kept = topo_->agent().waitForLog("backend 198.18.13.2 starts down");
+  ASSERT_TRUE(kept) << kept.error().message;
+  table_.reset();
+  got.clear();
+  for (uint16_t p = 24300; p < 24360; p++) {
+    auto c = connect(p);
+    ASSERT_TRUE(c) << c.error().message;
+    auto id = c->askId();
+    ASSERT_TRUE(id) << id.error().message;
+    EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
+    got[*id]++;
+  }
+  EXPECT_EQ(got["b3"], 0) << "still drained after the restart";
+
   applied = topo_->agent().countLog("health: applied");
   ASSERT_NO_FATAL_FAILURE(startHealth(3));
   auto up = topo_->agent().waitForLog("vip 'web': backend 198.18.13.2 up (2 good probes");
@@ -244,7 +263,7 @@ TEST_F(LbNetnsTest, ABackendFailingItsHealthCheckGetsNoNewFlowsUntilItPassesAgai
   ASSERT_TRUE(topo_->agent().waitForLog("health: applied", ++applied));
   table_.reset();
   got.clear();
-  for (uint16_t p = 24200; p < 24300; p++) {
+  for (uint16_t p = 24400; p < 24500; p++) {
     auto c = connect(p);
     ASSERT_TRUE(c) << c.error().message;
     auto id = c->askId();
