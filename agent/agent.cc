@@ -189,7 +189,7 @@ void Agent::checkHealth() {
   }
   auto applied = state_->apply(health_->effective(*cfg_));
   if (!applied) {
-    health_unapplied_ = true;  // retried at the next wakeup (at most kMinWakeMs away)
+    health_unapplied_ = true;  // retried at the next wakeup, within a second
     logError("health: cannot apply the backends' new states, retrying: " + applied.error().message);
     return;
   }
