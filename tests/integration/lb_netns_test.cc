@@ -68,6 +68,20 @@ class LbNetnsTest : public ::testing::Test {
     }
   }
 
+  // Opens n connections from consecutive client ports, checks that each lands where the
+  // installed table says, and counts them by backend.
+  void newConnections(uint16_t first, int n, std::map<std::string, int>& got) {
+    got.clear();
+    for (uint16_t p = first; p < first + n; p++) {
+      auto c = connect(p);
+      ASSERT_TRUE(c) << c.error().message;
+      auto id = c->askId();
+      ASSERT_TRUE(id) << "port " << p << ": " << id.error().message;
+      EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
+      got[*id]++;
+    }
+  }
+
   Result<TcpClient> connect(uint16_t sport) {
     return TcpClient::connect(topo_->client(), kClient, sport, LbTopology::kVip, kPort);
   }
@@ -115,16 +129,9 @@ TEST_F(LbNetnsTest, AddingBackendLeavesEstablishedConnectionsUntouched) {
   }
   EXPECT_GT(moved_in_table, 10) << "the new table would move many of these flows";
   // New connections use the new table, including the new backend.
-  int on_b3 = 0;
-  for (uint16_t p = 21100; p < 21200; p++) {
-    auto c = connect(p);
-    ASSERT_TRUE(c) << c.error().message;
-    auto id = c->askId();
-    ASSERT_TRUE(id) << id.error().message;
-    EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
-    on_b3 += *id == "b3";
-  }
-  EXPECT_GT(on_b3, 20) << "the added backend takes new connections";
+  std::map<std::string, int> got;
+  ASSERT_NO_FATAL_FAILURE(newConnections(21100, 100, got));
+  EXPECT_GT(got["b3"], 20) << "the added backend takes new connections";
 }
 
 TEST_F(LbNetnsTest, RemovingBackendMovesOnlyItsFlows) {
@@ -226,14 +233,7 @@ TEST_F(LbNetnsTest, ABackendFailingItsHealthCheckGetsNoNewFlowsUntilItPassesAgai
   }
   EXPECT_GT(b3_before, 5) << "some tracked flows were on b3";
   std::map<std::string, int> got;
-  for (uint16_t p = 24100; p < 24200; p++) {
-    auto c = connect(p);
-    ASSERT_TRUE(c) << c.error().message;
-    auto id = c->askId();
-    ASSERT_TRUE(id) << id.error().message;
-    EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
-    got[*id]++;
-  }
+  ASSERT_NO_FATAL_FAILURE(newConnections(24100, 100, got));
   EXPECT_EQ(got["b3"], 0) << "no new flow reaches the down backend";
   EXPECT_EQ(got["b1"] + got["b2"], 100);
 
@@ -245,15 +245,7 @@ TEST_F(LbNetnsTest, ABackendFailingItsHealthCheckGetsNoNewFlowsUntilItPassesAgai
   auto kept = topo_->agent().waitForLog("backend 198.18.13.2 starts down");
   ASSERT_TRUE(kept) << kept.error().message;
   table_.reset();
-  got.clear();
-  for (uint16_t p = 24300; p < 24360; p++) {
-    auto c = connect(p);
-    ASSERT_TRUE(c) << c.error().message;
-    auto id = c->askId();
-    ASSERT_TRUE(id) << id.error().message;
-    EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
-    got[*id]++;
-  }
+  ASSERT_NO_FATAL_FAILURE(newConnections(24300, 60, got));
   EXPECT_EQ(got["b3"], 0) << "still drained after the restart";
 
   applied = topo_->agent().countLog("health: applied");
@@ -262,15 +254,7 @@ TEST_F(LbNetnsTest, ABackendFailingItsHealthCheckGetsNoNewFlowsUntilItPassesAgai
   ASSERT_TRUE(up) << up.error().message;
   ASSERT_TRUE(topo_->agent().waitForLog("health: applied", ++applied));
   table_.reset();
-  got.clear();
-  for (uint16_t p = 24400; p < 24500; p++) {
-    auto c = connect(p);
-    ASSERT_TRUE(c) << c.error().message;
-    auto id = c->askId();
-    ASSERT_TRUE(id) << id.error().message;
-    EXPECT_EQ(*id, expectedBackend(p)) << "new connection " << p;
-    got[*id]++;
-  }
+  ASSERT_NO_FATAL_FAILURE(newConnections(24400, 100, got));
   EXPECT_GT(got["b3"], 15) << "b3 takes new flows again";
 }
 

@@ -29,6 +29,12 @@ IpAddr ip(const char* text) {
   return a.value_or(IpAddr{});
 }
 
+// The one state change of a run() or round(): "" (and a failure) if there is not exactly one.
+std::string onlyChange(const std::vector<std::string>& changes) {
+  EXPECT_EQ(changes.size(), 1u);
+  return changes.size() == 1 ? changes[0] : "";
+}
+
 UniqueFd listenOn(const char* addr) {
   UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int one = 1;
@@ -105,6 +111,14 @@ class HealthTest : public ::testing::Test {
     return changes;
   }
 
+  // Configures `cfg` at t0 and runs its first probes at t0 + 1 s; the one to 198.18.220.2
+  // hangs (its SYN goes into the veth and is dropped).
+  void startWithHangingProbe(const AgentConfig& cfg, Clock::time_point t0) {
+    hc_->configure(cfg, t0);
+    EXPECT_TRUE(round(t0 + milliseconds(1000), /*expect_hang=*/true).empty());
+    ASSERT_EQ(hc_->probesInFlight(), 1u) << "the probe of 198.18.220.2 hangs";
+  }
+
   std::optional<test::NetNs> ns_;
   std::optional<test::ScopedNetnsEnter> in_;
   std::optional<HealthChecker> hc_;
@@ -121,9 +135,7 @@ TEST_F(HealthTest, FallRiseAndDrainedWeights) {
   // 127.0.0.2 refuses: down after exactly `fall` (2) probes.
   EXPECT_TRUE(round(t0 + milliseconds(100)).empty()) << "one failure is not enough";
   EXPECT_FALSE(hc_->isDown("web", ip("127.0.0.2")));
-  auto changes = round(t0 + milliseconds(200));
-  ASSERT_EQ(changes.size(), 1u);
-  EXPECT_EQ(changes[0],
+  EXPECT_EQ(onlyChange(round(t0 + milliseconds(200))),
             "vip 'web': backend 127.0.0.2 down (2 failed probes of :8080; last: Connection "
             "refused)");
   EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
@@ -144,9 +156,8 @@ TEST_F(HealthTest, FallRiseAndDrainedWeights) {
   // It listens again: up after exactly `rise` (2) good probes.
   UniqueFd b2 = listenOn("127.0.0.2");
   EXPECT_TRUE(round(t0 + milliseconds(300)).empty());
-  changes = round(t0 + milliseconds(400));
-  ASSERT_EQ(changes.size(), 1u);
-  EXPECT_EQ(changes[0], "vip 'web': backend 127.0.0.2 up (2 good probes of :8080)");
+  EXPECT_EQ(onlyChange(round(t0 + milliseconds(400))),
+            "vip 'web': backend 127.0.0.2 up (2 good probes of :8080)");
   EXPECT_EQ(hc_->effective(cfg).vips, cfg.vips);
 
   // Both gone: the VIP fails open and keeps its weights.
@@ -168,9 +179,7 @@ TEST_F(HealthTest, AConnectThatFailsAtOnceCountsAndIsReported) {
   const auto cfg = config({"10.9.9.9"}, {kPort, 100, 100, 1, 1});
   const auto t0 = Clock::now();
   hc_->configure(cfg, t0);
-  const auto changes = hc_->run(t0 + milliseconds(100));
-  ASSERT_EQ(changes.size(), 1u);
-  EXPECT_EQ(changes[0],
+  EXPECT_EQ(onlyChange(hc_->run(t0 + milliseconds(100))),
             "vip 'web': backend 10.9.9.9 down (1 failed probes of :8080; last: Network is "
             "unreachable)");
   EXPECT_EQ(hc_->probesInFlight(), 0u);
@@ -178,31 +187,24 @@ TEST_F(HealthTest, AConnectThatFailsAtOnceCountsAndIsReported) {
 }
 
 TEST_F(HealthTest, AProbeInFlightSurvivesAReloadOfTheSameCheck) {
-  const auto cfg = config({"198.18.220.2"}, {kPort, 1000, 300, 1, 1});
   const auto t0 = Clock::now();
-  hc_->configure(cfg, t0);
-  round(t0 + milliseconds(1000), /*expect_hang=*/true);
-  ASSERT_EQ(hc_->probesInFlight(), 1u);
+  ASSERT_NO_FATAL_FAILURE(
+      startWithHangingProbe(config({"198.18.220.2"}, {kPort, 1000, 300, 1, 1}), t0));
   // Same check: the target (and its probe's epoll registration) moves to the new map.
   UniqueFd b1 = listenOn("127.0.0.1");
   hc_->configure(config({"198.18.220.2", "127.0.0.1"}, {kPort, 1000, 300, 1, 1}),
                  t0 + milliseconds(1100));
   EXPECT_EQ(hc_->probesInFlight(), 1u) << "the hanging probe is kept";
-  const auto changes = hc_->run(t0 + milliseconds(1300));
-  ASSERT_EQ(changes.size(), 1u);
-  EXPECT_NE(changes[0].find("backend 198.18.220.2 down"), std::string::npos) << changes[0];
+  const std::string change = onlyChange(hc_->run(t0 + milliseconds(1300)));
+  EXPECT_NE(change.find("backend 198.18.220.2 down"), std::string::npos) << change;
 }
 
 TEST_F(HealthTest, AProbeWithoutAnswerFailsAtItsTimeout) {
-  const auto cfg = config({"198.18.220.2"}, {kPort, 1000, 300, 1, 1});
   const auto t0 = Clock::now();
-  hc_->configure(cfg, t0);
-  EXPECT_TRUE(round(t0 + milliseconds(1000), /*expect_hang=*/true).empty());
-  ASSERT_EQ(hc_->probesInFlight(), 1u) << "the SYN went into the veth and was dropped";
+  ASSERT_NO_FATAL_FAILURE(
+      startWithHangingProbe(config({"198.18.220.2"}, {kPort, 1000, 300, 1, 1}), t0));
   EXPECT_TRUE(hc_->run(t0 + milliseconds(1299)).empty()) << "not before the timeout";
-  const auto changes = hc_->run(t0 + milliseconds(1300));
-  ASSERT_EQ(changes.size(), 1u);
-  EXPECT_EQ(changes[0],
+  EXPECT_EQ(onlyChange(hc_->run(t0 + milliseconds(1300))),
             "vip 'web': backend 198.18.220.2 down (1 failed probes of :8080; last: no answer "
             "within 300 ms)");
   EXPECT_EQ(hc_->probesInFlight(), 0u);
@@ -211,9 +213,8 @@ TEST_F(HealthTest, AProbeWithoutAnswerFailsAtItsTimeout) {
 TEST_F(HealthTest, RemovedBackendsAreNoLongerProbed) {
   UniqueFd b1 = listenOn("127.0.0.1");
   const auto t0 = Clock::now();
-  hc_->configure(config({"127.0.0.1", "198.18.220.2"}, {kPort, 1000, 500, 1, 1}), t0);
-  round(t0 + milliseconds(1000), /*expect_hang=*/true);
-  ASSERT_EQ(hc_->probesInFlight(), 1u);
+  ASSERT_NO_FATAL_FAILURE(
+      startWithHangingProbe(config({"127.0.0.1", "198.18.220.2"}, {kPort, 1000, 500, 1, 1}), t0));
   // The hanging one leaves the config: its probe is closed, nothing is reported for it.
   hc_->configure(config({"127.0.0.1"}, {kPort, 1000, 500, 1, 1}), t0 + milliseconds(1100));
   EXPECT_EQ(hc_->probesInFlight(), 0u);
