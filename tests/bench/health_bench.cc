@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
     const auto now = t0 + std::chrono::seconds(r);
     const double c0 = threadCpuNs();
     auto changes = hc->run(now);
+    // Done when nothing is in flight and nothing is due: the next probes are then an
+    // interval away (msUntilNext() says at least its 10 ms floor while any is still due).
     while (hc->probesInFlight() > 0 || hc->msUntilNext(now) <= 10) {
       if (hc->probesInFlight() > 0) {
         pollfd p{hc->fd(), POLLIN, 0};
