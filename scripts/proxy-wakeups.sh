@@ -3,7 +3,8 @@
 # time of each proxy (meshgate-proxy, nginx, HAProxy) and of the origin behind it, in the
 # benchmark's layout (proxy on CPU 1; wrk and the origin nginx on CPU 0), in a namespace of
 # its own, and of wrk. Needs root, perf (Debian: linux-perf), and `make` done.
-# Usage: scripts/proxy-wakeups.sh        (PATHQ=/big for the 16 KiB file, /small by default)
+# Usage: scripts/proxy-wakeups.sh        (PATHQ=/big for the 16 KiB file, /small by default;
+#        BUSY_POLL_US=50 runs meshgate-proxy with that "busy_poll_us")
 set -u
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin/meshgate-proxy}
@@ -15,7 +16,7 @@ T="client_body_temp_path $D/tmp; proxy_temp_path $D/tmp; fastcgi_temp_path $D/tm
 echo "master_process off; worker_processes 1; daemon off; error_log $D/o.err; pid $D/o.pid; events { worker_connections 4096; } http { access_log off; $T keepalive_requests 1000000; server { listen 127.0.0.1:9001; root $D/www; location = /small { default_type text/plain; return 200 \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"; } } }" > $D/origin.conf
 echo "master_process off; worker_processes 1; daemon off; error_log $D/n.err; pid $D/n.pid; events { worker_connections 4096; } http { access_log off; $T keepalive_requests 1000000; upstream o { server 127.0.0.1:9001; keepalive 256; } server { listen 127.0.0.1:9002; location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }" > $D/np.conf
 printf 'global\n  nbthread 1\n  maxconn 5000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  http-reuse always\nfrontend fe\n  bind 127.0.0.1:9003\n  default_backend be\nbackend be\n  server o 127.0.0.1:9001\n' > $D/h.cfg
-echo '{"listeners": [{"name": "web", "address": "127.0.0.1", "port": 9004, "routes": [{"cluster": "o"}]}], "clusters": [{"name": "o", "max_idle_per_endpoint": 256, "endpoints": [{"address": "127.0.0.1", "port": 9001}]}]}' > $D/m.json
+echo '{"busy_poll_us": '${BUSY_POLL_US:-0}', "listeners": [{"name": "web", "address": "127.0.0.1", "port": 9004, "routes": [{"cluster": "o"}]}], "clusters": [{"name": "o", "max_idle_per_endpoint": 256, "endpoints": [{"address": "127.0.0.1", "port": 9001}]}]}' > $D/m.json
 ip netns exec $NS taskset -c 0 nginx -c $D/origin.conf & OP=$!
 ip netns exec $NS taskset -c 1 nginx -c $D/np.conf & NP=$!
 ip netns exec $NS taskset -c 1 haproxy -db -f $D/h.cfg & HP=$!

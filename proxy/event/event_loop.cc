@@ -37,6 +37,8 @@ EventLoop::EventLoop(int epfd, int wakefd) : epfd_(epfd), wakefd_(wakefd) {}
 EventLoop::EventLoop(EventLoop&& other) noexcept
     : epfd_(std::exchange(other.epfd_, -1)),
       wakefd_(std::exchange(other.wakefd_, -1)),
+      busy_poll_(other.busy_poll_),
+      last_active_(other.last_active_),
       timers_(std::move(other.timers_)),
       deferred_(std::move(other.deferred_)),
       running_(std::move(other.running_)),
@@ -128,9 +130,16 @@ void EventLoop::runDeferred() {
   }
 }
 
+int EventLoop::waitTimeout() const {
+  if (busy_poll_.count() > 0 && std::chrono::steady_clock::now() < last_active_ + busy_poll_) {
+    return 0;
+  }
+  return timers_.msUntilNext();
+}
+
 Result<void> EventLoop::run() {
   while (!stopping_) {
-    if (auto n = runOnce(timers_.msUntilNext()); !n) {
+    if (auto n = runOnce(waitTimeout()); !n) {
       return std::unexpected(n.error());
     }
   }
@@ -146,6 +155,9 @@ Result<int> EventLoop::runOnce(int timeout_ms) {
   // The clock first: timers armed by handlers count from now, not from the last wakeup
   // (which may be long ago on an idle worker).
   timers_.advance(std::chrono::steady_clock::now());
+  if (n > 0) {
+    last_active_ = timers_.now();
+  }
   for (int i = 0; i < n; i++) {
     auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
     if (handler) {

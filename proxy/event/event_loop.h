@@ -48,8 +48,18 @@ class EventLoop {
   void remove(int fd);
 
   // Runs until stop(). Each iteration: wait for events (at most until the next armed
-  // timer), dispatch them, advance the timer wheel, run deferred calls.
+  // timer, or not at all while busy polling), dispatch them, advance the timer wheel, run
+  // deferred calls.
   Result<void> run();
+  // Busy polling: for `window` after an iteration that handled events, run() polls without
+  // sleeping instead of blocking in epoll_wait. A loop that sleeps between events must be
+  // woken by whoever sends it the next one, a cross-CPU wakeup the sender pays for (on a VM,
+  // an IPI and often a VM exit); a busy loop is not asleep. It costs CPU while the window
+  // lasts and nothing on an idle loop. 0 (the default) turns it off. Loop thread only.
+  void setBusyPoll(std::chrono::microseconds window) { busy_poll_ = window; }
+  // How long the next wait of run() may block, in ms: 0 inside the busy-poll window, else
+  // until the next armed timer (-1: none).
+  int waitTimeout() const;
   // One iteration of run(): waits at most `timeout_ms` (-1: until an event) for events,
   // handles them, fires due timers and runs deferred calls. Returns the number of events.
   // For tests and fuzzers that drive a loop step by step on their own thread.
@@ -82,6 +92,9 @@ class EventLoop {
   int epfd_ = -1;
   int wakefd_ = -1;  // eventfd: post() and stop() from other threads
   bool stopping_ = false;
+  std::chrono::microseconds busy_poll_{0};
+  std::chrono::steady_clock::time_point last_active_ =  // the last iteration with events
+      std::chrono::steady_clock::time_point::min();
   TimerWheel timers_;
   std::vector<std::function<void()>> deferred_;
   std::vector<std::function<void()>> running_;  // the deferred calls being run

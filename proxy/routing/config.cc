@@ -13,6 +13,7 @@ namespace meshgate::proxy {
 namespace {
 
 constexpr uint64_t kMaxWorkers = 256;
+constexpr uint64_t kMaxBusyPollUs = 10000;  // 10 ms: longer is a spinning worker
 constexpr uint64_t kMaxWeight = 1000000;
 constexpr uint64_t kMaxTimeoutMs = 3600 * 1000;
 constexpr uint64_t kMaxRetries = 5;
@@ -85,11 +86,13 @@ class ProxyConfigParser : public JsonReader {
     auto cfg = std::make_shared<ProxyConfig>();
     cfg->source = source();
     if (!checkObject(root, "",
-                     {"workers", "listeners", "clusters", "limits", "access_log", "admin"})) {
+                     {"workers", "busy_poll_us", "listeners", "clusters", "limits", "access_log",
+                      "admin"})) {
       return fail(*firstError());
     }
     const JsonNode r{root, ""};
     cfg->workers = static_cast<uint32_t>(integer(r, "workers", 1, 1, kMaxWorkers));
+    cfg->busy_poll = std::chrono::microseconds(integer(r, "busy_poll_us", 0, 0, kMaxBusyPollUs));
     cfg->access_log = string(r, "access_log", false).value_or("");
     parseLimits(r, cfg->limits);
     if (const Json* a = section(r, "admin", {"address", "port"})) {

@@ -128,6 +128,9 @@ struct Limits {
 struct ProxyConfig {
   std::string source;  // file name, for messages
   uint32_t workers = 1;
+  // Each worker polls without sleeping for this long after handling events (0: off); see
+  // EventLoop::setBusyPoll().
+  std::chrono::microseconds busy_poll{0};
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
   Limits limits;

@@ -55,6 +55,9 @@ bool Http2Session::Stream::onField(std::string_view name, std::string_view value
     }
     return true;
   }
+  if (clientAddressField(name) && s_.snapshot_->config->listeners[s_.listener_].xff_replace) {
+    return true;  // dropped, as the client's X-Forwarded-For is
+  }
   if (name == "cookie") {
     // HTTP/2 splits cookies into crumbs (RFC 9113 §8.2.3); HTTP/1.1 wants one field.
     for (auto& [n, v] : req_.headers) {

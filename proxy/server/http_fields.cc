@@ -28,6 +28,10 @@ bool hopByHop(std::string_view name) {
   }
 }
 
+bool clientAddressField(std::string_view name) {
+  return (name.size() == 9 && (iequals(name, "forwarded") || iequals(name, "x-real-ip")));
+}
+
 std::string lowerCase(std::string_view s) {
   std::string out(s);
   for (char& c : out) {

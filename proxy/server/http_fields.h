@@ -18,6 +18,12 @@ namespace meshgate::proxy {
 // (Content-Length is not: a response keeps it; a request's is restated from its framing.)
 bool hopByHop(std::string_view name);
 
+// Fields other than X-Forwarded-For in which a request states the client's address for the
+// backend: Forwarded (RFC 7239) and X-Real-IP. An edge listener (x_forwarded_for "replace")
+// drops them with the client's X-Forwarded-For: a client that reaches it directly could
+// name any address in them, and a backend that reads one of them would believe it.
+bool clientAddressField(std::string_view name);
+
 // The names that the Connection fields of `fields` (pairs of strings) list, other than
 // hop-by-hop ones, which are dropped anyway ("Connection: keep-alive" names nothing more).
 // Copies, so that the fields may move; usually empty, so no allocation.

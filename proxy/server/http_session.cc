@@ -302,6 +302,7 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   h.reserve(512);
   h.append(ex.method_token).append(" ").append(ex.target).append(" HTTP/1.1\r\n");
   std::string xff;
+  const bool xff_replace = snapshot_->config->listeners[listener_].xff_replace;
   for (const auto& [name, value] : ex.headers) {
     // Framing is restated below from what the parser decided, never copied: a field the
     // client named in Connection ("Connection: content-length") cannot remove it.
@@ -317,9 +318,12 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
       continue;  // replaced by the absolute-form target's authority below
     }
     if (iequals(name, "x-forwarded-for")) {
-      if (!snapshot_->config->listeners[listener_].xff_replace) {
+      if (!xff_replace) {
         xff += (xff.empty() ? "" : ", ") + value;  // every field, in order
       }
+      continue;
+    }
+    if (xff_replace && clientAddressField(name)) {
       continue;
     }
     h.append(name).append(": ").append(value).append("\r\n");

@@ -26,14 +26,18 @@ void HttpSession::startH2(const http1::MessageHead& head) {
   r.path = ex.target;
   r.authority = ex.authority.empty() ? std::string(head.host) : ex.authority;
   std::string xff;
+  const bool xff_replace = snapshot_->config->listeners[listener_].xff_replace;
   forEachForwardable(ex.headers, [&](std::string_view name, std::string_view value) {
     if (iequals(name, "host") || iequals(name, "content-length")) {
       return;
     }
     if (iequals(name, "x-forwarded-for")) {
-      if (!snapshot_->config->listeners[listener_].xff_replace) {
+      if (!xff_replace) {
         xff.append(xff.empty() ? "" : ", ").append(value);
       }
+      return;
+    }
+    if (xff_replace && clientAddressField(name)) {
       return;
     }
     r.headers.emplace_back(lowerCase(name), value);

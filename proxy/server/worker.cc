@@ -131,6 +131,7 @@ Result<void> Worker::open(std::vector<uint16_t>& ports) {
   }
   loop_ = std::make_unique<EventLoop>(std::move(*loop));
   const auto snap = runtime_.snapshot();
+  loop_->setBusyPoll(snap->config->busy_poll);
   for (size_t i = 0; i < snap->config->listeners.size(); i++) {
     const Listener& l = snap->config->listeners[i];
     const uint16_t port = ports.size() > i ? ports[i] : l.port;
@@ -190,6 +191,7 @@ std::shared_ptr<WorkerRouting> Worker::routing() {
   }
   auto snap = runtime_.snapshot();
   if (!routing_ || routing_->snapshot != snap) {
+    loop_->setBusyPoll(snap->config->busy_poll);
     auto r = std::make_shared<WorkerRouting>();
     r->snapshot = snap;
     for (size_t i = 0; i < snap->config->clusters.size(); i++) {

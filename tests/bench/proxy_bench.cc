@@ -44,15 +44,18 @@ struct WrkResult {
 
 double toMs(const std::string& v) {
   const double x = std::stod(v);
-  if (v.ends_with("us")) return x / 1000;
-  if (v.ends_with("ms")) return x;
-  if (v.ends_with("s")) return x * 1000;
+  if (v.ends_with("us"))
+    return x / 1000;
+  if (v.ends_with("ms"))
+    return x;
+  if (v.ends_with("s"))
+    return x * 1000;
   return x;
 }
 
 Result<WrkResult> wrk(const NetNs& ns, uint16_t port, const std::string& path, bool close) {
-  std::vector<std::string> argv = {"taskset", "-c", kLoadCpu, "wrk", "-t1", "-c50", "-d", kDuration,
-                                   "--latency"};
+  std::vector<std::string> argv = {"taskset", "-c", kLoadCpu,  "wrk",      "-t1",
+                                   "-c50",    "-d", kDuration, "--latency"};
   if (close) {
     argv.insert(argv.end(), {"-H", "Connection: close"});
   }
@@ -72,8 +75,10 @@ Result<WrkResult> wrk(const NetNs& ns, uint16_t port, const std::string& path, b
   if (std::regex_search(*out, m, std::regex(R"(Non-2xx or 3xx responses:\s+([0-9]+))"))) {
     r.errors += std::stoull(m[1]);
   }
-  if (std::regex_search(*out, m,
-                        std::regex(R"(Socket errors: connect ([0-9]+), read ([0-9]+), write ([0-9]+), timeout ([0-9]+))"))) {
+  if (std::regex_search(
+          *out, m,
+          std::regex(
+              R"(Socket errors: connect ([0-9]+), read ([0-9]+), write ([0-9]+), timeout ([0-9]+))"))) {
     r.errors += std::stoull(m[1]) + std::stoull(m[3]) + std::stoull(m[4]);
   }
   if (r.rps == 0) {
@@ -99,7 +104,9 @@ Result<WrkResult> h2load(const NetNs& ns, uint16_t port, const std::string& path
   if (std::regex_search(*out, m, std::regex(R"(([0-9]+) failed, ([0-9]+) errored)"))) {
     r.errors += std::stoull(m[1]) + std::stoull(m[2]);
   }
-  if (std::regex_search(*out, m, std::regex(R"(status codes: [0-9]+ 2xx, ([0-9]+) 3xx, ([0-9]+) 4xx, ([0-9]+) 5xx)"))) {
+  if (std::regex_search(
+          *out, m,
+          std::regex(R"(status codes: [0-9]+ 2xx, ([0-9]+) 3xx, ([0-9]+) 4xx, ([0-9]+) 5xx)"))) {
     r.errors += std::stoull(m[1]) + std::stoull(m[2]) + std::stoull(m[3]);
   }
   if (r.rps == 0) {
@@ -127,7 +134,7 @@ struct Sut {
   std::string name;
   uint16_t port = 0;
   uint16_t h2_port = 0;  // h2c with prior knowledge (meshgate-proxy: the same listener)
-  pid_t pid = 0;  // the process whose memory counts
+  pid_t pid = 0;         // the process whose memory counts
 };
 
 int run(int argc, char** argv) {
@@ -160,7 +167,8 @@ int run(int argc, char** argv) {
                             "/tmp; fastcgi_temp_path " + d + "/tmp; uwsgi_temp_path " + d +
                             "/tmp; scgi_temp_path " + d + "/tmp;";
   writeFile(d + "/origin.conf",
-            "master_process off; worker_processes 1; daemon off; error_log " + d + "/origin.err; pid " + d +
+            "master_process off; worker_processes 1; daemon off; error_log " + d +
+                "/origin.err; pid " + d +
                 "/origin.pid;\nevents { worker_connections 20000; }\nhttp { access_log off; " +
                 temps + " keepalive_requests 1000000;\n server { listen 127.0.0.1:" +
                 std::to_string(origin) + " backlog=4096; root " + d +
@@ -175,47 +183,80 @@ int run(int argc, char** argv) {
   ngx.h2_port = freeLoopbackPort(*ns);
   hap.h2_port = freeLoopbackPort(*ns);
   const std::string upstream = "127.0.0.1:" + std::to_string(origin);
-  writeFile(d + "/mesh.json",
-            R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": )" +
-                std::to_string(mesh.port) +
-                R"(, "routes": [{"cluster": "origin"}]}], "clusters": [{"name": "origin", "max_idle_per_endpoint": 256, "endpoints": [{"address": "127.0.0.1", "port": )" +
-                std::to_string(origin) + R"(}]}], "admin": {"address": "127.0.0.1", "port": 0}})");
+  writeFile(
+      d + "/mesh.json",
+      R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": )" +
+          std::to_string(mesh.port) +
+          R"(, "routes": [{"cluster": "origin"}]}], "clusters": [{"name": "origin", "max_idle_per_endpoint": 256, "endpoints": [{"address": "127.0.0.1", "port": )" +
+          std::to_string(origin) + R"(}]}], "admin": {"address": "127.0.0.1", "port": 0}})");
   writeFile(d + "/nginx-proxy.conf",
             "master_process off; worker_processes 1; daemon off; worker_rlimit_nofile 30000; "
-            "error_log " + d +
-                "/np.err; pid " + d + "/np.pid;\nevents { worker_connections 20000; }\nhttp { access_log off; " +
-                temps + " keepalive_requests 1000000;\n upstream origin { server " + upstream +
+            "error_log " +
+                d + "/np.err; pid " + d +
+                "/np.pid;\nevents { worker_connections 20000; }\nhttp { access_log off; " + temps +
+                " keepalive_requests 1000000;\n upstream origin { server " + upstream +
                 "; keepalive 256; }\n server { listen 127.0.0.1:" + std::to_string(ngx.port) +
                 " backlog=4096; listen 127.0.0.1:" + std::to_string(ngx.h2_port) +
                 " http2; location / { proxy_pass http://origin; proxy_http_version 1.1; "
                 "proxy_set_header Connection \"\"; } } }\n");
-  writeFile(d + "/haproxy.cfg",
-            "global\n  nbthread 1\n  maxconn 9500\n  log stdout format raw local0 emerg\n"
-            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
-            "  http-reuse always\n  option http-keep-alive\n"
-            "frontend fe\n  bind 127.0.0.1:" + std::to_string(hap.port) + "\n  bind 127.0.0.1:" +
-                std::to_string(hap.h2_port) + " proto h2\n  default_backend be\n"
-            "backend be\n  server origin " + upstream + "\n");
+  writeFile(
+      d + "/haproxy.cfg",
+      "global\n  nbthread 1\n  maxconn 9500\n  log stdout format raw local0 emerg\n"
+      "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+      "  http-reuse always\n  option http-keep-alive\n"
+      "frontend fe\n  bind 127.0.0.1:" +
+          std::to_string(hap.port) + "\n  bind 127.0.0.1:" + std::to_string(hap.h2_port) +
+          " proto h2\n  default_backend be\n"
+          "backend be\n  server origin " +
+          upstream + "\n");
+  // Busy polling, a default of neither: ours with "busy_poll_us": 50 against HAProxy with
+  // `busy-polling`. HAProxy's option never sleeps, idle or not, so that HAProxy runs only
+  // during its own cases; ours stops polling 50 µs after its last event and stays up.
+  Sut mesh_bp{"meshgate-proxy busy_poll_us 50", freeLoopbackPort(*ns)},
+      hap_bp{"haproxy busy-polling", freeLoopbackPort(*ns)};
+  writeFile(
+      d + "/mesh-bp.json",
+      R"({"busy_poll_us": 50, "listeners": [{"name": "web", "address": "127.0.0.1", "port": )" +
+          std::to_string(mesh_bp.port) +
+          R"(, "routes": [{"cluster": "origin"}]}], "clusters": [{"name": "origin", "max_idle_per_endpoint": 256, "endpoints": [{"address": "127.0.0.1", "port": )" +
+          std::to_string(origin) + R"(}]}]})");
+  writeFile(
+      d + "/haproxy-bp.cfg",
+      "global\n  nbthread 1\n  maxconn 9500\n  busy-polling\n  log stdout format raw local0 emerg\n"
+      "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+      "  http-reuse always\n  option http-keep-alive\n"
+      "frontend fe\n  bind 127.0.0.1:" +
+          std::to_string(hap_bp.port) +
+          "\n  default_backend be\n"
+          "backend be\n  server origin " +
+          upstream + "\n");
   if (!written) {
     return 1;
   }
-  auto m = ns->spawn({"taskset", "-c", kSutCpu, builtBinary("meshgate-proxy"), "--config",
-                      d + "/mesh.json"},
-                     {.output_path = d + "/mesh.log"});
+  auto m = ns->spawn(
+      {"taskset", "-c", kSutCpu, builtBinary("meshgate-proxy"), "--config", d + "/mesh.json"},
+      {.output_path = d + "/mesh.log"});
+  auto m_bp = ns->spawn(
+      {"taskset", "-c", kSutCpu, builtBinary("meshgate-proxy"), "--config", d + "/mesh-bp.json"},
+      {.output_path = d + "/mesh-bp.log"});
   auto n = ns->spawn({"taskset", "-c", kSutCpu, "nginx", "-c", d + "/nginx-proxy.conf"});
   auto h = ns->spawn({"taskset", "-c", kSutCpu, "haproxy", "-db", "-f", d + "/haproxy.cfg"},
                      {.output_path = d + "/haproxy.log"});
-  if (!origin_p || !m || !n || !h) {
+  if (!origin_p || !m || !m_bp || !n || !h) {
     std::fprintf(stderr, "spawn failed\n");
     return 1;
   }
-  for (Sut* s : {&mesh, &ngx, &hap}) {
-    auto ok = waitFor(
+  auto serving = [&](const Sut& s) {
+    return waitFor(
         [&] {
-          auto r = rawExchange(*ns, s->port, "GET /small HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+          auto r = rawExchange(*ns, s.port,
+                               "GET /small HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
           return r && statusOf(*r) == 200;
         },
-        std::chrono::seconds(10), s->name + " serving");
+        std::chrono::seconds(10), s.name + " serving");
+  };
+  for (Sut* s : {&mesh, &mesh_bp, &ngx, &hap}) {
+    auto ok = serving(*s);
     if (!ok) {
       std::fprintf(stderr, "%s\n", ok.error().message.c_str());
       auto log = runCommand({"cat", d + "/haproxy.log", d + "/mesh.log"});
@@ -269,6 +310,43 @@ int run(int argc, char** argv) {
       }
     }
   }
+  // The busy-polling pair, with nginx (which has no such option) at its default, in
+  // interleaved rounds of their own: the HTTP/1.1 cases, where the load core pays for
+  // waking a sleeping proxy.
+  const std::vector<Case> busy_cases = {cases[0], cases[1], cases[2]};
+  std::map<std::string, std::map<std::string, std::vector<double>>> rps_bp;
+  for (int round = 0; round < kRounds; round++) {
+    for (const auto& c : busy_cases) {
+      for (const Sut* s : {&mesh_bp, &ngx, &hap_bp}) {
+        // HAProxy polls even while idle: it runs only for its own measurement, so that it
+        // never takes CPU 1 from the others.
+        Subprocess* hb = nullptr;
+        if (s == &hap_bp) {
+          auto spawned =
+              ns->spawn({"taskset", "-c", kSutCpu, "haproxy", "-db", "-f", d + "/haproxy-bp.cfg"},
+                        {.output_path = d + "/haproxy-bp.log"});
+          auto ok = spawned ? serving(hap_bp) : std::unexpected(spawned.error());
+          if (!ok) {
+            std::fprintf(stderr, "haproxy busy-polling: %s\n", ok.error().message.c_str());
+            return 1;
+          }
+          hb = *spawned;
+        }
+        auto r = wrk(*ns, s->port, c.path, c.close);
+        if (hb) {
+          (void)hb->kill(SIGTERM);
+          (void)hb->wait(std::chrono::seconds(10));
+        }
+        if (!r) {
+          std::fprintf(stderr, "%s %s: %s\n", s->name.c_str(), c.name.c_str(),
+                       r.error().message.c_str());
+          return 1;
+        }
+        rps_bp[c.name][s->name].push_back(r->rps);
+      }
+    }
+  }
+
   // Latency at a fixed offered rate (l7-baselines.md §5.6): half of what the slowest of the
   // three served in the rounds above, the same rate for all three, open loop.
   const std::vector<Case> fixed_cases = {cases[0], cases[1]};
@@ -330,6 +408,17 @@ int run(int argc, char** argv) {
     }
   }
 
+  for (const auto& c : busy_cases) {
+    for (const Sut* base : {&hap_bp, &ngx}) {
+      report.add({c.name + "_busy_poll_vs_" + (base == &ngx ? "nginx" : "haproxy_busy_polling"),
+                  "requests_per_second", "req/s", median(rps_bp[c.name][mesh_bp.name]),
+                  median(rps_bp[c.name][base->name]), base->name, false,
+                  "ours with busy_poll_us 50 " + spread(rps_bp[c.name][mesh_bp.name]) +
+                      (base == &ngx ? "; nginx at its default (it has no busy polling)"
+                                    : "; both polling instead of sleeping")});
+    }
+  }
+
   for (const auto& c : fixed_cases) {
     auto field = [&](const std::string& sut, double OpenLoopResult::*f) {
       std::vector<double> v;
@@ -345,7 +434,7 @@ int run(int argc, char** argv) {
         errors += r.errors;
       }
       char buf[200];
-      std::snprintf(buf, sizeof buf, "p50 %.3f ms, p99.9 %.3f ms, %llu sent, %llu errors", 
+      std::snprintf(buf, sizeof buf, "p50 %.3f ms, p99.9 %.3f ms, %llu sent, %llu errors",
                     median(field(sut, &OpenLoopResult::p50_ms)),
                     median(field(sut, &OpenLoopResult::p999_ms)),
                     static_cast<unsigned long long>(sent), static_cast<unsigned long long>(errors));
@@ -414,7 +503,8 @@ int run(int argc, char** argv) {
           return stable;
         },
         std::chrono::seconds(10), "rss settling");
-    per_conn[s->name] = static_cast<double>(after - before) * 1024.0 / static_cast<double>(fds.size());
+    per_conn[s->name] =
+        static_cast<double>(after - before) * 1024.0 / static_cast<double>(fds.size());
     for (int fd : fds) {
       ::close(fd);
     }
@@ -448,12 +538,13 @@ int run(int argc, char** argv) {
       if (!written) {
         return 1;
       }
-      auto p = ns->spawn({"taskset", "-c", kSutCpu, builtBinary("meshgate-proxy"), "--config",
-                          d + "/many.json"},
-                         {.output_path = d + "/many.log"});
+      auto p = ns->spawn(
+          {"taskset", "-c", kSutCpu, builtBinary("meshgate-proxy"), "--config", d + "/many.json"},
+          {.output_path = d + "/many.log"});
       auto ok = waitFor(
           [&] {
-            auto r = rawExchange(*ns, first, "GET /small HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+            auto r = rawExchange(*ns, first,
+                                 "GET /small HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
             return r && statusOf(*r) == 200;
           },
           std::chrono::seconds(30), "proxy with listeners");
@@ -480,4 +571,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace meshgate::test
 
-int main(int argc, char** argv) { return meshgate::test::run(argc, argv); }
+int main(int argc, char** argv) {
+  return meshgate::test::run(argc, argv);
+}

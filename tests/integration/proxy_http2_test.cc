@@ -198,18 +198,22 @@ TEST_F(ProxyHttp2Test, RespectsTheClientsFlowControlWindowOnALargeResponse) {
   EXPECT_LE(j["max_data_frame"].get<int>(), 4096) << "a DATA frame larger than the window";
 }
 
-// An edge listener replaces a client's X-Forwarded-For over HTTP/2 as over HTTP/1.1.
+// An edge listener replaces a client's X-Forwarded-For, and drops its Forwarded and
+// X-Real-IP, over HTTP/2 as over HTTP/1.1.
 TEST_F(ProxyHttp2Test, AnEdgeListenerReplacesTheClientsXForwardedFor) {
   RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0,
                   "x_forwarded_for": "replace", "routes": [{"cluster": "be"}]}],
                  "clusters": [{"name": "be", "endpoints": [)" +
              endpoint(be.port()) + "]}]}");
-  const json j = probe({"get", "--path", "/", "--header", "x-forwarded-for:6.6.6.6"});
+  const json j = probe({"get", "--path", "/", "--header", "x-forwarded-for:6.6.6.6", "--header",
+                        "forwarded:for=8.8.8.8", "--header", "x-real-ip:9.9.9.9"});
   EXPECT_EQ(j["status"], 200) << j.dump();
   const std::string got = be.received();
   EXPECT_NE(got.find("x-forwarded-for: 127.0.0.1\r\n"), std::string::npos) << got;
   EXPECT_EQ(got.find("6.6.6.6"), std::string::npos) << got;
+  EXPECT_EQ(got.find("8.8.8.8"), std::string::npos) << "Forwarded: " << got;
+  EXPECT_EQ(got.find("9.9.9.9"), std::string::npos) << "X-Real-IP: " << got;
 }
 
 TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
@@ -535,12 +539,13 @@ TEST_F(ProxyHttp2Test, AnEdgeListenerReplacesXForwardedForOnTheWayToAnHttp2Clust
              endpoint(be) + "]}]}");
   auto r = rawExchange(*ns_, proxy_->port("web"),
                        "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\n"
-                       "Connection: close\r\n\r\n");
+                       "Forwarded: for=8.8.8.8\r\nX-Real-IP: 9.9.9.9\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(statusOf(*r), 200) << *r;
   auto text = runCommand({"cat", log});
   ASSERT_TRUE(text) << text.error().message;
   EXPECT_NE(text->find("xff 1 1 127.0.0.1\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("forwarded 1 1 - -\n"), std::string::npos) << *text;
   EXPECT_EQ(text->find("6.6.6.6"), std::string::npos) << *text;
 }
 

@@ -641,8 +641,9 @@ TEST_F(ProxyHttpTest, RegexRoutesSurviveValuesAsLongAsTheHeaderLimit) {
 }
 
 // X-Forwarded-For: a listener behind a trusted hop appends the client's address to what
-// it sent; an edge listener ("replace") sends only the address it saw, so a client cannot
-// hand the backend an address of its choosing.
+// it sent (and passes Forwarded and X-Real-IP on); an edge listener ("replace") sends only
+// the address it saw and drops Forwarded and X-Real-IP, so a client cannot hand the
+// backend an address of its choosing.
 TEST_F(ProxyHttpTest, XForwardedForIsAppendedOrReplacedAsTheListenerSays) {
   auto& be = backend(RecordingServer::answerWholeRequests());
   startProxy(R"({"listeners": [
@@ -653,7 +654,7 @@ TEST_F(ProxyHttpTest, XForwardedForIsAppendedOrReplacedAsTheListenerSays) {
              endpoint(be.port()) + "]}]}");
   const std::string spoof =
       "GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\nx-forwarded-for: 7.7.7.7\r\n"
-      "Connection: close\r\n\r\n";
+      "Forwarded: for=8.8.8.8\r\nX-Real-IP: 9.9.9.9\r\nConnection: close\r\n\r\n";
   ASSERT_EQ(statusOf(raw(spoof)), 200);
   auto edge = rawExchange(*ns_, proxy_->port("edge"), spoof);
   ASSERT_TRUE(edge) << edge.error().message;
@@ -663,7 +664,14 @@ TEST_F(ProxyHttpTest, XForwardedForIsAppendedOrReplacedAsTheListenerSays) {
       << "append: every field the client sent, in order, then its address: " << got;
   const size_t second = got.find("GET / HTTP/1.1", 1);
   ASSERT_NE(second, std::string::npos) << got;
+  const std::string web_head = got.substr(0, second);
+  EXPECT_NE(web_head.find("Forwarded: for=8.8.8.8\r\n"), std::string::npos) << web_head;
+  EXPECT_NE(web_head.find("X-Real-IP: 9.9.9.9\r\n"), std::string::npos) << web_head;
   const std::string edge_head = got.substr(second);
+  EXPECT_EQ(edge_head.find("8.8.8.8"), std::string::npos)
+      << "replace drops Forwarded: " << edge_head;
+  EXPECT_EQ(edge_head.find("9.9.9.9"), std::string::npos)
+      << "replace drops X-Real-IP: " << edge_head;
   EXPECT_NE(edge_head.find("x-forwarded-for: 127.0.0.1\r\n"), std::string::npos) << edge_head;
   EXPECT_EQ(edge_head.find("6.6.6.6"), std::string::npos) << "replace: " << edge_head;
   EXPECT_EQ(edge_head.find("7.7.7.7"), std::string::npos) << "replace: " << edge_head;

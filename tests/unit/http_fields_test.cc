@@ -1,6 +1,7 @@
-// The field rules both protocols share: which fields are hop-by-hop, which are forwarded
-// when a Connection field names them, which methods may be retried, and which paths hold a
-// dot segment (refused with 400: routes match the raw path).
+// The field rules both protocols share: which fields are hop-by-hop, which state a
+// client's address (an edge listener drops them), which are forwarded when a Connection
+// field names them, which methods may be retried, and which paths hold a dot segment
+// (refused with 400: routes match the raw path).
 #include "proxy/server/http_fields.h"
 
 #include <gtest/gtest.h>
@@ -27,6 +28,17 @@ TEST(HttpFields, OtherNamesAreEndToEnd) {
                            "keep-alivf", "content-length", "transfer-encodinf", "proxy-connectiom",
                            "http2-settingz", "host", "x-forwarded-for", "cookie", "ta", "et"}) {
     EXPECT_FALSE(hopByHop(name)) << name;
+  }
+}
+
+TEST(HttpFields, ClientAddressFieldsAreForwardedAndXRealIpInAnyCase) {
+  for (const char* name : {"forwarded", "Forwarded", "FORWARDED", "x-real-ip", "X-Real-IP"}) {
+    EXPECT_TRUE(clientAddressField(name)) << name;
+  }
+  // X-Forwarded-For has rules of its own (appended or replaced); the rest are not these.
+  for (const char* name : {"", "x-forwarded-for", "forwarde", "forwardedx", "x-real-ipv",
+                           "x-real-iq", "forwarder", "x-forwarded-host", "via"}) {
+    EXPECT_FALSE(clientAddressField(name)) << name;
   }
 }
 

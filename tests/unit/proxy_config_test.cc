@@ -9,6 +9,7 @@ namespace {
 
 constexpr const char* kValid = R"({
   "workers": 2,
+  "busy_poll_us": 50,
   "listeners": [
     {"name": "web", "address": "127.0.0.1", "port": 8080, "routes": [
       {"match": {"host": "*.example.com", "path": {"prefix": "/api/"}, "method": "GET",
@@ -30,6 +31,7 @@ TEST(ProxyConfig, ParsesListenersRoutesAndClustersWithDefaults) {
   ASSERT_TRUE(cfg) << cfg.error().message;
   const ProxyConfig& c = **cfg;
   EXPECT_EQ(c.workers, 2u);
+  EXPECT_EQ(c.busy_poll, std::chrono::microseconds(50));
   ASSERT_EQ(c.listeners.size(), 2u);
   const Listener& web = c.listeners[0];
   EXPECT_EQ(web.protocol, ListenerProtocol::kHttp);
@@ -75,9 +77,18 @@ TEST_P(ProxyConfigRejects, NamingTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, ProxyConfigRejects,
     ::testing::Values(
-        BadCase{"unknown_top", R"({"listner": []})",
-                "listner: unknown field (expected one of: workers, listeners, clusters, limits, "
-                "access_log, admin)"},
+        BadCase{
+            "unknown_top", R"({"listner": []})",
+            "listner: unknown field (expected one of: workers, busy_poll_us, listeners, clusters, "
+            "limits, access_log, admin)"},
+        BadCase{
+            "busy_poll_too_long",
+            R"({"busy_poll_us": 10001, "listeners": [], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "busy_poll_us: must be an integer 0..10000, got 10001"},
+        BadCase{
+            "busy_poll_negative",
+            R"({"busy_poll_us": -1, "listeners": [], "clusters": [{"name": "c", "endpoints": [{"address": "10.0.0.1", "port": 80}]}]})",
+            "busy_poll_us: must be an integer 0..10000, got -1"},
         BadCase{"no_clusters", R"({"listeners": []})", "clusters: missing required field"},
         BadCase{
             "unknown_cluster_ref",

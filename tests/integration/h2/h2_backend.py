@@ -83,6 +83,8 @@ class Backend:
                         headers = dict(event.headers)
                         self.log(f"headers {conn_id} {sid} {headers.get(':path', '')}")
                         self.log(f"xff {conn_id} {sid} {headers.get('x-forwarded-for', '-')}")
+                        self.log(f"forwarded {conn_id} {sid} {headers.get('forwarded', '-')} "
+                                 f"{headers.get('x-real-ip', '-')}")
                         if self.should_refuse():
                             conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
                             continue
