@@ -169,6 +169,7 @@ void Http2Session::Stream::connectUpstream() {
                               limits().idle_timeout,   limits().buffer_bytes};
   up_ready_ = false;
   end_forwarded_ = false;  // a retry sends the whole request again
+  resent_ = 0;
   if (cluster.protocol == UpstreamProtocol::kHttp2) {
     auto up = std::make_unique<H2Upstream>(s_.worker_, *this, target);
     H2Upstream* raw = up.get();
@@ -192,11 +193,27 @@ void Http2Session::Stream::pumpBody() {
     return;
   }
   const size_t limit = limits().buffer_bytes;
+  // A retry first sends again what the failed attempt had taken.
+  while (resent_ < sent_body_.size() && up_->requestBuffered() < limit) {
+    const size_t n = std::min(sent_body_.size() - resent_, limit - up_->requestBuffered());
+    up_->sendBody(sent_body_.data().subspan(resent_, n));
+    resent_ += n;
+  }
+  if (resent_ < sent_body_.size()) {
+    return;  // the rest when the upstream takes more
+  }
   while (!body_in_.empty() && up_->requestBuffered() < limit) {
     const size_t n = std::min(body_in_.size(), limit - up_->requestBuffered());
     up_->sendBody(body_in_.data().first(n));
+    if (replayable_ && sent_body_.size() + n <= limit) {
+      sent_body_.append(body_in_.data().first(n));
+      resent_ += n;
+    } else if (replayable_) {
+      replayable_ = false;  // too big to keep: this attempt is the last
+      sent_body_ = Buffer();
+      resent_ = 0;
+    }
     body_in_.consume(n);
-    body_forwarded_ += n;
     // The upstream has it: the client may send as much again.
     nghttp2_session_consume(s_.h2_.get(), id_, n);
     s_.scheduleSend();
@@ -257,7 +274,7 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
 }
 
 void Http2Session::Stream::onUpstreamHeaders(uint16_t status, HeaderList headers, bool end) {
-  if ((status == 502 || status == 503) && body_forwarded_ == 0 && attempts_ <= route_->retries &&
+  if ((status == 502 || status == 503) && replayable_ && attempts_ <= route_->retries &&
       idempotent(req_.method)) {
     // As for HTTP/1.1 clients: nothing reached the client, so another endpoint may answer.
     // The upstream is dropped now and the next attempt starts from the loop, outside the
@@ -317,9 +334,10 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
     s_.scheduleSend();
     return;
   }
-  // Retry elsewhere while the request can be replayed: nothing of the body went out yet
-  // (body bytes are only acknowledged to the client once the upstream took them).
-  const bool replayable = body_forwarded_ == 0;
+  // Retry elsewhere while the request can be replayed: the body that went out is all kept
+  // (body bytes are only acknowledged to the client once the upstream took them, so the
+  // rest is still in body_in_ or with the client).
+  const bool replayable = replayable_;
   bool retry = false;
   switch (f) {
     case UpstreamFailure::kConnect:

@@ -80,7 +80,12 @@ class Http2Session::Stream final : public UpstreamSink {
   bool end_forwarded_ = false;
   Buffer body_in_;  // request body the upstream has not taken yet (at most one window)
   uint64_t request_bytes_ = 0;
-  uint64_t body_forwarded_ = 0;
+  // The body forwarded so far, kept while it fits in buffer_bytes so that another attempt
+  // can send it again (`replayable_` turns false once it does not), and how much of it the
+  // current attempt has been sent.
+  Buffer sent_body_;
+  size_t resent_ = 0;
+  bool replayable_ = true;
   // Routing.
   const Route* route_ = nullptr;
   size_t cluster_ = 0;

@@ -410,7 +410,7 @@ void HttpSession::onConnected(Connection& c) {
   }
 }
 
-void HttpSession::sendToUpstream(std::string_view bytes) {
+void HttpSession::keepForRetry(std::string_view bytes) {
   Exchange& ex = *ex_;
   if (ex.replayable) {
     if (ex.sent.size() + bytes.size() <= snapshot_->config->limits.buffer_bytes) {
@@ -420,6 +420,11 @@ void HttpSession::sendToUpstream(std::string_view bytes) {
       ex.sent.clear();
     }
   }
+}
+
+void HttpSession::sendToUpstream(std::string_view bytes) {
+  Exchange& ex = *ex_;
+  keepForRetry(bytes);
   if (ex.up && ex.up->isOpen()) {
     ex.up->send(bytes);
     if (ex.up->output().size() >= snapshot_->config->limits.buffer_bytes) {
@@ -434,6 +439,7 @@ void HttpSession::onRequestBody(std::span<const char> data) {
   }
   ex_->request_bytes += data.size();
   if (ex_->h2) {
+    keepForRetry(std::string_view(data.data(), data.size()));
     ex_->h2->sendBody(data);
     if (ex_->h2->requestBuffered() >= snapshot_->config->limits.buffer_bytes) {
       down_->pauseReading();  // H2Sink::onUpstreamWritable() resumes
@@ -466,7 +472,8 @@ void HttpSession::onRequestComplete() {
     return;
   }
   if (ex_->h2) {
-    ex_->h2->endRequest(std::move(ex_->h2_trailers));
+    // A copy while a retry may need them again.
+    ex_->h2->endRequest(ex_->replayable ? ex_->h2_trailers : std::move(ex_->h2_trailers));
   } else if (ex_->chunked) {
     std::string last = "0\r\n" + ex_->request_trailers + "\r\n";
     sendToUpstream(last);

@@ -62,6 +62,9 @@ class HttpSession final : public Session, public ConnectionObserver {
   bool pickEndpoint();
   void connectUpstream();
   void sendToUpstream(std::string_view bytes);
+  // Appends `bytes` to the exchange's copy of what went upstream while it fits in
+  // buffer_bytes; past that the exchange is no longer replayable and the copy is dropped.
+  void keepForRetry(std::string_view bytes);
   void onUpstreamFailed(bool connect_failure);
   void feedResponse();
   void onResponseHead(const http1::MessageHead& head);
@@ -74,6 +77,9 @@ class HttpSession final : public Session, public ConnectionObserver {
   // An HTTP/2 cluster: the request as a stream of the endpoint's HTTP/2 connection.
   void startH2(const http1::MessageHead& head);
   void connectH2();
+  // A retry's new stream: connectH2(), then the body (and the end, if the client had sent
+  // it) that the failed attempt had sent, from the exchange's copy.
+  void retryH2();
   void onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end);
   void onH2ResponseBody(std::span<const char> data);
   void onH2ResponseEnd(const HeaderList& trailers);

@@ -68,18 +68,32 @@ void HttpSession::connectH2() {
   setDeadline(Deadline::kUpstream, ex.route->timeout);
 }
 
+void HttpSession::retryH2() {
+  connectH2();
+  Exchange& ex = *ex_;
+  if (!ex.h2) {
+    return;  // no live endpoint: answered
+  }
+  if (!ex.sent.empty()) {
+    ex.h2->sendBody(std::span<const char>(ex.sent.data(), ex.sent.size()));
+  }
+  if (ex.request_done) {
+    ex.h2->endRequest(ex.h2_trailers);
+  }
+}
+
 void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end) {
   Exchange& ex = *ex_;
-  if ((status == 502 || status == 503) && ex.request_done && ex.request_bytes == 0 &&
+  if ((status == 502 || status == 503) && ex.request_done && ex.replayable &&
       ex.attempts <= ex.route->retries && idempotent(ex.method_token)) {
-    // Another endpoint may answer a request without a body; the attempt starts from the
-    // loop, outside the upstream's callback.
+    // Another endpoint may answer a request whose body is all kept; the attempt starts
+    // from the loop, outside the upstream's callback.
     bump(worker_.stats().upstream_rq_retry);
     ex.h2->cancel();
     worker_.loop().deferDelete(std::move(ex.h2));
     worker_.loop().defer([this, gen = ex.attempts] {
       if (!done_ && ex_ && ex_->attempts == gen && !ex_->head_sent && !ex_->h2) {
-        connectH2();
+        retryH2();
       }
     });
     return;
@@ -166,16 +180,16 @@ void HttpSession::onH2Failed(UpstreamFailure f, const std::string& detail) {
     finish();  // the response can only be cut
     return;
   }
-  // Nothing reached the server (connect failure, refused stream) and no body was taken
-  // yet: another endpoint may have it.
+  // Nothing reached the server (connect failure, refused stream) and the body taken so far
+  // is all kept: another endpoint may have it.
   const bool unsent = f == UpstreamFailure::kConnect || f == UpstreamFailure::kRefused;
   const uint32_t allowed = ex.route->retries + (f == UpstreamFailure::kRefused ? 1 : 0);
-  if (unsent && ex.request_bytes == 0 && ex.attempts <= allowed) {
+  if (unsent && ex.replayable && ex.attempts <= allowed) {
     bump(worker_.stats().upstream_rq_retry);
     if (f == UpstreamFailure::kRefused) {
       bump(worker_.stats().h2_upstream_streams_refused);
     }
-    connectH2();
+    retryH2();
     return;
   }
   if (f == UpstreamFailure::kReset) {

@@ -527,6 +527,56 @@ TEST_F(ProxyHttp2Test, PassesA503OnWhenNoRetryIsLeft) {
   EXPECT_EQ(metric("upstream_rq_retry"), 1u);
 }
 
+// A request with a body is retried too, as long as the proxy kept all of the body it sent
+// (at most buffer_bytes): the next attempt gets the whole body again. The backend echoes the
+// body it received, so the answer shows what the second attempt got.
+TEST_F(ProxyHttp2Test, RetriesA503WithItsBodyForAnHttp2Client) {
+  const uint16_t be = h2Backend({"--fail-first", "1"});
+  ASSERT_NE(be, 0);
+  startProxy(withRetries(h2ClusterConfig(be), 1));
+  const json j = probe({"post", "--method", "PUT", "--path", "/put", "--body-bytes", "30000"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  EXPECT_EQ(j["body_bytes"], 30000) << j.dump();
+  EXPECT_EQ(j["body_sha256"], j["sent_sha256"]) << "the retry got the whole body: " << j.dump();
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
+TEST_F(ProxyHttp2Test, RetriesA503WithItsBodyForAnHttp1ClientOfAnHttp2Cluster) {
+  const uint16_t be = h2Backend({"--fail-first", "1"});
+  ASSERT_NE(be, 0);
+  startProxy(withRetries(h2ClusterConfig(be), 1));
+  std::string body;
+  for (int i = 0; i < 30000; i++) {
+    body += static_cast<char>('a' + i % 26);
+  }
+  const std::string file = dir_->path() + "/put.body";
+  ASSERT_TRUE(writeTextFile(file, body));
+  auto h1 = ns_->run({"curl", "-sS", "-X", "PUT", "-H", "Expect:", "--data-binary", "@" + file,
+                      "-w", " %{http_code}", url("/put")});
+  ASSERT_TRUE(h1) << h1.error().message;
+  EXPECT_EQ(*h1, body + " 200") << "the retry got the whole body";
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
+// A body larger than buffer_bytes is not kept, so its 503 reaches the client.
+TEST_F(ProxyHttp2Test, ABodyLargerThanTheBufferIsNotRetried) {
+  const uint16_t be = h2Backend({"--fail-first", "2"});
+  ASSERT_NE(be, 0);
+  std::string config = withRetries(h2ClusterConfig(be), 1);
+  config.insert(config.rfind('}'), R"(, "limits": {"buffer_bytes": 16384})");
+  startProxy(config);
+  const json j = probe({"post", "--method", "PUT", "--path", "/put", "--body-bytes", "100000"});
+  EXPECT_EQ(j["status"], 503) << j.dump();
+  std::string body(100000, 'b');
+  const std::string file = dir_->path() + "/big.body";
+  ASSERT_TRUE(writeTextFile(file, body));
+  auto h1 = ns_->run({"curl", "-sS", "-o", "/dev/null", "-X", "PUT", "-H",
+                      "Expect:", "--data-binary", "@" + file, "-w", "%{http_code}", url("/put")});
+  ASSERT_TRUE(h1) << h1.error().message;
+  EXPECT_EQ(*h1, "503");
+  EXPECT_EQ(metric("upstream_rq_retry"), 0u);
+}
+
 // "replace" holds for an HTTP/1.1 client routed to an HTTP/2 cluster too (review finding:
 // that path appended the client's own X-Forwarded-For).
 TEST_F(ProxyHttp2Test, AnEdgeListenerReplacesXForwardedForOnTheWayToAnHttp2Cluster) {

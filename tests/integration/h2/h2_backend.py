@@ -2,13 +2,14 @@
 """An HTTP/2 cleartext (prior knowledge) origin with scripted misbehaviour, for testing how
 meshgate-proxy's HTTP/2 upstream side copes.
 
-  h2_backend.py --port 0 [--name NAME] [--refuse-first N] [--early-response]
-                [--goaway-after N] [--log FILE]
+  h2_backend.py --port 0 [--name NAME] [--refuse-first N] [--fail-first N]
+                [--early-response] [--goaway-after N] [--log FILE]
 
 Answers every request 200 with the body it received (GET: "NAME") and a trailer
 "x-backend: NAME". Scripted behaviour:
   --refuse-first N    the first N streams (counted over all connections) get
                       RST_STREAM(REFUSED_STREAM) instead of an answer
+  --fail-first N      the first N answers are 503 with the body "unavailable"
   --early-response    answer as soon as the request head arrives (body "early"), without
                       waiting for the request body; the request side stays open
   --goaway-after N    after answering N streams on a connection, send GOAWAY with the last
@@ -16,7 +17,9 @@ Answers every request 200 with the body it received (GET: "NAME") and a trailer
 
 Prints "READY <port>" once listening. With --log FILE, appends one line per event:
 "headers <connection> <stream> <path>", "rst <connection> <stream> <code>",
-"end <connection> <stream>" (the request ended), "goaway <connection> <last>".
+"xff <connection> <stream> <x-forwarded-for>", "forwarded <connection> <stream>
+<forwarded> <x-real-ip>" ("-" when absent), "end <connection> <stream>" (the request
+ended), "goaway <connection> <last>".
 Stops on SIGTERM. Needs /usr/bin/python3 with python3-h2.
 """
 
@@ -124,9 +127,16 @@ class Backend:
             sock.close()
 
     def answer(self, conn, sid, body):
-        conn.send_headers(sid, [(":status", str(self.status())), ("content-length", str(len(body))),
+        status = self.status()
+        if status != 200:
+            body = b"unavailable"  # an error page, not the echo
+        conn.send_headers(sid, [(":status", str(status)), ("content-length", str(len(body))),
                                 ("x-served-by", self.args.name)])
-        conn.send_data(sid, body)
+        # In frames the peer accepts (the echo of a large body may exceed one; it stays
+        # within the proxy's stream window, which is at least the 64 KiB it advertises).
+        step = conn.max_outbound_frame_size
+        for i in range(0, len(body), step):
+            conn.send_data(sid, body[i:i + step])
         conn.send_headers(sid, [("x-backend", self.args.name)], end_stream=True)
 
 

@@ -555,7 +555,7 @@ def cmd_get(args):
 
 
 def cmd_post(args):
-    """One POST carrying --body-bytes N deterministic bytes (byte i is i % 251).
+    """One POST (or --method) carrying --body-bytes N deterministic bytes (byte i is i % 251).
 
     The body is sent in DATA frames no larger than the server's SETTINGS_MAX_FRAME_SIZE
     and never beyond its stream and connection windows (the probe waits for
@@ -573,7 +573,7 @@ def cmd_post(args):
     result = {"status": None}
     sent, sent_sha = 0, hashlib.sha256().hexdigest()
     if client.handshake():
-        stream = client.open_stream("POST", args.path, extra, end_stream=False)
+        stream = client.open_stream(args.method, args.path, extra, end_stream=False)
         sent, sent_sha = client.send_body(stream, args.body_bytes)
         if sent == args.body_bytes and client.alive and not stream.finished:
             client.end_request(stream, trailers)
@@ -894,6 +894,7 @@ def parser():
     s.add_argument("--trailer", action="append", metavar="NAME=VALUE")
     s.add_argument("--header", action="append", metavar="NAME:VALUE")
     s.add_argument("--content-length", action="store_true")
+    s.add_argument("--method", default="POST")
 
     s = add("multiplex", cmd_multiplex)
     s.add_argument("--path", required=True)
