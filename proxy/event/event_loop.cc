@@ -155,9 +155,6 @@ Result<int> EventLoop::runOnce(int timeout_ms) {
   // The clock first: timers armed by handlers count from now, not from the last wakeup
   // (which may be long ago on an idle worker).
   timers_.advance(std::chrono::steady_clock::now());
-  if (n > 0) {
-    last_active_ = timers_.now();
-  }
   for (int i = 0; i < n; i++) {
     auto* handler = static_cast<IoHandler*>(events[i].data.ptr);
     if (handler) {
@@ -167,6 +164,9 @@ Result<int> EventLoop::runOnce(int timeout_ms) {
     }
   }
   timers_.advance(std::chrono::steady_clock::now());
+  if (n > 0) {
+    last_active_ = timers_.now();  // the busy-poll window counts from the end of the work
+  }
   runDeferred();
   return std::max(n, 0);
 }

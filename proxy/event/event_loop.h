@@ -51,7 +51,7 @@ class EventLoop {
   // timer, or not at all while busy polling), dispatch them, advance the timer wheel, run
   // deferred calls.
   Result<void> run();
-  // Busy polling: for `window` after an iteration that handled events, run() polls without
+  // Busy polling: for `window` after an iteration has handled events, run() polls without
   // sleeping instead of blocking in epoll_wait. A loop that sleeps between events must be
   // woken by whoever sends it the next one, a cross-CPU wakeup the sender pays for (on a VM,
   // an IPI and often a VM exit); a busy loop is not asleep. It costs CPU while the window
@@ -93,8 +93,8 @@ class EventLoop {
   int wakefd_ = -1;  // eventfd: post() and stop() from other threads
   bool stopping_ = false;
   std::chrono::microseconds busy_poll_{0};
-  std::chrono::steady_clock::time_point last_active_ =  // the last iteration with events
-      std::chrono::steady_clock::time_point::min();
+  // When the last iteration with events had handled them.
+  std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::time_point::min();
   TimerWheel timers_;
   std::vector<std::function<void()>> deferred_;
   std::vector<std::function<void()>> running_;  // the deferred calls being run

@@ -142,6 +142,12 @@ void Http2Session::Stream::begin() {
     return;
   }
   cluster_ = route_->cluster_index;
+  // The body is kept for another attempt only when one can happen: retries, a refused
+  // stream of an HTTP/2 cluster (one free attempt), or a stale pooled HTTP/1.1 connection
+  // (idempotent methods).
+  replayable_ = route_->retries > 0 ||
+                s_.snapshot_->config->clusters[cluster_].protocol == UpstreamProtocol::kHttp2 ||
+                idempotent(req_.method);
   if (xff_.empty()) {
     req_.headers.emplace_back("x-forwarded-for", s_.peer_ip_);
   } else {
@@ -238,6 +244,10 @@ void Http2Session::Stream::submitHead(uint16_t status, const HeaderList& fields,
   };
   status_ = status;
   head_submitted_ = true;
+  // No retry from here on: the copy of the body goes.
+  replayable_ = false;
+  sent_body_ = Buffer();
+  resent_ = 0;
   nghttp2_submit_response(s_.h2_.get(), id_, nva.data(), nva.size(), end ? nullptr : &provider);
   s_.scheduleSend();
 }

@@ -80,9 +80,9 @@ class Http2Session::Stream final : public UpstreamSink {
   bool end_forwarded_ = false;
   Buffer body_in_;  // request body the upstream has not taken yet (at most one window)
   uint64_t request_bytes_ = 0;
-  // The body forwarded so far, kept while it fits in buffer_bytes so that another attempt
-  // can send it again (`replayable_` turns false once it does not), and how much of it the
-  // current attempt has been sent.
+  // The body forwarded so far, kept so that another attempt can send it again while one can
+  // happen (see begin()), the response has not started and it fits in buffer_bytes;
+  // `replayable_` is false otherwise. `resent_`: how much of it the current attempt got.
   Buffer sent_body_;
   size_t resent_ = 0;
   bool replayable_ = true;

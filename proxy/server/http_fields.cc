@@ -29,7 +29,21 @@ bool hopByHop(std::string_view name) {
 }
 
 bool clientAddressField(std::string_view name) {
-  return (name.size() == 9 && (iequals(name, "forwarded") || iequals(name, "x-real-ip")));
+  // By length first, as hopByHop(): most fields are none of these.
+  switch (name.size()) {
+    case 9:
+      return iequals(name, "forwarded") || iequals(name, "x-real-ip");
+    case 11:
+      return iequals(name, "x-client-ip");
+    case 14:
+      return iequals(name, "true-client-ip");
+    case 16:
+      return iequals(name, "cf-connecting-ip") || iequals(name, "fastly-client-ip");
+    case 19:
+      return iequals(name, "x-cluster-client-ip");
+    default:
+      return false;
+  }
 }
 
 std::string lowerCase(std::string_view s) {

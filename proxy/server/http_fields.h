@@ -19,9 +19,11 @@ namespace meshgate::proxy {
 bool hopByHop(std::string_view name);
 
 // Fields other than X-Forwarded-For in which a request states the client's address for the
-// backend: Forwarded (RFC 7239) and X-Real-IP. An edge listener (x_forwarded_for "replace")
-// drops them with the client's X-Forwarded-For: a client that reaches it directly could
-// name any address in them, and a backend that reads one of them would believe it.
+// backend: Forwarded (RFC 7239), X-Real-IP, X-Client-IP, X-Cluster-Client-IP, and the CDN
+// ones True-Client-IP, CF-Connecting-IP and Fastly-Client-IP. An edge listener
+// (x_forwarded_for "replace") drops them with the client's X-Forwarded-For: a client that
+// reaches it directly could name any address in them, and a backend that reads one of them
+// would believe it.
 bool clientAddressField(std::string_view name);
 
 // The names that the Connection fields of `fields` (pairs of strings) list, other than

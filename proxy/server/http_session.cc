@@ -230,9 +230,12 @@ void HttpSession::feedRequest() {
   if (done_) {
     return;
   }
-  // Read on, unless the upstream's output is full (onDrained(upstream) resumes then).
+  // Read on, unless the upstream's output is full (onDrained(upstream) resumes then) or an
+  // HTTP/2 upstream holds a buffer of body it cannot send yet (H2Sink::onUpstreamWritable()).
   const size_t limit = snapshot_->config->limits.buffer_bytes;
-  if (!(ex_ && ex_->up && ex_->up->output().size() >= limit)) {
+  const bool upstream_full = ex_ && ((ex_->up && ex_->up->output().size() >= limit) ||
+                                     (ex_->h2 && ex_->h2->requestBuffered() >= limit));
+  if (!upstream_full) {
     down_->resumeReading();
   }
   if (down_->peerClosed() && (!ex_ || !ex_->request_done)) {

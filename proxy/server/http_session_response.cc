@@ -106,8 +106,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
       !ex.upgrade && idempotent(ex.method_token)) {
     ex.status = status;
     worker_.loop().defer([this, gen = ex.attempts] {
-      if (!done_ && ex_ && ex_->attempts == gen && !ex_->head_sent && ex_->replayable &&
-          ex_->up) {
+      if (!done_ && ex_ && ex_->attempts == gen && !ex_->head_sent && ex_->replayable && ex_->up) {
         ex_->up->close();
         bump(worker_.stats().upstream_rq_retry);
         worker_.loop().deferDelete(std::move(ex_->up));

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "tests/lib/proxy_fixture.h"
 
@@ -575,6 +576,52 @@ TEST_F(ProxyHttp2Test, ABodyLargerThanTheBufferIsNotRetried) {
   ASSERT_TRUE(h1) << h1.error().message;
   EXPECT_EQ(*h1, "503");
   EXPECT_EQ(metric("upstream_rq_retry"), 0u);
+}
+
+// An HTTP/1.1 upload to an HTTP/2 cluster whose stream window stays shut: once a buffer of
+// body waits for the window, the proxy stops reading the client (review finding: it read
+// on and held the whole upload).
+TEST_F(ProxyHttp2Test, AnUploadToAStalledHttp2UpstreamStopsReadingTheClient) {
+  const uint16_t be = h2Backend({"--hold-body"});
+  ASSERT_NE(be, 0);
+  std::string config = h2ClusterConfig(be);
+  config.insert(config.rfind('}'), R"(, "limits": {"buffer_bytes": 65536})");
+  startProxy(config);
+  const uint64_t rss_before = rssKib(proxy_->process().pid());
+  auto client = connectLoopback(*ns_, proxy_->port("web"));
+  ASSERT_TRUE(client) << client.error().message;
+  const int fd = *client;
+  constexpr size_t kUpload = size_t{64} << 20;
+  const std::string head =
+      "PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(kUpload) + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  std::thread sender([fd] {
+    const std::string chunk(65536, 'u');
+    for (size_t sent = 0; sent < kUpload;) {
+      const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+      if (n <= 0) {
+        return;  // the test shut the socket down
+      }
+      sent += static_cast<size_t>(n);
+    }
+  });
+  // The proxy stopped reading once our socket to it holds megabytes it has not taken
+  // (its own receive queue stays small: the kernel shrinks a window nobody reads).
+  const std::string to_proxy = "dport = :" + std::to_string(proxy_->port("web"));
+  auto stalled = waitFor(
+      [&] {
+        auto out = ns_->run({"ss", "-tnH", "state", "established", "( " + to_proxy + " )"});
+        std::istringstream in(out ? *out : "");
+        uint64_t recvq = 0, sendq = 0;
+        return in >> recvq >> sendq && sendq > 1024 * 1024;
+      },
+      std::chrono::seconds(20), "our send queue to the proxy filling up");
+  const uint64_t rss_stalled = rssKib(proxy_->process().pid());
+  ::shutdown(fd, SHUT_RDWR);
+  sender.join();
+  ::close(fd);
+  ASSERT_TRUE(stalled) << stalled.error().message;
+  EXPECT_LT(rss_stalled, rss_before + 4096) << "the proxy holds a few buffers, not the upload";
 }
 
 // "replace" holds for an HTTP/1.1 client routed to an HTTP/2 cluster too (review finding:

@@ -654,7 +654,8 @@ TEST_F(ProxyHttpTest, XForwardedForIsAppendedOrReplacedAsTheListenerSays) {
              endpoint(be.port()) + "]}]}");
   const std::string spoof =
       "GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\nx-forwarded-for: 7.7.7.7\r\n"
-      "Forwarded: for=8.8.8.8\r\nX-Real-IP: 9.9.9.9\r\nConnection: close\r\n\r\n";
+      "Forwarded: for=8.8.8.8\r\nX-Real-IP: 9.9.9.9\r\nTrue-Client-IP: 5.5.5.5\r\n"
+      "Connection: close\r\n\r\n";
   ASSERT_EQ(statusOf(raw(spoof)), 200);
   auto edge = rawExchange(*ns_, proxy_->port("edge"), spoof);
   ASSERT_TRUE(edge) << edge.error().message;
@@ -667,11 +668,13 @@ TEST_F(ProxyHttpTest, XForwardedForIsAppendedOrReplacedAsTheListenerSays) {
   const std::string web_head = got.substr(0, second);
   EXPECT_NE(web_head.find("Forwarded: for=8.8.8.8\r\n"), std::string::npos) << web_head;
   EXPECT_NE(web_head.find("X-Real-IP: 9.9.9.9\r\n"), std::string::npos) << web_head;
+  EXPECT_NE(web_head.find("True-Client-IP: 5.5.5.5\r\n"), std::string::npos) << web_head;
   const std::string edge_head = got.substr(second);
   EXPECT_EQ(edge_head.find("8.8.8.8"), std::string::npos)
       << "replace drops Forwarded: " << edge_head;
   EXPECT_EQ(edge_head.find("9.9.9.9"), std::string::npos)
       << "replace drops X-Real-IP: " << edge_head;
+  EXPECT_EQ(edge_head.find("5.5.5.5"), std::string::npos) << "and True-Client-IP: " << edge_head;
   EXPECT_NE(edge_head.find("x-forwarded-for: 127.0.0.1\r\n"), std::string::npos) << edge_head;
   EXPECT_EQ(edge_head.find("6.6.6.6"), std::string::npos) << "replace: " << edge_head;
   EXPECT_EQ(edge_head.find("7.7.7.7"), std::string::npos) << "replace: " << edge_head;

@@ -31,13 +31,17 @@ TEST(HttpFields, OtherNamesAreEndToEnd) {
   }
 }
 
-TEST(HttpFields, ClientAddressFieldsAreForwardedAndXRealIpInAnyCase) {
-  for (const char* name : {"forwarded", "Forwarded", "FORWARDED", "x-real-ip", "X-Real-IP"}) {
+TEST(HttpFields, ClientAddressFieldsInAnyCase) {
+  for (const char* name :
+       {"forwarded", "Forwarded", "FORWARDED", "x-real-ip", "X-Real-IP", "X-Client-IP",
+        "True-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP"}) {
     EXPECT_TRUE(clientAddressField(name)) << name;
   }
   // X-Forwarded-For has rules of its own (appended or replaced); the rest are not these.
-  for (const char* name : {"", "x-forwarded-for", "forwarde", "forwardedx", "x-real-ipv",
-                           "x-real-iq", "forwarder", "x-forwarded-host", "via"}) {
+  for (const char* name :
+       {"", "x-forwarded-for", "forwarde", "forwardedx", "x-real-ipv", "x-real-iq", "forwarder",
+        "x-forwarded-host", "via", "x-client-iq", "true-client-iq", "cf-connecting-iq",
+        "fastly-client-iq", "x-cluster-client-iq", "x-forwarded-proto"}) {
     EXPECT_FALSE(clientAddressField(name)) << name;
   }
 }

@@ -3,13 +3,15 @@
 meshgate-proxy's HTTP/2 upstream side copes.
 
   h2_backend.py --port 0 [--name NAME] [--refuse-first N] [--fail-first N]
-                [--early-response] [--goaway-after N] [--log FILE]
+                [--hold-body] [--early-response] [--goaway-after N] [--log FILE]
 
 Answers every request 200 with the body it received (GET: "NAME") and a trailer
 "x-backend: NAME". Scripted behaviour:
   --refuse-first N    the first N streams (counted over all connections) get
                       RST_STREAM(REFUSED_STREAM) instead of an answer
   --fail-first N      the first N answers are 503 with the body "unavailable"
+  --hold-body         never send WINDOW_UPDATE for request body: an upload stalls once
+                      it has filled the stream's window
   --early-response    answer as soon as the request head arrives (body "early"), without
                       waiting for the request body; the request side stays open
   --goaway-after N    after answering N streams on a connection, send GOAWAY with the last
@@ -97,8 +99,9 @@ class Backend:
                             self.answer(conn, sid, b"early")
                             answered += 1
                     elif isinstance(event, h2.events.DataReceived):
-                        conn.acknowledge_received_data(event.flow_controlled_length,
-                                                       event.stream_id)
+                        if not self.args.hold_body:
+                            conn.acknowledge_received_data(event.flow_controlled_length,
+                                                           event.stream_id)
                         if event.stream_id in bodies:
                             bodies[event.stream_id] += event.data
                     elif isinstance(event, h2.events.StreamEnded):
@@ -132,8 +135,8 @@ class Backend:
             body = b"unavailable"  # an error page, not the echo
         conn.send_headers(sid, [(":status", str(status)), ("content-length", str(len(body))),
                                 ("x-served-by", self.args.name)])
-        # In frames the peer accepts (the echo of a large body may exceed one; it stays
-        # within the proxy's stream window, which is at least the 64 KiB it advertises).
+        # In frames the peer accepts. The window is not watched: an echo larger than the
+        # proxy's stream window (its buffer_bytes) would fail and drop the connection.
         step = conn.max_outbound_frame_size
         for i in range(0, len(body), step):
             conn.send_data(sid, body[i:i + step])
@@ -146,6 +149,8 @@ def main():
     p.add_argument("--name", default="h2-backend")
     p.add_argument("--refuse-first", type=int, default=0)
     p.add_argument("--early-response", action="store_true")
+    p.add_argument("--hold-body", action="store_true",
+                   help="never acknowledge request body: the windows stay shut once full")
     p.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N requests")
     p.add_argument("--goaway-after", type=int, default=0)
     p.add_argument("--log")
