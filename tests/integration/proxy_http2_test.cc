@@ -559,6 +559,59 @@ TEST_F(ProxyHttp2Test, RetriesA503WithItsBodyForAnHttp1ClientOfAnHttp2Cluster) {
   EXPECT_EQ(metric("upstream_rq_retry"), 1u);
 }
 
+// An HTTP/2 client's PUT to an HTTP/1.1 cluster whose first endpoint answers 503 as soon as
+// it has the head, maybe while the body is still on its way: the retry sends the other
+// endpoint the body taken so far, then the rest, each byte once.
+TEST_F(ProxyHttp2Test, RetriesAnEarly503WithTheWholeBodyToAnHttp1Cluster) {
+  RecordingServer& refuse = backend(
+      RecordingServer::respond("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"));
+  RecordingServer& good = backend(RecordingServer::answerWholeRequests());
+  startProxy(
+      R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "be", "retries": 1}]}],
+                 "clusters": [{"name": "be", "endpoints": [)" +
+      endpoint(refuse.port()) + ", " + endpoint(good.port()) +
+      R"(]}], "admin": {"address": "127.0.0.1", "port": 0}})");
+  // Round robin: one of the two requests meets the 503 first and is retried.
+  constexpr int kBody = 30000;  // within buffer_bytes (64 KiB): always kept
+  for (int i = 0; i < 2; i++) {
+    const json j = probe({"post", "--method", "PUT", "--path", "/put", "--body-bytes",
+                          std::to_string(kBody), "--content-length"});
+    EXPECT_EQ(j["status"], 200) << j.dump();
+  }
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+  // The good endpoint got two whole requests, each with the probe's body (byte k is k % 251).
+  const std::string got = good.received();
+  size_t at = 0;
+  for (int i = 0; i < 2; i++) {
+    const size_t head_end = got.find("\r\n\r\n", at);
+    ASSERT_NE(head_end, std::string::npos) << "request " << i;
+    ASSERT_TRUE(std::string_view(got).substr(at).starts_with("PUT /put HTTP/1.1\r\n"));
+    ASSERT_GE(got.size(), head_end + 4 + kBody) << "request " << i << " lacks body bytes";
+    for (int k = 0; k < kBody; k++) {
+      ASSERT_EQ(static_cast<uint8_t>(got[head_end + 4 + k]), k % 251)
+          << "request " << i << " body byte " << k;
+    }
+    at = head_end + 4 + kBody;
+  }
+  EXPECT_EQ(at, got.size()) << "nothing more: no byte was sent twice";
+}
+
+// A refused stream with a body, from an HTTP/1.1 client: the free attempt gets the body.
+TEST_F(ProxyHttp2Test, RetriesARefusedStreamWithItsBodyForAnHttp1Client) {
+  const uint16_t be = h2Backend({"--refuse-first", "1"});
+  ASSERT_NE(be, 0);
+  startProxy(h2ClusterConfig(be));
+  const std::string body(20000, 'r');
+  const std::string file = dir_->path() + "/refused.body";
+  ASSERT_TRUE(writeTextFile(file, body));
+  auto h1 = ns_->run({"curl", "-sS", "-X", "PUT", "-H", "Expect:", "--data-binary", "@" + file,
+                      "-w", " %{http_code}", url("/put")});
+  ASSERT_TRUE(h1) << h1.error().message;
+  EXPECT_EQ(*h1, body + " 200");
+  EXPECT_EQ(metric("h2_upstream_streams_refused"), 1u);
+  EXPECT_EQ(metric("upstream_rq_retry"), 1u);
+}
+
 // A body larger than buffer_bytes is not kept, so its 503 reaches the client.
 TEST_F(ProxyHttp2Test, ABodyLargerThanTheBufferIsNotRetried) {
   const uint16_t be = h2Backend({"--fail-first", "2"});
@@ -622,6 +675,24 @@ TEST_F(ProxyHttp2Test, AnUploadToAStalledHttp2UpstreamStopsReadingTheClient) {
   ::close(fd);
   ASSERT_TRUE(stalled) << stalled.error().message;
   EXPECT_LT(rss_stalled, rss_before + 4096) << "the proxy holds a few buffers, not the upload";
+}
+
+// ... and for an HTTP/2 client of an HTTP/2 cluster.
+TEST_F(ProxyHttp2Test, AnEdgeListenerDropsClientAddressFieldsOnTheWayFromHttp2ToHttp2) {
+  const std::string log = dir_->path() + "/h2backend.log";
+  const uint16_t be = h2Backend({"--log", log});
+  ASSERT_NE(be, 0);
+  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0,
+                  "x_forwarded_for": "replace", "routes": [{"cluster": "h2"}]}],
+                 "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
+             endpoint(be) + "]}]}");
+  const json j = probe({"get", "--path", "/x", "--header", "x-forwarded-for:6.6.6.6", "--header",
+                        "forwarded:for=8.8.8.8", "--header", "x-real-ip:9.9.9.9"});
+  EXPECT_EQ(j["status"], 200) << j.dump();
+  auto text = runCommand({"cat", log});
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_NE(text->find("xff 1 1 127.0.0.1\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("forwarded 1 1 - -\n"), std::string::npos) << *text;
 }
 
 // "replace" holds for an HTTP/1.1 client routed to an HTTP/2 cluster too (review finding:
