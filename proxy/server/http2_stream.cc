@@ -284,8 +284,12 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
 }
 
 void Http2Session::Stream::onUpstreamHeaders(uint16_t status, HeaderList headers, bool end) {
-  if ((status == 502 || status == 503) && replayable_ && attempts_ <= route_->retries &&
-      idempotent(req_.method)) {
+  const bool retry_due =
+      (status == 502 || status == 503) && attempts_ <= route_->retries && idempotent(req_.method);
+  if (retry_due && !replayable_) {
+    bump(s_.worker_.stats().upstream_rq_retry_unreplayable);
+  }
+  if (retry_due && replayable_) {
     // As for HTTP/1.1 clients: nothing reached the client, so another endpoint may answer.
     // The upstream is dropped now and the next attempt starts from the loop, outside the
     // upstream's callback.
@@ -358,7 +362,7 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
       retry = attempts_ <= route_->retries + 1;  // unprocessed: one free attempt
       break;
     case UpstreamFailure::kReset:
-      retry = replayable && idempotent(req_.method) &&
+      retry = idempotent(req_.method) &&
               (attempts_ <= route_->retries || (stale_pooled && attempts_ <= route_->retries + 1));
       break;
     case UpstreamFailure::kBadResponse:
@@ -368,6 +372,9 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
     bump(st.upstream_rq_retry);
     connectUpstream();
     return;
+  }
+  if (retry) {
+    bump(st.upstream_rq_retry_unreplayable);
   }
   if (f == UpstreamFailure::kConnect) {
     respondError(503, detail);

@@ -502,9 +502,12 @@ void HttpSession::onUpstreamFailed(bool connect_failure) {
   // §9.2.2): the server may have acted on it before the connection broke.
   const bool may_resend = idempotent(ex.method_token);
   const bool stale_pooled = ex.up_reused && ex.response_bytes == 0 && ex.status == 0;
-  const bool can_retry = !ex.head_sent && ex.replayable && (connect_failure || may_resend) &&
+  const bool retry_due = !ex.head_sent && (connect_failure || may_resend) &&
                          (ex.attempts <= ex.route->retries || stale_pooled);
-  if (can_retry) {
+  if (retry_due && !ex.replayable) {
+    bump(worker_.stats().upstream_rq_retry_unreplayable);
+  }
+  if (retry_due && ex.replayable) {
     bump(worker_.stats().upstream_rq_retry);
     ex.status = 0;
     connectUpstream();  // sends ex.sent: the head and the body so far

@@ -84,8 +84,12 @@ void HttpSession::retryH2() {
 
 void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, bool end) {
   Exchange& ex = *ex_;
-  if ((status == 502 || status == 503) && ex.request_done && ex.replayable &&
-      ex.attempts <= ex.route->retries && idempotent(ex.method_token)) {
+  const bool retry_due = (status == 502 || status == 503) && ex.request_done &&
+                         ex.attempts <= ex.route->retries && idempotent(ex.method_token);
+  if (retry_due && !ex.replayable) {
+    bump(worker_.stats().upstream_rq_retry_unreplayable);
+  }
+  if (retry_due && ex.replayable) {
     // Another endpoint may answer a request whose body is all kept; the attempt starts
     // from the loop, outside the upstream's callback.
     bump(worker_.stats().upstream_rq_retry);
@@ -184,6 +188,9 @@ void HttpSession::onH2Failed(UpstreamFailure f, const std::string& detail) {
   // is all kept: another endpoint may have it.
   const bool unsent = f == UpstreamFailure::kConnect || f == UpstreamFailure::kRefused;
   const uint32_t allowed = ex.route->retries + (f == UpstreamFailure::kRefused ? 1 : 0);
+  if (unsent && ex.attempts <= allowed && !ex.replayable) {
+    bump(worker_.stats().upstream_rq_retry_unreplayable);
+  }
   if (unsent && ex.replayable && ex.attempts <= allowed) {
     bump(worker_.stats().upstream_rq_retry);
     if (f == UpstreamFailure::kRefused) {

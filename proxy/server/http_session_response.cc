@@ -102,8 +102,12 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   }
   // Retry on another endpoint for 502/503 when the route allows, the method is idempotent
   // and the request can be replayed: the response is dropped with its connection.
-  if ((status == 502 || status == 503) && ex.replayable && ex.attempts <= ex.route->retries &&
-      !ex.upgrade && idempotent(ex.method_token)) {
+  const bool retry_due = (status == 502 || status == 503) && ex.attempts <= ex.route->retries &&
+                         !ex.upgrade && idempotent(ex.method_token);
+  if (retry_due && !ex.replayable) {
+    bump(worker_.stats().upstream_rq_retry_unreplayable);
+  }
+  if (retry_due && ex.replayable) {
     ex.status = status;
     worker_.loop().defer([this, gen = ex.attempts] {
       if (!done_ && ex_ && ex_->attempts == gen && !ex_->head_sent && ex_->replayable && ex_->up) {

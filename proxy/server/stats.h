@@ -25,6 +25,8 @@ namespace meshgate::proxy {
   X(upstream_cx_connect_fail, "upstream connects that failed or timed out")                       \
   X(upstream_cx_reused, "requests sent on a pooled keep-alive upstream connection")               \
   X(upstream_rq_retry, "upstream attempts retried on another endpoint")                           \
+  X(upstream_rq_retry_unreplayable,                                                               \
+    "retries due but not made: the request was larger than buffer_bytes, so not kept")            \
   X(upstream_rq_timeout, "requests whose upstream did not answer in the route timeout (504)")     \
   X(upstream_rsp_bad, "upstream responses rejected by the parser (502)")                          \
   X(upstream_rsp_reset, "upstream connections closed before the response ended (502)")            \

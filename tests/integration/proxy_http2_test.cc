@@ -612,7 +612,8 @@ TEST_F(ProxyHttp2Test, RetriesARefusedStreamWithItsBodyForAnHttp1Client) {
   EXPECT_EQ(metric("upstream_rq_retry"), 1u);
 }
 
-// A body larger than buffer_bytes is not kept, so its 503 reaches the client.
+// A body larger than buffer_bytes is not kept, so its 503 reaches the client, and the retry
+// that was due is counted as one that could not be made.
 TEST_F(ProxyHttp2Test, ABodyLargerThanTheBufferIsNotRetried) {
   const uint16_t be = h2Backend({"--fail-first", "2"});
   ASSERT_NE(be, 0);
@@ -629,6 +630,7 @@ TEST_F(ProxyHttp2Test, ABodyLargerThanTheBufferIsNotRetried) {
   ASSERT_TRUE(h1) << h1.error().message;
   EXPECT_EQ(*h1, "503");
   EXPECT_EQ(metric("upstream_rq_retry"), 0u);
+  EXPECT_EQ(metric("upstream_rq_retry_unreplayable"), 2u) << "both retries were due";
 }
 
 // An HTTP/1.1 upload to an HTTP/2 cluster whose stream window stays shut: once a buffer of
