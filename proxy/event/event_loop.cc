@@ -164,10 +164,11 @@ Result<int> EventLoop::runOnce(int timeout_ms) {
     }
   }
   timers_.advance(std::chrono::steady_clock::now());
-  if (n > 0) {
-    last_active_ = timers_.now();  // the busy-poll window counts from the end of the work
-  }
   runDeferred();
+  if (n > 0 && busy_poll_.count() > 0) {
+    // The window counts from the end of the iteration's work, deferred calls included.
+    last_active_ = std::chrono::steady_clock::now();
+  }
   return std::max(n, 0);
 }
 

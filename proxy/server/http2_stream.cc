@@ -208,6 +208,10 @@ void Http2Session::Stream::pumpBody() {
   if (resent_ < sent_body_.size()) {
     return;  // the rest when the upstream takes more
   }
+  if (!replayable_ && !sent_body_.empty()) {
+    sent_body_ = Buffer();  // resent in full, and no further attempt can need it
+    resent_ = 0;
+  }
   while (!body_in_.empty() && up_->requestBuffered() < limit) {
     const size_t n = std::min(body_in_.size(), limit - up_->requestBuffered());
     up_->sendBody(body_in_.data().first(n));
@@ -244,10 +248,13 @@ void Http2Session::Stream::submitHead(uint16_t status, const HeaderList& fields,
   };
   status_ = status;
   head_submitted_ = true;
-  // No retry from here on: the copy of the body goes.
+  // No retry from here on: the copy of the body goes once this attempt has had all of it
+  // (pumpBody() frees it then).
   replayable_ = false;
-  sent_body_ = Buffer();
-  resent_ = 0;
+  if (resent_ == sent_body_.size()) {
+    sent_body_ = Buffer();
+    resent_ = 0;
+  }
   nghttp2_submit_response(s_.h2_.get(), id_, nva.data(), nva.size(), end ? nullptr : &provider);
   s_.scheduleSend();
 }

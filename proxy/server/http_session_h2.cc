@@ -188,14 +188,14 @@ void HttpSession::onH2Failed(UpstreamFailure f, const std::string& detail) {
   // is all kept: another endpoint may have it.
   const bool unsent = f == UpstreamFailure::kConnect || f == UpstreamFailure::kRefused;
   const uint32_t allowed = ex.route->retries + (f == UpstreamFailure::kRefused ? 1 : 0);
+  if (f == UpstreamFailure::kRefused) {
+    bump(worker_.stats().h2_upstream_streams_refused);
+  }
   if (unsent && ex.attempts <= allowed && !ex.replayable) {
     bump(worker_.stats().upstream_rq_retry_unreplayable);
   }
   if (unsent && ex.replayable && ex.attempts <= allowed) {
     bump(worker_.stats().upstream_rq_retry);
-    if (f == UpstreamFailure::kRefused) {
-      bump(worker_.stats().h2_upstream_streams_refused);
-    }
     retryH2();
     return;
   }

@@ -109,12 +109,27 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   }
   if (retry_due && ex.replayable) {
     ex.status = status;
+    // The client is not read until the retry starts, so that more body (which could make
+    // the request too large to replay) cannot arrive in between.
+    down_->pauseReading();
     worker_.loop().defer([this, gen = ex.attempts] {
-      if (!done_ && ex_ && ex_->attempts == gen && !ex_->head_sent && ex_->replayable && ex_->up) {
-        ex_->up->close();
+      if (done_ || !ex_ || ex_->attempts != gen || ex_->head_sent || !ex_->up) {
+        return;
+      }
+      ex_->up->close();
+      worker_.loop().deferDelete(std::move(ex_->up));
+      if (ex_->replayable) {
         bump(worker_.stats().upstream_rq_retry);
-        worker_.loop().deferDelete(std::move(ex_->up));
         connectUpstream();
+        if (!done_) {
+          down_->resumeReading();
+        }
+      } else {
+        // Cannot happen while the client is not read; should it, the client gets the status
+        // instead of waiting for the route timeout.
+        bump(worker_.stats().upstream_rq_retry_unreplayable);
+        sendError(ex_->status, "the upstream answered " + std::to_string(ex_->status) +
+                                   " and the request is too large to retry");
       }
     });
     ex.resp_parser.pause();

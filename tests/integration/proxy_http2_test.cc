@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -650,33 +651,51 @@ TEST_F(ProxyHttp2Test, AnUploadToAStalledHttp2UpstreamStopsReadingTheClient) {
   const std::string head =
       "PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(kUpload) + "\r\n\r\n";
   ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
-  std::thread sender([fd] {
+  std::atomic<uint64_t> sent{0};
+  std::thread sender([fd, &sent] {
     const std::string chunk(65536, 'u');
-    for (size_t sent = 0; sent < kUpload;) {
+    while (sent < kUpload) {
       const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
       if (n <= 0) {
         return;  // the test shut the socket down
       }
-      sent += static_cast<size_t>(n);
+      sent += static_cast<uint64_t>(n);
     }
   });
-  // The proxy stopped reading once our socket to it holds megabytes it has not taken
-  // (its own receive queue stays small: the kernel shrinks a window nobody reads).
-  const std::string to_proxy = "dport = :" + std::to_string(proxy_->port("web"));
+  // What the proxy has read of the body: what we sent, less what sits in our socket
+  // (unacknowledged) and in the proxy's (unread). It stalls once the proxy stops reading:
+  // wait until our send queue holds megabytes and the sender has not moved between two
+  // looks; without back-pressure the proxy reads on and takes the whole upload.
+  const std::string port = std::to_string(proxy_->port("web"));
+  uint64_t taken = 0, last_sent = UINT64_MAX;
   auto stalled = waitFor(
       [&] {
-        auto out = ns_->run({"ss", "-tnH", "state", "established", "( " + to_proxy + " )"});
+        const uint64_t now_sent = sent.load();
+        auto out = ns_->run({"ss", "-tnH", "state", "established",
+                             "( sport = :" + port + " or dport = :" + port + " )"});
         std::istringstream in(out ? *out : "");
-        uint64_t recvq = 0, sendq = 0;
-        return in >> recvq >> sendq && sendq > 1024 * 1024;
+        uint64_t recvq = 0, sendq = 0, proxy_unread = 0, ours_unacked = 0;
+        std::string local, peer;
+        while (in >> recvq >> sendq >> local >> peer) {
+          if (local.ends_with(":" + port)) {
+            proxy_unread += recvq;  // the proxy's socket from us
+          } else {
+            ours_unacked += sendq;  // ours to the proxy
+          }
+        }
+        const bool still = now_sent == std::exchange(last_sent, now_sent);
+        taken = now_sent - std::min(now_sent, ours_unacked + proxy_unread);
+        return still && ours_unacked > 1024 * 1024;
       },
-      std::chrono::seconds(20), "our send queue to the proxy filling up");
+      std::chrono::seconds(20), "the upload to stall with our send queue full");
   const uint64_t rss_stalled = rssKib(proxy_->process().pid());
   ::shutdown(fd, SHUT_RDWR);
   sender.join();
   ::close(fd);
   ASSERT_TRUE(stalled) << stalled.error().message;
-  EXPECT_LT(rss_stalled, rss_before + 4096) << "the proxy holds a few buffers, not the upload";
+  EXPECT_LT(taken, uint64_t{2} << 20) << "bytes of body the proxy read: a few buffers";
+  EXPECT_GT(rss_stalled, 0u) << "the proxy is alive";
+  EXPECT_LT(rss_stalled, rss_before + 8192) << "KiB: the proxy holds a few buffers";
 }
 
 // ... and for an HTTP/2 client of an HTTP/2 cluster.

@@ -72,6 +72,25 @@ TEST(EventLoopBusyPoll, AfterTheWindowTheWaitBlocksAgain) {
   EXPECT_EQ(loop.waitTimeout(), -1);
 }
 
+// Work done in deferred calls counts as the iteration's work: the window starts after it
+// (review finding: it started before, so a long iteration went straight back to sleep).
+TEST(EventLoopBusyPoll, TheWindowCountsFromTheEndOfTheIterationsWork) {
+  EventLoop loop = makeLoop();
+  loop.setBusyPoll(std::chrono::milliseconds(200));
+  loop.post([&] {
+    loop.defer([] {
+      // 250 ms of work, longer than the window.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    });
+  });
+  auto n = loop.runOnce(-1);
+  ASSERT_TRUE(n);
+  ASSERT_EQ(*n, 1);
+  EXPECT_EQ(loop.waitTimeout(), 0) << "the window must start once the deferred work is done";
+}
+
 // Voluntary context switches of the calling thread (blocking in epoll_wait is one).
 long voluntarySwitches() {
   rusage u{};
