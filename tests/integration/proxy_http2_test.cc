@@ -109,6 +109,16 @@ class ProxyHttp2Test : public ProxyFixture {
     return line && line->starts_with("READY ") ? static_cast<uint16_t>(std::stoi(line->substr(6)))
                                                : 0;
   }
+  // An edge listener (x_forwarded_for "replace") in front of an HTTP/2 backend that logs
+  // the fields it got to `log`.
+  void startEdgeToH2Backend(const std::string& log) {
+    const uint16_t be = h2Backend({"--log", log});
+    ASSERT_NE(be, 0);
+    startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0,
+                    "x_forwarded_for": "replace", "routes": [{"cluster": "h2"}]}],
+                   "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
+               endpoint(be) + "]}]}");
+  }
   std::string h2ClusterConfig(uint16_t port) {
     return R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "h2"}]}],
                "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
@@ -701,12 +711,7 @@ TEST_F(ProxyHttp2Test, AnUploadToAStalledHttp2UpstreamStopsReadingTheClient) {
 // ... and for an HTTP/2 client of an HTTP/2 cluster.
 TEST_F(ProxyHttp2Test, AnEdgeListenerDropsClientAddressFieldsOnTheWayFromHttp2ToHttp2) {
   const std::string log = dir_->path() + "/h2backend.log";
-  const uint16_t be = h2Backend({"--log", log});
-  ASSERT_NE(be, 0);
-  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0,
-                  "x_forwarded_for": "replace", "routes": [{"cluster": "h2"}]}],
-                 "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
-             endpoint(be) + "]}]}");
+  ASSERT_NO_FATAL_FAILURE(startEdgeToH2Backend(log));
   const json j = probe({"get", "--path", "/x", "--header", "x-forwarded-for:6.6.6.6", "--header",
                         "forwarded:for=8.8.8.8", "--header", "x-real-ip:9.9.9.9"});
   EXPECT_EQ(j["status"], 200) << j.dump();
@@ -720,12 +725,7 @@ TEST_F(ProxyHttp2Test, AnEdgeListenerDropsClientAddressFieldsOnTheWayFromHttp2To
 // that path appended the client's own X-Forwarded-For).
 TEST_F(ProxyHttp2Test, AnEdgeListenerReplacesXForwardedForOnTheWayToAnHttp2Cluster) {
   const std::string log = dir_->path() + "/h2backend.log";
-  const uint16_t be = h2Backend({"--log", log});
-  ASSERT_NE(be, 0);
-  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0,
-                  "x_forwarded_for": "replace", "routes": [{"cluster": "h2"}]}],
-                 "clusters": [{"name": "h2", "protocol": "http2", "endpoints": [)" +
-             endpoint(be) + "]}]}");
+  ASSERT_NO_FATAL_FAILURE(startEdgeToH2Backend(log));
   auto r = rawExchange(*ns_, proxy_->port("web"),
                        "GET /x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\n"
                        "Forwarded: for=8.8.8.8\r\nX-Real-IP: 9.9.9.9\r\nConnection: close\r\n\r\n");
