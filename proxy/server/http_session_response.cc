@@ -113,23 +113,27 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
     // the request too large to replay) cannot arrive in between.
     down_->pauseReading();
     worker_.loop().defer([this, gen = ex.attempts] {
-      if (done_ || !ex_ || ex_->attempts != gen || ex_->head_sent || !ex_->up) {
+      if (done_ || !ex_) {
         return;
       }
-      ex_->up->close();
-      worker_.loop().deferDelete(std::move(ex_->up));
-      if (ex_->replayable) {
+      // Unless something else took the exchange over meanwhile (the upstream failed and
+      // onUpstreamFailed() moved on), this is the retry.
+      if (ex_->attempts == gen && !ex_->head_sent && ex_->up) {
+        ex_->up->close();
+        worker_.loop().deferDelete(std::move(ex_->up));
+        if (!ex_->replayable) {
+          // Cannot happen while the client is not read; should it, the client gets the
+          // status instead of waiting for the route timeout.
+          bump(worker_.stats().upstream_rq_retry_unreplayable);
+          sendError(ex_->status, "the upstream answered " + std::to_string(ex_->status) +
+                                     " and the request is too large to retry");
+          return;
+        }
         bump(worker_.stats().upstream_rq_retry);
         connectUpstream();
-        if (!done_) {
-          down_->resumeReading();
-        }
-      } else {
-        // Cannot happen while the client is not read; should it, the client gets the status
-        // instead of waiting for the route timeout.
-        bump(worker_.stats().upstream_rq_retry_unreplayable);
-        sendError(ex_->status, "the upstream answered " + std::to_string(ex_->status) +
-                                   " and the request is too large to retry");
+      }
+      if (!done_) {
+        down_->resumeReading();  // paused when the retry was decided, in every case
       }
     });
     ex.resp_parser.pause();
