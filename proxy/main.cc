@@ -3,7 +3,9 @@
 // the field, and the running config stays), SIGTERM or SIGINT stops.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -22,6 +24,34 @@ constexpr const char* kUsage =
 
 void log(const std::string& line) {
   std::fprintf(stderr, "meshgate-proxy: %s\n", line.c_str());
+}
+
+// Every connection, client or upstream, holds a descriptor, and each worker one socket per
+// listener: raise the soft limit on descriptors to the hard one (what a unit's LimitNOFILE
+// sets), as nginx's worker_rlimit_nofile would, and say when the listeners alone take
+// most of it. Returns the soft limit in force.
+rlim_t raiseFileLimit(const meshgate::proxy::ProxyConfig& cfg) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    return 0;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    const rlim_t soft = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      log("cannot raise the descriptor limit from " + std::to_string(soft) + ": " +
+          std::strerror(errno));
+      rl.rlim_cur = soft;
+    }
+  }
+  const uint64_t sockets = uint64_t{cfg.workers} * cfg.listeners.size();
+  if (rl.rlim_cur != RLIM_INFINITY && sockets * 2 > rl.rlim_cur) {
+    log("warning: " + std::to_string(cfg.workers) + " worker(s) x " +
+        std::to_string(cfg.listeners.size()) + " listeners take " + std::to_string(sockets) +
+        " of the " + std::to_string(rl.rlim_cur) +
+        " descriptors allowed (RLIMIT_NOFILE); raise LimitNOFILE");
+  }
+  return rl.rlim_cur;
 }
 
 }  // namespace
@@ -85,6 +115,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  const rlim_t files = raiseFileLimit(*(*snap)->config);
   Runtime runtime(*snap);
   if (auto r = runtime.start(); !r) {
     log(r.error().message);
@@ -99,7 +130,8 @@ int main(int argc, char** argv) {
     log("admin on " + (*snap)->config->admin_address + " port " +
         std::to_string(runtime.adminPort()));
   }
-  log("started " + std::to_string((*snap)->config->workers) + " worker(s)");
+  log("started " + std::to_string((*snap)->config->workers) + " worker(s), " +
+      (files == RLIM_INFINITY ? std::string("no") : std::to_string(files)) + " descriptor limit");
   for (;;) {
     int sig = 0;
     sigwait(&set, &sig);

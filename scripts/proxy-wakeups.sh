@@ -4,7 +4,8 @@
 # benchmark's layout (proxy on CPU 1; wrk and the origin nginx on CPU 0), in a namespace of
 # its own, and of wrk. Needs root, perf (Debian: linux-perf), and `make` done.
 # Usage: scripts/proxy-wakeups.sh        (PATHQ=/big for the 16 KiB file, /small by default;
-#        BUSY_POLL_US=50 runs meshgate-proxy with that "busy_poll_us")
+#        BUSY_POLL_US=50 runs meshgate-proxy with that "busy_poll_us"; CLOSE=1 sends
+#        "Connection: close": a new connection per request)
 set -u
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin/meshgate-proxy}
@@ -28,7 +29,7 @@ for pair in "meshgate:$MP:9004" "nginx:$NP:9002" "haproxy:$HP:9003"; do
   PS1=$!
   perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock -p $OP -o $D/orig.txt -- sleep 5 &
   PS2=$!
-  out=$(ip netns exec $NS taskset -c 0 perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock -o $D/wrk.txt wrk -t1 -c50 -d5s http://127.0.0.1:$port$PATHQ)
+  out=$(ip netns exec $NS taskset -c 0 perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock -o $D/wrk.txt wrk -t1 -c50 -d5s ${CLOSE:+-H 'Connection: close'} http://127.0.0.1:$port$PATHQ)
   wait $PS1 $PS2
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')

@@ -17,7 +17,11 @@ namespace meshgate::proxy {
 // Accepts connections on one listener's socket of this worker.
 class Worker::ListenerSocket final : public IoHandler {
  public:
-  ListenerSocket(Worker& w, size_t index, Fd fd) : worker_(w), index_(index), fd_(std::move(fd)) {}
+  ListenerSocket(Worker& w, size_t index, Fd fd)
+      : worker_(w),
+        index_(index),
+        fd_(std::move(fd)),
+        retry_(w.loop().timers(), [this] { onIo(EPOLLIN); }) {}
   ~ListenerSocket() override {
     if (fd_) {
       worker_.loop().remove(fd_.get());
@@ -33,16 +37,18 @@ class Worker::ListenerSocket final : public IoHandler {
       peer.len = sizeof peer.storage;
       const int fd = ::accept4(fd_.get(), peer.get(), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EAGAIN || errno == EINTR) {
+        if (errno == EAGAIN) {
           return;
         }
-        if (errno == ECONNABORTED) {
+        if (errno == EINTR || errno == ECONNABORTED) {
           continue;
         }
-        // EMFILE / ENFILE / ENOBUFS: out of resources. The pending connection stays queued;
-        // the next accept attempt happens on the next event.
-        std::fprintf(stderr, "meshgate-proxy: accept: %s\n", std::strerror(errno));
+        outOfResources(errno);
         return;
+      }
+      if (failing_) {
+        failing_ = false;
+        std::fprintf(stderr, "meshgate-proxy: accept on %s works again\n", name().c_str());
       }
       worker_.accept(index_, Fd(fd), peer);
     }
@@ -51,9 +57,36 @@ class Worker::ListenerSocket final : public IoHandler {
   }
 
  private:
+  // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays in the listen queue, and being
+  // edge-triggered, this listener gets no new event for it: only a later connection would
+  // bring one. So try again after kAcceptRetry, until accepting works. Logged once per
+  // failing spell; every failed attempt is counted.
+  void outOfResources(int err) {
+    bump(worker_.stats().downstream_cx_accept_fail);
+    if (!failing_) {
+      failing_ = true;
+      std::fprintf(stderr,
+                   "meshgate-proxy: accept on %s: %s; connections wait in the listen queue, "
+                   "retrying every %lld ms\n",
+                   name().c_str(), std::strerror(err),
+                   static_cast<long long>(kAcceptRetry.count()));
+    }
+    retry_.arm(kAcceptRetry);
+  }
+
+  std::string name() const {
+    return index_ == kAdminListener
+               ? std::string("the admin listener")
+               : "listener '" + worker_.runtime_.snapshot()->config->listeners[index_].name + "'";
+  }
+
+  static constexpr std::chrono::milliseconds kAcceptRetry{20};
+
   Worker& worker_;
   size_t index_;
   Fd fd_;
+  Timer retry_;
+  bool failing_ = false;
 };
 
 // A keep-alive upstream connection waiting in the pool: any byte or EOF from the server

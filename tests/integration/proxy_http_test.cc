@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -399,6 +400,82 @@ TEST_F(ProxyHttpTest, ForwardsOneHundredContinueBeforeTheBody) {
   const std::string got = rec.received();
   EXPECT_NE(got.find("Expect: 100-continue"), std::string::npos) << got;
   EXPECT_TRUE(got.ends_with("\r\n\r\nhello")) << got;
+}
+
+// Reads one response whose body has a Content-Length from blocking `fd`; empty on EOF or
+// on the socket's receive timeout.
+std::string readOneResponse(int fd) {
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    const size_t head_end = got.find("\r\n\r\n");
+    if (head_end != std::string::npos) {
+      std::string head = got.substr(0, head_end);
+      std::transform(head.begin(), head.end(), head.begin(), ::tolower);
+      const size_t cl = head.find("content-length: ");
+      if (cl != std::string::npos &&
+          got.size() >= head_end + 4 + std::stoul(head.substr(cl + 16))) {
+        return got;
+      }
+    }
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      return {};
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Out of descriptors, accept() fails and the connection stays in the listen queue. The
+// listener is edge-triggered, so no new event comes for it: the proxy must try again by
+// itself, and serve the connection once a descriptor is free, without waiting for another
+// client to connect.
+TEST_F(ProxyHttpTest, AConnectionQueuedWhileOutOfDescriptorsIsServedOnceOneIsFree) {
+  startProxy(httpConfig(endpoint(nginx_->port())));
+  const pid_t pid = proxy_->process().pid();
+  // Leave the proxy exactly `spare` free descriptor numbers below its limit.
+  std::vector<int> open_fds;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    open_fds.push_back(std::stoi(e.path().filename()));
+  }
+  const int spare = 3;
+  const int max_fd = *std::max_element(open_fds.begin(), open_fds.end());
+  const int free_below_max = max_fd + 1 - static_cast<int>(open_fds.size());  // holes
+  const rlimit rl{static_cast<rlim_t>(max_fd + 1 + spare), static_cast<rlim_t>(max_fd + 1 + spare)};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &rl, nullptr), 0) << std::strerror(errno);
+  // The first request opens one upstream connection, which the others reuse.
+  const int holders = free_below_max + spare - 1;
+
+  // `holders` keep-alive clients, each answered: the proxy now holds every descriptor it
+  // may.
+  const std::string req = "GET /small HTTP/1.1\r\nHost: a\r\n\r\n";
+  std::vector<int> held;
+  for (int i = 0; i < holders; i++) {
+    auto c = connectLoopback(*ns_, proxy_->port("web"));
+    ASSERT_TRUE(c) << c.error().message;
+    held.push_back(*c);
+    ASSERT_EQ(::send(*c, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+    ASSERT_EQ(statusOf(readOneResponse(*c)), 200) << "holder " << i;
+  }
+  // One more: accepted by the kernel, not by the proxy.
+  auto late = connectLoopback(*ns_, proxy_->port("web"));
+  ASSERT_TRUE(late) << late.error().message;
+  const timeval tv{5, 0};
+  ASSERT_EQ(::setsockopt(*late, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  ASSERT_EQ(::send(*late, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  // Free two descriptors (one for `late`, one for the metrics request below); no new
+  // connection arrives before `late` is answered.
+  ::close(held.back());
+  held.pop_back();
+  ::close(held.back());
+  held.pop_back();
+  EXPECT_EQ(statusOf(readOneResponse(*late)), 200) << "the queued connection was never accepted";
+  ::close(*late);
+  EXPECT_GE(metric("downstream_cx_accept_fail"), 1u) << "the proxy ran out of descriptors";
+  for (const int fd : held) {
+    ::close(fd);
+  }
 }
 
 TEST_F(ProxyHttpTest, ClosesAtOnceForAClientThatAskedToCloseAndSentNothingMore) {
