@@ -2,12 +2,14 @@
 // VIP matching, IPIP encapsulation of every family pair, conntrack across backend changes,
 // UDP expiry, the flood guard, ICMP steering, fragments, and every malformed-header drop.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <bpf/bpf.h>
-
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "agent/datapath.h"
 #include "agent/lb_maps.h"
@@ -41,14 +43,18 @@ constexpr char kConfig[] = R"({
     {"name": "no-neigh", "address": "198.18.100.5", "port": 80, "protocol": "tcp",
      "ring_size": 1009, "backends": [{"address": "198.18.1.99"}]},
     {"name": "drained", "address": "198.18.100.6", "port": 80, "protocol": "tcp",
-     "ring_size": 1009, "backends": [{"address": "198.18.1.15", "weight": 0}]}
+     "ring_size": 1009, "backends": [{"address": "198.18.1.15", "weight": 0}]},
+    {"name": "dns6", "address": "fd00:100::1", "port": 53, "protocol": "udp", "ring_size": 1009,
+     "backends": [{"address": "fd00:1::16"}]},
+    {"name": "web6-multi", "address": "fd00:100::2", "port": 80, "protocol": "tcp",
+     "ring_size": 1009, "backends": [{"address": "fd00:1::17"}, {"address": "fd00:1::18"}]}
   ]
 })";
 
 const MacAddr kClientMac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
 
-mg_flow_key flowKey(const std::string& src, const std::string& dst, uint16_t sport,
-                    uint16_t dport, uint8_t proto) {
+mg_flow_key flowKey(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
+                    uint8_t proto) {
   mg_flow_key k{};
   const bool v6 = src.find(':') != std::string::npos;
   k.family = v6 ? MG_AF_INET6 : MG_AF_INET;
@@ -83,6 +89,22 @@ std::string outerSource6(const mg_flow_key& k) {
 
 std::vector<uint8_t> innerOf(const std::vector<uint8_t>& frame) {
   return {frame.begin() + 14, frame.end()};
+}
+
+// The destination of an encapsulated frame's outer IPv4 or IPv6 header: where it was sent.
+std::string outerDestination(const std::vector<uint8_t>& frame) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (frame.size() >= 14 + 20 && frame[12] == 0x08 && frame[13] == 0x00) {
+    inet_ntop(AF_INET, &frame[14 + 16], buf, sizeof(buf));
+  } else if (frame.size() >= 14 + 40 && frame[12] == 0x86 && frame[13] == 0xdd) {
+    inet_ntop(AF_INET6, &frame[14 + 24], buf, sizeof(buf));
+  }
+  return buf;
+}
+
+// The test bed's number n of a backend address ("198.18.1.n", "fd00:1::n"): its MAC.
+int backendNumber(const std::string& addr) {
+  return std::stoi(addr.substr(addr.find_last_of(".:") + 1));
 }
 
 class XdpLbTest : public XdpLbFixture {
@@ -122,24 +144,44 @@ class XdpLbTest : public XdpLbFixture {
         .payload(innerOf(in))
         .build();
   }
-  // Rewrites the config with a different backend set for the "web" VIP.
-  void setWebBackends(const std::string& backends_json) {
+  // Rewrites the config with a different backend set for one VIP.
+  void setBackends(const std::string& vip, const std::string& backends_json) {
     std::string cfg = kConfig;
-    const std::string from = R"([{"address": "198.18.1.10"}])";
-    cfg.replace(cfg.find(from), from.size(), backends_json);
+    const auto at = cfg.find("\"name\": \"" + vip + "\"");
+    ASSERT_NE(at, std::string::npos) << vip;
+    const auto from = cfg.find('[', cfg.find("\"backends\"", at));
+    cfg.replace(from, cfg.find(']', from) + 1 - from, backends_json);
     auto applied = bed_->apply(cfg);
     ASSERT_TRUE(applied) << applied.error().message;
   }
-  // The backend the installed table gives a flow of the "web" VIP (slot = hash % M).
-  uint32_t tableBackend(const mg_flow_key& k) {
-    auto vip_id = bed_->state().vipId(bed_->config()->vips[0]);
-    auto ring = agent::readRing(maps_->rings.get(), *vip_id);
-    EXPECT_TRUE(ring && !ring->empty());
-    return (*ring)[mg_flow_hash(&k, kSeed) % ring->size()];
+  void setWebBackends(const std::string& backends_json) { setBackends("web", backends_json); }
+  std::optional<uint32_t> vipId(const std::string& vip) {
+    for (const auto& v : bed_->config()->vips) {
+      if (v.name == vip) {
+        return bed_->state().vipId(v);
+      }
+    }
+    return std::nullopt;
   }
-  uint32_t backendId(const std::string& addr) {
-    auto vip_id = bed_->state().vipId(bed_->config()->vips[0]);
-    return *bed_->state().backendId(*vip_id, *agent::IpAddr::parse(addr));
+  // The backend the installed table gives a flow of a VIP (slot = hash % M).
+  uint32_t tableBackend(const mg_flow_key& k, const std::string& vip = "web") {
+    auto ring = agent::readRing(maps_->rings.get(), vipId(vip).value());
+    EXPECT_TRUE(ring && !ring->empty());
+    return ring && !ring->empty() ? (*ring)[mg_flow_hash(&k, kSeed) % ring->size()] : 0;
+  }
+  uint32_t backendId(const std::string& addr, const std::string& vip = "web") {
+    return *bed_->state().backendId(vipId(vip).value(), *agent::IpAddr::parse(addr));
+  }
+  // The first client port from `first` whose flow the VIP's table gives to `backend`.
+  std::optional<uint16_t> portOnBackend(mg_flow_key k, uint16_t first, const std::string& backend,
+                                        const std::string& vip) {
+    for (uint32_t p = first; p < first + 200u; p++) {
+      k.sport = htons(p);
+      if (tableBackend(k, vip) == backendId(backend, vip)) {
+        return p;
+      }
+    }
+    return std::nullopt;
   }
 };
 
@@ -193,6 +235,31 @@ TEST_F(XdpLbTest, EncapsulatesIpv6InIpv6) {
   EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
 }
 
+TEST_F(XdpLbTest, EncapsulatesIpv6UdpInIpv6AndKeepsTheEstablishedFlowOnItsBackend) {
+  const auto in = PacketBuilder()
+                      .eth(kClientMac, bed_->ingressMac())
+                      .ipv6("fd00::2", "fd00:100::1", {.traffic_class = 0xb8})
+                      .udp(5353, 53)
+                      .payload("query")
+                      .build();
+  const auto k = flowKey("fd00::2", "fd00:100::1", 5353, 53, kIpProtoUdp);
+  const auto r = run(in);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "new flow";
+  const auto want = encap6(in, k, "fd00:1::16", 16, kIpProtoIpv6, 0xb8);
+  EXPECT_EQ(r.out, want) << "new flow" << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_CT_INSERT), 1u) << "the UDP flow is tracked";
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 0u);
+
+  // A heavy new backend takes the flow's table slot: only conntrack keeps it on fd00:1::16.
+  setBackends("dns6", R"([{"address": "fd00:1::16"}, {"address": "fd00:1::19", "weight": 1000}])");
+  ASSERT_NE(tableBackend(k, "dns6"), backendId("fd00:1::16", "dns6")) << "the table moved it";
+  const auto r2 = run(in);
+  EXPECT_STREQ(xdpActionName(r2.retval), "XDP_REDIRECT") << "established flow";
+  EXPECT_EQ(r2.out, want) << "established flow stays" << describeDiff(want, r2.out);
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 1u) << "conntrack hit";
+  EXPECT_EQ(counter(MG_LB_CT_INSERT), 1u) << "a hit writes no new entry";
+}
+
 TEST_F(XdpLbTest, EncapsulatesIpv4InIpv6ForIpv6Backend) {
   const auto in = tcp4("198.18.0.2", "198.18.100.3", 40000, 80, kTcpSyn);
   const auto k = flowKey("198.18.0.2", "198.18.100.3", 40000, 80, kIpProtoTcp);
@@ -238,12 +305,17 @@ TEST_F(XdpLbTest, PassesEncapsulatedPacketToStackWhenNeighbourUnresolved) {
 
 TEST_F(XdpLbTest, PassesNonVipTrafficUntouched) {
   const std::vector<std::vector<uint8_t>> packets = {
-      tcp4("198.18.0.2", "198.18.0.1", 40000, 22, kTcpSyn),          // the host itself
-      tcp4("198.18.0.2", "198.18.100.1", 40000, 81, kTcpSyn),        // VIP address, other port
-      PacketBuilder().eth(kClientMac, bed_->ingressMac()).ipv4("198.18.0.2", "198.18.100.1")
-          .udp(1, 80).build(),                                        // TCP VIP, UDP packet
-      PacketBuilder().eth(kClientMac, bed_->ingressMac(), 0x0806).payload(std::string(28, 'a'))
-          .build(),                                                   // ARP
+      tcp4("198.18.0.2", "198.18.0.1", 40000, 22, kTcpSyn),    // the host itself
+      tcp4("198.18.0.2", "198.18.100.1", 40000, 81, kTcpSyn),  // VIP address, other port
+      PacketBuilder()
+          .eth(kClientMac, bed_->ingressMac())
+          .ipv4("198.18.0.2", "198.18.100.1")
+          .udp(1, 80)
+          .build(),  // TCP VIP, UDP packet
+      PacketBuilder()
+          .eth(kClientMac, bed_->ingressMac(), 0x0806)
+          .payload(std::string(28, 'a'))
+          .build(),  // ARP
   };
   for (size_t i = 0; i < packets.size(); i++) {
     const auto r = run(packets[i]);
@@ -256,8 +328,12 @@ TEST_F(XdpLbTest, PassesNonVipTrafficUntouched) {
 
 TEST_F(XdpLbTest, DoesNotAnswerIcmpEcho) {
   for (const char* dst : {"198.18.100.1", "198.18.0.1", "198.18.200.200"}) {
-    const auto in = PacketBuilder().eth(kClientMac, bed_->ingressMac()).ipv4("198.18.0.2", dst)
-                        .icmp(8, 0, 0x00010001).payload("ping").build();
+    const auto in = PacketBuilder()
+                        .eth(kClientMac, bed_->ingressMac())
+                        .ipv4("198.18.0.2", dst)
+                        .icmp(8, 0, 0x00010001)
+                        .payload("ping")
+                        .build();
     const auto r = run(in);
     EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << dst;
     EXPECT_EQ(r.out, in) << dst << ": echo left to the stack, untouched";
@@ -329,8 +405,12 @@ TEST_F(XdpLbTest, DrainedBackendKeepsFlowsButVipWithNoWeightDrops) {
 }
 
 TEST_F(XdpLbTest, UdpEntryIdlePastTimeoutChoosesAgain) {
-  const auto in = PacketBuilder().eth(kClientMac, bed_->ingressMac())
-                      .ipv4("198.18.0.2", "198.18.100.1").udp(6000, 53).payload("q").build();
+  const auto in = PacketBuilder()
+                      .eth(kClientMac, bed_->ingressMac())
+                      .ipv4("198.18.0.2", "198.18.100.1")
+                      .udp(6000, 53)
+                      .payload("q")
+                      .build();
   run(in);
   ASSERT_EQ(counter(MG_LB_CT_INSERT), 1u);
   run(in);
@@ -359,53 +439,94 @@ TEST_F(XdpLbTest, FloodGuardCapsConntrackInsertsButStillForwards) {
   EXPECT_EQ(counter(MG_LB_CT_INSERT_SKIPPED), 3u) << "the rest skipped";
 }
 
+// Two flows on different backends, then a table change that moves both: an ICMP error
+// about each flow must reach that flow's backend, which only the quoted tuple (reversed)
+// and its conntrack entry can name.
 TEST_F(XdpLbTest, IcmpFragNeededReachesTheBackendOfItsFlow) {
-  setWebBackends(R"([{"address": "198.18.1.10"}, {"address": "198.18.1.11"},
-                     {"address": "198.18.1.12"}])");
-  const auto k = flowKey("198.18.0.2", "198.18.100.1", 43000, 80, kIpProtoTcp);
-  run(tcp4("198.18.0.2", "198.18.100.1", 43000, 80, kTcpSyn));
-  const uint32_t chosen = tableBackend(k);
-  // Re-weight so the table would send the flow elsewhere: the ICMP must follow conntrack.
-  setWebBackends(R"([{"address": "198.18.1.10", "weight": 5}, {"address": "198.18.1.11", "weight": 7},
-                     {"address": "198.18.1.12", "weight": 11}])");
-  // A router tells the VIP that its reply to the client needs fragmenting.
-  const auto icmp = PacketBuilder()
-                        .eth(kClientMac, bed_->ingressMac())
-                        .ipv4("198.18.0.254", "198.18.100.1")
-                        .icmp(3, 4, 1400)
-                        .ipv4("198.18.100.1", "198.18.0.2")
-                        .tcp(80, 43000, {.flags = kTcpAck})
-                        .payload(std::string(64, 'x'))
-                        .icmpQuoteLimit(28)
-                        .build();
-  const auto r = run(icmp);
-  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
-  std::string addr;
-  int n = 0;
-  for (int i = 10; i <= 12; i++) {
-    if (backendId("198.18.1." + std::to_string(i)) == chosen) {
-      addr = "198.18.1." + std::to_string(i);
-      n = i;
-    }
+  setWebBackends(R"([{"address": "198.18.1.10"}, {"address": "198.18.1.11"}])");
+  const auto base = flowKey("198.18.0.2", "198.18.100.1", 0, 80, kIpProtoTcp);
+  const std::vector<std::string> backends = {"198.18.1.10", "198.18.1.11"};
+  std::vector<std::pair<uint16_t, std::string>> flows;  // client port, outer destination
+  for (const auto& be : backends) {
+    const auto port = portOnBackend(base, 43000, be, "web");
+    ASSERT_TRUE(port) << "a flow on " << be;
+    const auto r = run(tcp4("198.18.0.2", "198.18.100.1", *port, 80, kTcpSyn));
+    ASSERT_EQ(outerDestination(r.out), be) << "the SYN went to " << be;
+    flows.emplace_back(*port, outerDestination(r.out));
   }
-  const auto want = encap4(icmp, k, addr, n);
-  EXPECT_EQ(r.out, want) << "ICMP goes where the flow went" << describeDiff(want, r.out);
-  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 1u);
+  setWebBackends(R"([{"address": "198.18.1.10"}, {"address": "198.18.1.11"},
+                     {"address": "198.18.1.12", "weight": 1000}])");
+  for (const auto& [port, dst] : flows) {
+    const auto k = flowKey("198.18.0.2", "198.18.100.1", port, 80, kIpProtoTcp);
+    ASSERT_NE(tableBackend(k), backendId(dst)) << "the table moved the flow on " << dst;
+  }
+
+  for (const auto& [port, dst] : flows) {
+    // A router tells the VIP that its reply to the client needs fragmenting.
+    const auto icmp = PacketBuilder()
+                          .eth(kClientMac, bed_->ingressMac())
+                          .ipv4("198.18.0.254", "198.18.100.1")
+                          .icmp(3, 4, 1400)
+                          .ipv4("198.18.100.1", "198.18.0.2")
+                          .tcp(80, port, {.flags = kTcpAck})
+                          .payload(std::string(64, 'x'))
+                          .icmpQuoteLimit(28)
+                          .build();
+    const auto k = flowKey("198.18.0.2", "198.18.100.1", port, 80, kIpProtoTcp);
+    const auto r = run(icmp);
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "port " << port;
+    EXPECT_EQ(outerDestination(r.out), dst) << "the ICMP error goes where its flow went";
+    const auto want = encap4(icmp, k, dst, backendNumber(dst));
+    EXPECT_EQ(r.out, want) << "port " << port << describeDiff(want, r.out);
+  }
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 2u) << "both steered by conntrack";
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 2u);
+  EXPECT_EQ(counter(MG_LB_CT_INSERT), 2u) << "ICMP errors start no flow";
 }
 
 TEST_F(XdpLbTest, Icmpv6PacketTooBigReachesTheBackendOfItsFlow) {
-  const auto k = flowKey("fd00::2", "fd00:100::1", 43001, 80, kIpProtoTcp);
-  const auto icmp = PacketBuilder()
-                        .eth(kClientMac, bed_->ingressMac())
-                        .ipv6("fd00::fe", "fd00:100::1")
-                        .icmp6(2, 0, 1280)
-                        .ipv6("fd00:100::1", "fd00::2")
-                        .tcp(80, 43001, {.flags = kTcpAck})
-                        .build();
-  const auto r = run(icmp);
-  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
-  const auto want = encap6(icmp, k, "fd00:1::13", 13, kIpProtoIpv6);
-  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+  const auto base = flowKey("fd00::2", "fd00:100::2", 0, 80, kIpProtoTcp);
+  const std::vector<std::string> backends = {"fd00:1::17", "fd00:1::18"};
+  std::vector<std::pair<uint16_t, std::string>> flows;  // client port, outer destination
+  for (const auto& be : backends) {
+    const auto port = portOnBackend(base, 43000, be, "web6-multi");
+    ASSERT_TRUE(port) << "a flow on " << be;
+    const auto syn = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv6("fd00::2", "fd00:100::2")
+                         .tcp(*port, 80, {.flags = kTcpSyn})
+                         .build();
+    const auto r = run(syn);
+    ASSERT_EQ(outerDestination(r.out), be) << "the SYN went to " << be;
+    flows.emplace_back(*port, outerDestination(r.out));
+  }
+  setBackends("web6-multi", R"([{"address": "fd00:1::17"}, {"address": "fd00:1::18"},
+                               {"address": "fd00:1::19", "weight": 1000}])");
+  for (const auto& [port, dst] : flows) {
+    const auto k = flowKey("fd00::2", "fd00:100::2", port, 80, kIpProtoTcp);
+    ASSERT_NE(tableBackend(k, "web6-multi"), backendId(dst, "web6-multi"))
+        << "the table moved the flow on " << dst;
+  }
+
+  for (const auto& [port, dst] : flows) {
+    // A router tells the VIP that its reply to the client is too big for the path.
+    const auto icmp = PacketBuilder()
+                          .eth(kClientMac, bed_->ingressMac())
+                          .ipv6("fd00::fe", "fd00:100::2")
+                          .icmp6(2, 0, 1280)
+                          .ipv6("fd00:100::2", "fd00::2")
+                          .tcp(80, port, {.flags = kTcpAck})
+                          .build();
+    const auto k = flowKey("fd00::2", "fd00:100::2", port, 80, kIpProtoTcp);
+    const auto r = run(icmp);
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "port " << port;
+    EXPECT_EQ(outerDestination(r.out), dst) << "the ICMPv6 error goes where its flow went";
+    const auto want = encap6(icmp, k, dst, backendNumber(dst), kIpProtoIpv6);
+    EXPECT_EQ(r.out, want) << "port " << port << describeDiff(want, r.out);
+  }
+  EXPECT_EQ(counter(MG_LB_CT_HIT), 2u) << "both steered by conntrack";
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 2u);
+  EXPECT_EQ(counter(MG_LB_CT_INSERT), 2u) << "ICMPv6 errors start no flow";
 }
 
 TEST_F(XdpLbTest, LaterFragmentsFollowTheirFirstFragment) {
@@ -445,8 +566,12 @@ TEST_F(XdpLbTest, LaterFragmentsFollowTheirFirstFragment) {
 }
 
 TEST_F(XdpLbTest, FragmentsFollowTheirFirstFragmentAlsoOnEstablishedFlows) {
-  const auto udp = PacketBuilder().eth(kClientMac, bed_->ingressMac())
-                       .ipv4("198.18.0.2", "198.18.100.1").udp(5353, 53).payload("q").build();
+  const auto udp = PacketBuilder()
+                       .eth(kClientMac, bed_->ingressMac())
+                       .ipv4("198.18.0.2", "198.18.100.1")
+                       .udp(5353, 53)
+                       .payload("q")
+                       .build();
   run(udp);  // the flow is now tracked: its next first fragment hits conntrack
   const auto first = PacketBuilder()
                          .eth(kClientMac, bed_->ingressMac())
@@ -468,8 +593,12 @@ TEST_F(XdpLbTest, FragmentsFollowTheirFirstFragmentAlsoOnEstablishedFlows) {
 }
 
 TEST_F(XdpLbTest, ReusedBackendIdDoesNotInheritAnotherVipsFlows) {
-  const auto dns = PacketBuilder().eth(kClientMac, bed_->ingressMac())
-                       .ipv4("198.18.0.2", "198.18.100.1").udp(5353, 53).payload("q").build();
+  const auto dns = PacketBuilder()
+                       .eth(kClientMac, bed_->ingressMac())
+                       .ipv4("198.18.0.2", "198.18.100.1")
+                       .udp(5353, 53)
+                       .payload("q")
+                       .build();
   ASSERT_STREQ(xdpActionName(run(dns).retval), "XDP_REDIRECT") << "tracked on the dns VIP";
   // Remove the dns VIP, restart the agent (which forgets which ids were freed), and add
   // a backend elsewhere: it may get the freed id.
@@ -480,7 +609,8 @@ TEST_F(XdpLbTest, ReusedBackendIdDoesNotInheritAnotherVipsFlows) {
   ASSERT_TRUE(bed_->apply(cfg));
   ASSERT_TRUE(bed_->restartAgentForTest());
   const std::string from = R"([{"address": "198.18.1.10"}])";
-  cfg.replace(cfg.find(from), from.size(), R"([{"address": "198.18.1.10"}, {"address": "198.18.1.16"}])");
+  cfg.replace(cfg.find(from), from.size(),
+              R"([{"address": "198.18.1.10"}, {"address": "198.18.1.16"}])");
   ASSERT_TRUE(bed_->apply(cfg));
   const auto r = run(dns);
   EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "the removed VIP's flow is not forwarded";
@@ -544,7 +674,9 @@ struct MalformedRow {
   const char* name;
   std::vector<uint8_t> packet;
   uint32_t verdict;
-  int drop;  // mg_lb_drop, or -1 when passed
+  int drop;  // mg_lb_drop, or -1 when not dropped
+  // The frame the program leaves; none: the input, untouched (passed or dropped as is).
+  std::optional<std::vector<uint8_t>> out = std::nullopt;
 };
 
 TEST_F(XdpLbTest, MalformedHeadersGetDefinedCountedVerdicts) {
@@ -580,21 +712,25 @@ TEST_F(XdpLbTest, MalformedHeadersGetDefinedCountedVerdicts) {
   const std::vector<MalformedRow> rows = {
       // (Frames shorter than Ethernet never reach XDP: drivers and BPF_PROG_TEST_RUN refuse
       // them, so MG_LB_DROP_TRUNC_ETH is defensive only.)
-      {"ipv4 header cut", truncated(syn, 14 + 12), 1, MG_LB_DROP_TRUNC_IP},
-      {"ipv4 ihl below 5", bad_ihl, 1, MG_LB_DROP_BAD_IP},
-      {"ipv4 version not 4", bad_version, 1, MG_LB_DROP_BAD_IP},
-      {"ipv4 total length beyond frame", long_tot_len, 1, MG_LB_DROP_BAD_IP},
-      {"tcp header cut", truncated(syn, 14 + 20 + 10), 1, MG_LB_DROP_BAD_IP},
-      {"tcp data offset below 5", bad_doff, 1, MG_LB_DROP_BAD_L4},
-      {"ipv6 header cut", truncated(v6, 14 + 30), 1, MG_LB_DROP_TRUNC_IP},
-      {"ipv6 payload length beyond frame", v6_long, 1, MG_LB_DROP_BAD_IP},
-      {"ipv6 fragment", v6_frag, 2, -1},
-      {"ipv6 extension headers skipped", v6_ext, 4, -1},
+      {"ipv4 header cut", truncated(syn, 14 + 12), XDP_DROP, MG_LB_DROP_TRUNC_IP},
+      {"ipv4 ihl below 5", bad_ihl, XDP_DROP, MG_LB_DROP_BAD_IP},
+      {"ipv4 version not 4", bad_version, XDP_DROP, MG_LB_DROP_BAD_IP},
+      {"ipv4 total length beyond frame", long_tot_len, XDP_DROP, MG_LB_DROP_BAD_IP},
+      {"tcp header cut", truncated(syn, 14 + 20 + 10), XDP_DROP, MG_LB_DROP_BAD_IP},
+      {"tcp data offset below 5", bad_doff, XDP_DROP, MG_LB_DROP_BAD_L4},
+      {"ipv6 header cut", truncated(v6, 14 + 30), XDP_DROP, MG_LB_DROP_TRUNC_IP},
+      {"ipv6 payload length beyond frame", v6_long, XDP_DROP, MG_LB_DROP_BAD_IP},
+      {"ipv6 fragment", v6_frag, XDP_PASS, -1},
+      {"ipv6 extension headers skipped", v6_ext, XDP_REDIRECT, -1,
+       encap6(v6_ext, flowKey("fd00::2", "fd00:100::1", 47000, 80, kIpProtoTcp), "fd00:1::13", 13,
+              kIpProtoIpv6)},
   };
   for (const auto& row : rows) {
     const uint64_t before = row.drop >= 0 ? drops(static_cast<mg_lb_drop>(row.drop)) : 0;
     const auto r = run(row.packet);
     EXPECT_EQ(r.retval, row.verdict) << row.name << ": got " << xdpActionName(r.retval);
+    const auto& want = row.out ? *row.out : row.packet;
+    EXPECT_EQ(r.out, want) << row.name << describeDiff(want, r.out);
     if (row.drop >= 0) {
       EXPECT_EQ(drops(static_cast<mg_lb_drop>(row.drop)), before + 1) << row.name << " counted";
     }
@@ -635,8 +771,11 @@ TEST_F(XdpLbTest, CutHeadersInsideValidIpPacketsAndIcmpQuotesGetDefinedVerdicts)
   ext_cut[14 + 40 + 1] = 0xff;  // hdr_ext_len 255: 2048 bytes
   r = run(ext_cut);
   EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "extension chain beyond frame";
-  EXPECT_EQ(drops(MG_LB_DROP_TRUNC_L4) + drops(MG_LB_DROP_BAD_EXT_HDR), 2u)
-      << "counted as a cut header";
+  EXPECT_EQ(r.out, ext_cut) << "untouched";
+  // Its first two bytes are in the frame, its 2048 end past the IPv6 payload: parse.h checks
+  // the chain against the payload length before any L4 read, so this is BAD_EXT_HDR.
+  EXPECT_EQ(drops(MG_LB_DROP_BAD_EXT_HDR), 1u) << "a chain past the IPv6 payload is bad";
+  EXPECT_EQ(drops(MG_LB_DROP_TRUNC_L4), 1u) << "only the cut UDP header";
 }
 
 TEST_F(XdpLbTest, CutTcpHeaderWithinValidIpPacketIsTruncL4) {
@@ -649,6 +788,58 @@ TEST_F(XdpLbTest, CutTcpHeaderWithinValidIpPacketIsTruncL4) {
   const auto r = run(in);
   EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP");
   EXPECT_EQ(drops(MG_LB_DROP_TRUNC_L4), 1u);
+}
+
+TEST_F(XdpLbTest, DropsIpv6ExtensionChainLongerThanFourHeaders) {
+  // parse.h walks at most MG_IPV6_MAX_EXT_HDRS (4) extension headers.
+  const auto chain = [&](size_t n) {
+    const uint8_t types[] = {kIpv6ExtHopByHop, kIpv6ExtRouting, kIpv6ExtDestOpts, kIpv6ExtDestOpts,
+                             kIpv6ExtDestOpts};
+    PacketBuilder b;
+    b.eth(kClientMac, bed_->ingressMac()).ipv6("fd00::2", "fd00:100::1");
+    for (size_t i = 0; i < n; i++) {
+      b.ipv6Ext(types[i], std::vector<uint8_t>(6, 0));
+    }
+    return b.tcp(47001, 80, {.flags = kTcpSyn}).build();
+  };
+  const auto four = chain(4);
+  const auto r4 = run(four);
+  EXPECT_STREQ(xdpActionName(r4.retval), "XDP_REDIRECT") << "four headers are walked";
+  const auto want = encap6(four, flowKey("fd00::2", "fd00:100::1", 47001, 80, kIpProtoTcp),
+                           "fd00:1::13", 13, kIpProtoIpv6);
+  EXPECT_EQ(r4.out, want) << describeDiff(want, r4.out);
+
+  const auto five = chain(5);
+  const auto r5 = run(five);
+  EXPECT_STREQ(xdpActionName(r5.retval), "XDP_DROP") << "a fifth header is not";
+  EXPECT_EQ(r5.out, five) << "untouched";
+  EXPECT_EQ(drops(MG_LB_DROP_BAD_EXT_HDR), 1u) << "counted as a bad extension chain";
+  EXPECT_EQ(counter(MG_LB_DROP), 1u) << "and as nothing else";
+}
+
+TEST_F(XdpLbTest, PassesIcmpAndIcmpv6WithCutHeaderToTheStack) {
+  // One byte short of the 8-byte header, of the error types that would name a flow, sent
+  // to a VIP, in a frame that ends with the IP packet: no drop reason, the stack decides.
+  const auto icmp_cut = PacketBuilder()
+                            .eth(kClientMac, bed_->ingressMac())
+                            .ipv4("198.18.0.254", "198.18.100.1", {.protocol = kIpProtoIcmp})
+                            .payload(std::vector<uint8_t>{3, 4, 0, 0, 0, 0, 5})
+                            .build();
+  const auto icmp6_cut = PacketBuilder()
+                             .eth(kClientMac, bed_->ingressMac())
+                             .ipv6("fd00::fe", "fd00:100::1", {.next_header = kIpProtoIcmp6})
+                             .payload(std::vector<uint8_t>{2, 0, 0, 0, 0, 0, 5})
+                             .build();
+  auto r = run(icmp_cut);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "icmp header cut";
+  EXPECT_EQ(r.out, icmp_cut) << "untouched";
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 1u) << "icmp header cut";
+  r = run(icmp6_cut);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "icmpv6 header cut";
+  EXPECT_EQ(r.out, icmp6_cut) << "untouched";
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 2u) << "icmpv6 header cut";
+  EXPECT_EQ(counter(MG_LB_DROP), 0u) << "neither is a drop";
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 0u);
 }
 
 }  // namespace
