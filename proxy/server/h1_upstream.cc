@@ -13,7 +13,7 @@ H1Upstream::H1Upstream(Worker& worker, UpstreamSink& sink, const UpstreamTarget&
       sink_(&sink),
       target_(target),
       connect_timer_(worker.loop().timers(), [this] {
-        fail(UpstreamFailure::kConnect, "connect to " + *target_.key + " timed out");
+        fail(UpstreamFailure::kConnect, "connecting to the upstream timed out");
       }) {}
 
 H1Upstream::~H1Upstream() {
@@ -49,7 +49,7 @@ void H1Upstream::start(const RequestHead& head) {
       // Reported from the loop, not from inside start().
       worker_.loop().defer([this, alive = aliveToken()] {
         if (!alive.expired()) {
-          fail(UpstreamFailure::kConnect, "cannot connect to " + *target_.key);
+          fail(UpstreamFailure::kConnect, "cannot connect to the upstream");
         }
       });
       return;
@@ -168,9 +168,9 @@ void H1Upstream::onError(Connection&, int err) {
   if (!connected_) {
     bump(worker_.stats().upstream_cx_connect_fail);
     fail(UpstreamFailure::kConnect,
-         "cannot connect to " + *target_.key + ": " + std::strerror(err));
+         std::string("cannot connect to the upstream: ") + std::strerror(err));
   } else {
-    fail(UpstreamFailure::kReset, "the upstream " + *target_.key + " reset the connection");
+    fail(UpstreamFailure::kReset, "the upstream reset the connection");
   }
 }
 
@@ -211,8 +211,8 @@ void H1Upstream::feed() {
   if (conn_->peerClosed() && conn_->input().empty()) {
     auto end = parser_.finish();  // the end of a close-delimited body, or a cut response
     if (sink_ && !response_done_) {
-      fail(UpstreamFailure::kReset, "the upstream " + *target_.key + " closed the connection" +
-                                        (end ? "" : " mid-response"));
+      fail(UpstreamFailure::kReset,
+           std::string("the upstream closed the connection") + (end ? "" : " mid-response"));
     }
   }
 }

@@ -46,7 +46,7 @@ class H2Connection final : public ConnectionObserver,
   void onDrained(Connection&) override { send(); }
   void onConnected(Connection&) override;
   void onError(Connection&, int err) override {
-    failAll(std::string("the upstream ") + key_ + ": " + std::strerror(err));
+    failAll(std::string("the upstream connection failed: ") + std::strerror(err));
   }
   void send();
   void failAll(const std::string& why);
@@ -267,7 +267,7 @@ void H2Connection::onData(Connection& c) {
       h2_.get(), reinterpret_cast<const uint8_t*>(in.data().data()), in.size());
   if (n < 0) {
     bump(worker_.stats().upstream_rsp_bad);
-    failAll("bad HTTP/2 from the upstream " + key_ + ": " + nghttp2_strerror(static_cast<int>(n)));
+    failAll(std::string("bad HTTP/2 from the upstream: ") + nghttp2_strerror(static_cast<int>(n)));
     return;
   }
   in.consume(static_cast<size_t>(n));
@@ -276,7 +276,7 @@ void H2Connection::onData(Connection& c) {
     return;
   }
   if (c.peerClosed()) {
-    failAll("the upstream " + key_ + " closed the connection");
+    failAll("the upstream closed the connection");
     return;
   }
   c.resumeReading();
@@ -307,7 +307,7 @@ void H2Connection::failAll(const std::string& why) {
 
 void H2Connection::onTimer() {
   if (!connected_) {
-    failAll("connect to " + key_ + " timed out");
+    failAll("connecting to the upstream timed out");
     return;
   }
   // Idle: close it now rather than race the server's own idle timeout with a request.
@@ -410,8 +410,7 @@ int H2Connection::onStreamClose(nghttp2_session*, int32_t id, uint32_t error_cod
   if (!up->finished_) {
     up->failed(
         error_code == NGHTTP2_REFUSED_STREAM ? UpstreamFailure::kRefused : UpstreamFailure::kReset,
-        "the upstream " + c.key_ + " reset the stream (" + nghttp2_http2_strerror(error_code) +
-            ")");
+        std::string("the upstream reset the stream (") + nghttp2_http2_strerror(error_code) + ")");
   }
   c.updateIdle();
   return 0;
@@ -459,7 +458,7 @@ void H2Upstream::start(const RequestHead& head) {
     conn_.reset();
     worker_.loop().defer([this, alive = std::weak_ptr<bool>(alive_)] {
       if (!alive.expired()) {
-        failed(UpstreamFailure::kConnect, "cannot connect to " + *target_.key);
+        failed(UpstreamFailure::kConnect, "cannot connect to the upstream");
       }
     });
     return;

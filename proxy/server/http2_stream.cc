@@ -162,7 +162,7 @@ void Http2Session::Stream::connectUpstream() {
   const auto pick =
       s_.chooser_.pick(s_.worker_, s_.snapshot_, cluster_, req_.headers, endpoint_, lease_);
   if (!pick) {
-    respondError(503, "no live endpoint in cluster '" + cluster.name + "'");
+    respondError(503, "no live endpoint");
     return;
   }
   endpoint_ = *pick;

@@ -356,8 +356,7 @@ bool HttpSession::pickEndpoint() {
   const auto pick =
       chooser_.pick(worker_, snapshot_, ex.cluster, ex.headers, ex.endpoint, ex.lease);
   if (!pick) {
-    sendError(503,
-              "no live endpoint in cluster '" + snapshot_->config->clusters[ex.cluster].name + "'");
+    sendError(503, "no live endpoint");
     return false;
   }
   ex.endpoint = *pick;
@@ -514,10 +513,10 @@ void HttpSession::onUpstreamFailed(bool connect_failure) {
     return;
   }
   if (connect_failure) {
-    sendError(503, "cannot connect to the upstream " + ex.endpoint_key);
+    sendError(503, "cannot connect to the upstream");
   } else {
     bump(worker_.stats().upstream_rsp_reset);
-    sendError(502, "the upstream " + ex.endpoint_key + " closed the connection");
+    sendError(502, "the upstream closed the connection");
   }
 }
 

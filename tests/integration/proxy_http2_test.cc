@@ -307,6 +307,10 @@ TEST_F(ProxyHttp2Test, AnswersErrorsWithMeaningfulStatuses) {
                     R"(, "limits": {"max_header_bytes": 2048, "max_body_bytes": 1000})"));
   json j = probe({"get", "--path", "/x"});
   EXPECT_EQ(j["status"], 503) << j.dump();
+  const std::string page = j["body_head"];
+  EXPECT_TRUE(page.starts_with("503 Service Unavailable: cannot connect to the upstream")) << page;
+  EXPECT_EQ(page.find(std::to_string(dead)), std::string::npos)
+      << "the client is not told the upstream's address: " << page;
   j = probe({"get", "--path", "/a/../admin"});
   EXPECT_EQ(j["status"], 400) << j.dump();
   j = probe({"get", "--path", "/x", "--header", "x-big:" + std::string(4000, 'v')});

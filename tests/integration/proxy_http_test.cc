@@ -177,7 +177,13 @@ TEST_F(ProxyHttpTest, ErrorStatusesMeanSomething) {
         "admin": {"address": "127.0.0.1", "port": 0}})";
   startProxy(cfg);
   EXPECT_EQ(statusOf(raw("GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n")), 404);
-  EXPECT_EQ(statusOf(raw("GET /refused HTTP/1.1\r\nHost: a\r\n\r\n")), 503);
+  const std::string refused = raw("GET /refused HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(statusOf(refused), 503);
+  EXPECT_TRUE(
+      refused.ends_with("\r\n\r\n503 Service Unavailable: cannot connect to the upstream\n"))
+      << refused;
+  EXPECT_EQ(refused.find(std::to_string(closed)), std::string::npos)
+      << "the client is not told the upstream's address: " << refused;
   EXPECT_EQ(statusOf(raw("GET /garbage HTTP/1.1\r\nHost: a\r\n\r\n")), 502);
   EXPECT_EQ(statusOf(raw("GET /silent HTTP/1.1\r\nHost: a\r\n\r\n")), 504);
   EXPECT_EQ(statusOf(raw("GET /echo HTTP/1.1\r\nHost: a\r\n")), 408) << "head never completed";

@@ -181,6 +181,7 @@ class Stream:
         self.headers = []
         self.trailers = []
         self.body_bytes = 0
+        self.body_head = b""  # the first 1 KiB of the body, for short answers such as errors
         self.body_hash = hashlib.sha256()
         self.max_data_frame = 0
         self.reset = None
@@ -197,6 +198,7 @@ class Stream:
             "headers": header_pairs(self.headers),
             "body_bytes": self.body_bytes,
             "body_sha256": self.body_hash.hexdigest(),
+            "body_head": self.body_head.decode("latin-1"),
             "trailers": header_pairs(self.trailers),
             "max_data_frame": self.max_data_frame,
             "reset": error_name(self.reset),
@@ -324,6 +326,7 @@ class Client:
         elif isinstance(event, E.DataReceived):
             if stream:
                 stream.body_bytes += len(event.data)
+                stream.body_head += event.data[:max(0, 1024 - len(stream.body_head))]
                 stream.body_hash.update(event.data)
                 stream.max_data_frame = max(stream.max_data_frame, event.flow_controlled_length)
             if event.flow_controlled_length:
