@@ -1,5 +1,8 @@
 #include "proxy/server/runtime.h"
 
+#include <algorithm>
+#include <string>
+
 #include "proxy/server/worker.h"
 
 namespace meshgate::proxy {
@@ -53,19 +56,30 @@ Result<void> Runtime::reload(ProxyConfigPtr config) {
   const auto& b = config->listeners;
   // Listeners are sockets every worker holds; changing them needs a restart (or, later,
   // the hand-over of listening sockets to a new process).
-  bool same = a.size() == b.size();
-  for (size_t i = 0; same && i < a.size(); i++) {
-    same = a[i].name == b[i].name && a[i].address == b[i].address && a[i].port == b[i].port &&
-           a[i].protocol == b[i].protocol;
+  for (size_t i = 0; i < std::max(a.size(), b.size()); i++) {
+    if (i >= a.size() || i >= b.size() || a[i].name != b[i].name || a[i].address != b[i].address ||
+        a[i].port != b[i].port || a[i].protocol != b[i].protocol) {
+      const std::string which = i < b.size()
+                                    ? "listeners[" + std::to_string(i) + "] ('" + b[i].name + "')"
+                                    : "listeners: '" + a[i].name + "' removed";
+      return fail(config->source + ": " + which +
+                  ": adding, removing or moving a listener needs a restart; the running config "
+                  "stays");
+    }
   }
-  if (!same) {
-    return fail(config->source +
-                ": listeners: adding, removing or moving a listener needs a restart; the "
-                "running config stays");
+  const auto restartOnly = [&](const char* field) {
+    return fail(config->source + ": " + field +
+                " changes only on restart; the running config stays");
+  };
+  if (config->workers != old->config->workers) {
+    return restartOnly("workers");
   }
-  if (config->workers != old->config->workers || config->access_log != old->config->access_log) {
-    return fail(config->source +
-                ": workers and access_log change only on restart; the running config stays");
+  if (config->access_log != old->config->access_log) {
+    return restartOnly("access_log");
+  }
+  if (config->admin_address != old->config->admin_address ||
+      config->admin_port != old->config->admin_port) {
+    return restartOnly("admin");  // its socket is opened once, by worker 0
   }
   auto snap = makeSnapshot(std::move(config), old->generation + 1);
   if (!snap) {

@@ -920,6 +920,35 @@ TEST_F(ProxyHttpTest, TwoWorkersServeEveryConnectionAndBothTakeAReload) {
   EXPECT_EQ(metric("downstream_rq_total"), 128u);
 }
 
+// Fields that hold sockets or threads change only on restart: a reload that changes one is
+// rejected naming it, and the proxy goes on serving with its running config.
+TEST_F(ProxyHttpTest, ReloadRejectsARestartOnlyChangeNamingTheField) {
+  const std::string base = httpConfig(endpoint(nginx_->port()));
+  startProxy(base);
+  const auto rejected = [&](const std::string& config, const std::string& field) {
+    auto line = proxy_->reload(config);
+    ASSERT_TRUE(line) << line.error().message;
+    EXPECT_NE(line->find("reload rejected"), std::string::npos) << *line;
+    EXPECT_NE(line->find(field), std::string::npos) << *line;
+  };
+  const auto replaced = [](std::string text, const std::string& from, const std::string& to) {
+    return text.replace(text.find(from), from.size(), to);
+  };
+  const std::string admin_moved =
+      replaced(base, R"("port": 0})", R"("port": )" + std::to_string(freeLoopbackPort(*ns_)) + "}");
+  rejected(admin_moved, "admin changes only on restart");
+  rejected(httpConfig(endpoint(nginx_->port()), "", R"(, "workers": 2)"),
+           "workers changes only on restart");
+  const std::string second_listener = replaced(
+      base, R"(], "clusters")",
+      R"(, {"name": "more", "address": "127.0.0.1", "port": 0, "routes": [{"cluster": "be"}]}], "clusters")");
+  rejected(second_listener, "listeners[1] ('more')");
+  auto r = curl({url("/echo")});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, "GET /echo\n") << "the running config stays";
+  EXPECT_GE(metric("downstream_rq_total"), 1u) << "on the admin endpoint it started with";
+}
+
 TEST_F(ProxyHttpTest, RetriesOnAnotherEndpointWhenOneRefuses) {
   startProxy(httpConfig(endpoint(freeLoopbackPort(*ns_)) + ", " + endpoint(nginx_->port()),
                         R"(, "retries": 1)"));
