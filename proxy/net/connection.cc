@@ -121,7 +121,22 @@ void Connection::doRead() {
     } else if (errno == EAGAIN) {
       readable_ = false;
     } else if (errno != EINTR) {
-      fail(errno);
+      // What came before the error (a response the peer sent, then reset) is delivered
+      // first; then the error.
+      const int err = errno;
+      if (got && observer_) {
+        if (!alive_) {
+          alive_ = std::make_shared<bool>(true);
+        }
+        const std::shared_ptr<bool> alive = alive_;
+        observer_->onData(*this);
+        if (!*alive) {
+          return;
+        }
+      }
+      if (fd_) {
+        fail(err);
+      }
       return;
     }
   }
@@ -153,10 +168,21 @@ void Connection::onIo(uint32_t events) {
     }
   }
   if (events & EPOLLERR) {
-    const int err = socketError(fd_.get());
-    if (err != 0) {
-      fail(err);
+    // A reset can follow data the peer sent: that data is still in the receive queue, and
+    // recv() returns it before the error. So read first (a response the server sent and
+    // then reset the connection after is not lost); recv() reports the error once the
+    // queue is empty, SO_ERROR when reading is paused or nothing was queued.
+    readable_ = true;
+    hangup_seen_ = true;
+    doRead();
+    if (!fd_) {
       return;
+    }
+    if (!read_paused_ && in_.size() < read_limit_) {
+      if (const int err = socketError(fd_.get()); err != 0) {
+        fail(err);
+        return;
+      }
     }
   }
   if (events & EPOLLOUT && write_blocked_) {

@@ -49,7 +49,9 @@ class H2Connection final : public ConnectionObserver,
     failAll(std::string("the upstream connection failed: ") + std::strerror(err));
   }
   void send();
-  void failAll(const std::string& why);
+  // Fails every request on the connection and closes it. A bad response is reported as
+  // such; any other failure as a connect failure before the connection was up, a reset after.
+  void failAll(const std::string& why, bool bad_response = false);
   void onTimer();
   void leavePool();
   void updateIdle();
@@ -221,7 +223,7 @@ void H2Connection::send() {
   do {
     output_full_ = false;
     if (nghttp2_session_send(h2_.get()) != 0) {
-      failAll("cannot frame a request for " + key_);
+      failAll("cannot frame a request for the upstream");
       return;
     }
     if (!conn_ || !conn_->isOpen() || conn_->connecting()) {
@@ -232,9 +234,18 @@ void H2Connection::send() {
   if (!conn_) {
     return;
   }
-  if (!nghttp2_session_want_read(h2_.get()) && !nghttp2_session_want_write(h2_.get()) &&
-      streams_.empty()) {
-    leavePool();
+  if (!nghttp2_session_want_read(h2_.get()) && !nghttp2_session_want_write(h2_.get())) {
+    if (streams_.empty()) {
+      leavePool();
+    } else {
+      // nghttp2 found a connection error in what the server sent (bytes that are not
+      // HTTP/2, a frame too large, a bad SETTINGS...): it sent GOAWAY and takes no more
+      // frames, yet closes no stream. Without this their clients would wait for the route
+      // timeout.
+      bump(worker_.stats().upstream_rsp_bad);
+      failAll("bad HTTP/2 from the upstream: the connection was ended for a protocol error",
+              /*bad_response=*/true);
+    }
   }
 }
 
@@ -267,7 +278,8 @@ void H2Connection::onData(Connection& c) {
       h2_.get(), reinterpret_cast<const uint8_t*>(in.data().data()), in.size());
   if (n < 0) {
     bump(worker_.stats().upstream_rsp_bad);
-    failAll(std::string("bad HTTP/2 from the upstream: ") + nghttp2_strerror(static_cast<int>(n)));
+    failAll(std::string("bad HTTP/2 from the upstream: ") + nghttp2_strerror(static_cast<int>(n)),
+            /*bad_response=*/true);
     return;
   }
   in.consume(static_cast<size_t>(n));
@@ -282,7 +294,7 @@ void H2Connection::onData(Connection& c) {
   c.resumeReading();
 }
 
-void H2Connection::failAll(const std::string& why) {
+void H2Connection::failAll(const std::string& why, bool bad_response) {
   if (failed_) {
     return;
   }
@@ -290,7 +302,9 @@ void H2Connection::failAll(const std::string& why) {
   timer_.cancel();
   auto self = shared_from_this();
   leavePool();
-  const UpstreamFailure f = connected_ ? UpstreamFailure::kReset : UpstreamFailure::kConnect;
+  const UpstreamFailure f = !connected_    ? UpstreamFailure::kConnect
+                            : bad_response ? UpstreamFailure::kBadResponse
+                                           : UpstreamFailure::kReset;
   if (!connected_) {
     bump(worker_.stats().upstream_cx_connect_fail);
   }

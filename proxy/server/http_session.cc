@@ -720,6 +720,9 @@ void HttpSession::finish() {
     ex_->h2->cancel();
   }
   if (down_) {
+    // What the client has not been sent yet goes out if the socket takes it now: the part
+    // of a response whose upstream broke off tells the client where it was cut.
+    down_->flush();
     down_->close();
   }
   worker_.release(this);

@@ -59,6 +59,28 @@ RecordingServer::Handler closeAfterHead() {
   };
 }
 
+// Reads a request head, answers 200 with Content-Length 100000 and 1000 bytes of it, then
+// closes: a response cut in the middle of its body.
+RecordingServer::Handler cutMidBody() {
+  return [](int fd, RecordingServer& self) {
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      got.append(buf, static_cast<size_t>(n));
+      self.record(std::string_view(buf, static_cast<size_t>(n)));
+    }
+    const std::string answer =
+        "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(1000, 'c');
+    EXPECT_EQ(::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(answer.size()));
+    ::shutdown(fd, SHUT_RDWR);
+  };
+}
+
 class ProxyHttp2Test : public ProxyFixture {
  protected:
   // A real gRPC server (grpcio) named `name`; returns its port.
@@ -320,6 +342,153 @@ TEST_F(ProxyHttp2Test, AnswersErrorsWithMeaningfulStatuses) {
   EXPECT_EQ(metric("response_5xx"), 1u);
   EXPECT_EQ(metric("response_4xx"), 3u);
   EXPECT_EQ(metric("downstream_rq_bad"), 3u);
+}
+
+// Each way an upstream fails, for HTTP/1.1 and HTTP/2 clients of HTTP/1.1 and HTTP/2
+// clusters: a reply that is not the protocol (502), silence (504 after the route timeout),
+// and a connection cut in the middle of the body, which can only cut the client's response
+// (HTTP/1.1: the connection closes short of its Content-Length; HTTP/2: RST_STREAM).
+TEST_F(ProxyHttp2Test, UpstreamFailuresGetTheRightAnswerWhateverTheProtocolOnEitherSide) {
+  struct Case {
+    std::string name;
+    uint16_t port;
+    const char* protocol;
+  };
+  const std::vector<Case> cases = {
+      {"h1-garbage", backend(RecordingServer::respond("garbage\r\n\r\n")).port(), "http1"},
+      {"h1-silent", backend(RecordingServer::silent()).port(), "http1"},
+      {"h1-cut", backend(cutMidBody()).port(), "http1"},
+      {"h2-garbage", h2Backend({"--garbage"}), "http2"},
+      {"h2-silent", h2Backend({"--silent"}), "http2"},
+      {"h2-cut", h2Backend({"--cut-body"}), "http2"},
+  };
+  std::string routes, clusters;
+  for (const Case& c : cases) {
+    ASSERT_NE(c.port, 0) << c.name;
+    routes += std::string(routes.empty() ? "" : ", ") + R"({"match": {"path": {"prefix": "/)" +
+              c.name + R"("}}, "cluster": ")" + c.name + R"(", "timeout_ms": 300})";
+    clusters += std::string(clusters.empty() ? "" : ", ") + R"({"name": ")" + c.name +
+                R"(", "protocol": ")" + c.protocol + R"(", "endpoints": [)" + endpoint(c.port) +
+                "]}";
+  }
+  startProxy(R"({"listeners": [{"name": "web", "address": "127.0.0.1", "port": 0, "routes": [)" +
+             routes + R"(]}], "clusters": [)" + clusters +
+             R"(], "admin": {"address": "127.0.0.1", "port": 0}})");
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto h1 =
+        rawExchange(*ns_, proxy_->port("web"), "GET /" + c.name + " HTTP/1.1\r\nHost: a\r\n\r\n");
+    ASSERT_TRUE(h1) << h1.error().message;
+    const json h2 = probe({"get", "--path", "/" + c.name});
+    if (c.name.ends_with("garbage")) {
+      EXPECT_EQ(statusOf(*h1), 502) << *h1;
+      EXPECT_EQ(h2["status"], 502) << h2.dump();
+    } else if (c.name.ends_with("silent")) {
+      EXPECT_EQ(statusOf(*h1), 504) << *h1;
+      EXPECT_EQ(h2["status"], 504) << h2.dump();
+    } else {
+      EXPECT_EQ(statusOf(*h1), 200) << *h1;
+      const size_t head = h1->find("\r\n\r\n");
+      ASSERT_NE(head, std::string::npos);
+      EXPECT_EQ(h1->size() - head - 4, 1000u) << "the body as far as it came, then the close";
+      // The HEADERS and DATA already queued for the client may be dropped with the stream.
+      EXPECT_EQ(h2["reset"], "INTERNAL_ERROR") << h2.dump();
+      EXPECT_LE(h2["body_bytes"], 1000) << h2.dump();
+    }
+  }
+  EXPECT_EQ(metric("upstream_rq_timeout"), 4u);
+  EXPECT_EQ(metric("upstream_rsp_bad"), 4u);
+  EXPECT_EQ(metric("upstream_rsp_reset"), 4u) << "the four cut responses";
+  EXPECT_EQ(metric("response_5xx"), 8u);
+}
+
+// The smuggling battery for HTTP/2 clients of an HTTP/1.1 cluster: every field an HTTP/2
+// request could carry that would read differently once written as HTTP/1.1 (framing
+// fields, CR, LF or NUL in a value, a bad name, a request line broken by the pseudo-fields)
+// is refused, and the backend, which records every byte it gets, never sees the request.
+TEST_F(ProxyHttp2Test, RequestsThatWouldReadDifferentlyAsHttp11AreRefusedBeforeTheBackend) {
+  auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+  startProxy(config(endpoint(rec.port())));
+  const std::vector<std::string> base = {":method=GET", ":scheme=http", ":authority=a", ":path=/x"};
+  struct Case {
+    std::string what;
+    std::vector<std::string> fields;  // replacing or added to `base`
+    std::optional<std::string> data;
+  };
+  const std::string smuggled = "GET /smuggled HTTP/1.1\\r\\nhost: a\\r\\n\\r\\n";
+  const std::vector<Case> cases = {
+      {"control", {":path=/control", "x-fine=1"}, std::nullopt},  // the probe's request works
+      // Its head may go out before the DATA that overruns it arrives (bodies stream), on the
+      // connection the control request left in the pool.
+      {"content-length shorter than the data",
+       {":method=POST", "content-length=5"},
+       std::string(50, 'x')},
+      {"control", {":path=/control", "x-fine=1"}, std::nullopt},
+      {"transfer-encoding", {":method=POST", "transfer-encoding=chunked"}, "0\r\n\r\n" + smuggled},
+      {"two content-lengths", {":method=POST", "content-length=5", "content-length=6"}, "12345"},
+      {"CRLF in a value", {"x-a=1\\r\\nx-injected: 1"}, std::nullopt},
+      {"LF in a value", {"x-a=1\\nx-injected: 1"}, std::nullopt},
+      {"NUL in a value", {"x-a=1\\x00x"}, std::nullopt},
+      {"upper case name", {"X-Upper=1"}, std::nullopt},
+      {"space in a name", {"x bad=1"}, std::nullopt},
+      {"colon in a name", {"x:bad=1"}, std::nullopt},
+      {"connection-specific field", {"connection=keep-alive"}, std::nullopt},
+      {"keep-alive field", {"keep-alive=timeout=5"}, std::nullopt},
+      {"upgrade field", {"upgrade=websocket"}, std::nullopt},
+      {"space in :path", {":path=/a " + smuggled}, std::nullopt},
+      {"CRLF in :path", {":path=/a\\r\\nx-injected: 1"}, std::nullopt},
+      {"space in :method", {":method=GET /x"}, std::nullopt},
+      {"CRLF in :authority", {":authority=a\\r\\nx-injected: 1"}, std::nullopt},
+      {"no :path", {":path="}, std::nullopt},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::vector<std::string> fields = base;
+    for (const std::string& f : c.fields) {
+      const std::string name = f.substr(0, f.find('=', 1));
+      auto same = std::find_if(fields.begin(), fields.end(), [&](const std::string& b) {
+        return name.starts_with(":") && b.starts_with(name + "=");
+      });
+      if (same != fields.end()) {
+        *same = f;
+      } else {
+        fields.push_back(f);
+      }
+    }
+    std::vector<std::string> args = {"raw-request"};
+    for (const std::string& f : fields) {
+      args.insert(args.end(), {"--field", f});
+    }
+    if (c.data) {
+      args.insert(args.end(), {"--data", *c.data});
+    }
+    const json j = probe(args);
+    if (c.what == "control") {
+      EXPECT_EQ(j["status"], 200) << j.dump();
+    } else {
+      EXPECT_TRUE(j["reset"] == "PROTOCOL_ERROR" || j["status"] == 400) << j.dump();
+    }
+  }
+  // The backend got the two control requests and, depending on timing, the head of the
+  // POST whose DATA overran its content-length. Not a byte of that body followed it, and
+  // its connection was closed, never pooled again: reused, it would have taken "GET /c"
+  // of the next request as the POST's body.
+  std::string got = rec.received();
+  const size_t post = got.find("POST /x HTTP/1.1\r\n");
+  const bool post_seen = post != std::string::npos;
+  if (post_seen) {
+    const size_t post_end = got.find("\r\n\r\n", post) + 4;
+    EXPECT_NE(got.substr(post, post_end - post).find("content-length: 5\r\n"), std::string::npos)
+        << got;
+    got.erase(post, post_end - post);
+  }
+  const size_t first_end = got.find("\r\n\r\n") + 4;
+  EXPECT_TRUE(got.starts_with("GET /control HTTP/1.1\r\n")) << got;
+  EXPECT_EQ(got.substr(first_end), got.substr(0, first_end))
+      << "the second control, alone: " << got;
+  EXPECT_EQ(rec.connections(), post_seen ? 2 : 1) << got;
+  EXPECT_EQ(got.find("smuggled"), std::string::npos) << got;
+  EXPECT_EQ(got.find("injected"), std::string::npos) << got;
 }
 
 TEST_F(ProxyHttp2Test, ClosesARapidResetConnectionWithoutTouchingUpstreams) {

@@ -949,6 +949,37 @@ TEST_F(ProxyHttpTest, ReloadRejectsARestartOnlyChangeNamingTheField) {
   EXPECT_GE(metric("downstream_rq_total"), 1u) << "on the admin endpoint it started with";
 }
 
+// A server that answers and then resets the connection (it closes with bytes of ours
+// unread, or with SO_LINGER 0): its whole response is in our receive queue ahead of the
+// reset, and reaches the client. Reading the error first would turn it into a 502.
+TEST_F(ProxyHttpTest, AResponseFollowedByAResetStillReachesTheClient) {
+  auto& rec = backend([](int fd, RecordingServer& self) {
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      got.append(buf, static_cast<size_t>(n));
+      self.record(std::string_view(buf, static_cast<size_t>(n)));
+    }
+    const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    EXPECT_EQ(::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(answer.size()));
+    const linger reset{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::shutdown(fd, SHUT_RD);  // the fd is closed by the server's thread: an RST, not a FIN
+  });
+  startProxy(httpConfig(endpoint(rec.port())));
+  for (int i = 0; i < 50; i++) {
+    const std::string out = raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(statusOf(out), 200) << out;
+    EXPECT_TRUE(out.ends_with("\r\n\r\nhello")) << out;
+  }
+  EXPECT_EQ(metric("response_2xx"), 50u);
+}
+
 TEST_F(ProxyHttpTest, RetriesOnAnotherEndpointWhenOneRefuses) {
   startProxy(httpConfig(endpoint(freeLoopbackPort(*ns_)) + ", " + endpoint(nginx_->port()),
                         R"(, "retries": 1)"));

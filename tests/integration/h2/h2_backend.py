@@ -4,6 +4,7 @@ meshgate-proxy's HTTP/2 upstream side copes.
 
   h2_backend.py --port 0 [--name NAME] [--refuse-first N] [--fail-first N]
                 [--hold-body] [--early-response] [--goaway-after N] [--log FILE]
+                [--garbage | --silent | --cut-body]
 
 Answers every request 200 with the body it received (GET: "NAME") and a trailer
 "x-backend: NAME". Scripted behaviour:
@@ -16,6 +17,11 @@ Answers every request 200 with the body it received (GET: "NAME") and a trailer
                       waiting for the request body; the request side stays open
   --goaway-after N    after answering N streams on a connection, send GOAWAY with the last
                       of them as last_stream_id (NO_ERROR) and close once they are done
+  --garbage           answer the client's preface with bytes that are not HTTP/2 (an
+                      HTTP/1.1 response), then read until the peer closes
+  --silent            accept, read, never send a byte (not even SETTINGS)
+  --cut-body          answer each request with content-length 100000 and 1000 bytes of
+                      body, then close the TCP connection
 
 Prints "READY <port>" once listening. With --log FILE, appends one line per event:
 "headers <connection> <stream> <path>", "rst <connection> <stream> <code>",
@@ -69,6 +75,17 @@ class Backend:
         with self.lock:
             self.connections += 1
             conn_id = self.connections
+        if self.args.garbage or self.args.silent:
+            try:
+                first = True
+                while sock.recv(65536):
+                    if first and self.args.garbage:
+                        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    first = False
+            except OSError:
+                pass
+            sock.close()
+            return
         conn = h2.connection.H2Connection(
             config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
         conn.initiate_connection()
@@ -107,6 +124,12 @@ class Backend:
                     elif isinstance(event, h2.events.StreamEnded):
                         sid = event.stream_id
                         self.log(f"end {conn_id} {sid}")
+                        if sid in bodies and self.args.cut_body:
+                            conn.send_headers(sid, [(":status", "200"),
+                                                    ("content-length", "100000")])
+                            conn.send_data(sid, b"c" * 1000)
+                            sock.sendall(conn.data_to_send())
+                            return  # closes the connection mid-body
                         if sid in bodies and not self.args.early_response:
                             body = bytes(bodies.pop(sid)) or self.args.name.encode()
                             self.answer(conn, sid, body)
@@ -154,6 +177,9 @@ def main():
     p.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N requests")
     p.add_argument("--goaway-after", type=int, default=0)
     p.add_argument("--log")
+    p.add_argument("--garbage", action="store_true")
+    p.add_argument("--silent", action="store_true")
+    p.add_argument("--cut-body", action="store_true")
     args = p.parse_args()
     backend = Backend(args)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -15,6 +15,7 @@ describes what the probe observed, so a C++ test can parse it and assert on fiel
   empty-body           HEADERS, then an empty DATA frame with END_STREAM
   hpack-bomb           one small header block that HPACK expands into a huge header list
   abandon-upload       a POST whose response ends before its body does; then RST_STREAM
+  raw-request          one request with the fields exactly as given, unchecked (smuggling)
 
 Exit status: 0 when the scenario ran, whatever the server did (refusals, resets, GOAWAY
 and closes are observations, reported in the JSON); 2 on usage errors or when the TCP
@@ -864,6 +865,39 @@ def cmd_abandon_upload(args):
     return result
 
 
+def cmd_raw_request(args):
+    """One request whose fields go out exactly as given, pseudo-fields included and in order,
+    with python3-h2's own checks turned off: what a hostile client can put on the wire.
+
+    --field NAME=VALUE (repeated; split at the first "="; Python escapes such as \\r, \\n
+    and \\x00 are decoded), then --data TEXT as one DATA frame if given. Reports the
+    stream as get does.
+    """
+    fields = []
+    for item in args.field or []:
+        name, found, value = item.partition("=")
+        if not found or not name:
+            raise UsageError(f"--field must look like name=value, got {item!r}")
+        decode = lambda t: t.encode("latin-1").decode("unicode_escape").encode("latin-1")
+        fields.append((decode(name), decode(value)))
+    client = Client(args)
+    result = {"status": None}
+    if client.handshake():
+        client.h2.config.validate_outbound_headers = False
+        client.h2.config.normalize_outbound_headers = False
+        stream_id = client.h2.get_next_available_stream_id()
+        stream = client.streams[stream_id] = Stream(stream_id)
+        client.h2.send_headers(stream_id, fields, end_stream=args.data is None)
+        if args.data is not None:
+            client.h2.send_data(stream_id, args.data.encode("latin-1"), end_stream=True)
+        client.flush()
+        client.wait_for(lambda: stream.finished)
+        result = stream.report()
+    result.update(client.connection_report())
+    client.close()
+    return result
+
+
 # -- command line -------------------------------------------------------------------
 
 
@@ -931,6 +965,10 @@ def parser():
     s = add("abandon-upload", cmd_abandon_upload)
     s.add_argument("--path", required=True)
     s.add_argument("--body-bytes", type=int, default=1000)
+
+    s = add("raw-request", cmd_raw_request)
+    s.add_argument("--field", action="append", metavar="NAME=VALUE")
+    s.add_argument("--data")
 
     s = add("hpack-bomb", cmd_hpack_bomb)
     s.add_argument("--path", default="/")
