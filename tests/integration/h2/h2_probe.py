@@ -16,6 +16,7 @@ describes what the probe observed, so a C++ test can parse it and assert on fiel
   hpack-bomb           one small header block that HPACK expands into a huge header list
   abandon-upload       a POST whose response ends before its body does; then RST_STREAM
   raw-request          one request with the fields exactly as given, unchecked (smuggling)
+  stall-get            one GET that stops reading at its window until SIGUSR1, then reads all
 
 Exit status: 0 when the scenario ran, whatever the server did (refusals, resets, GOAWAY
 and closes are observations, reported in the JSON); 2 on usage errors or when the TCP
@@ -38,6 +39,7 @@ import argparse
 import hashlib
 import json
 import select
+import signal
 import socket
 import sys
 import time
@@ -227,6 +229,10 @@ class Client:
         self.protocol_error = None
         self.settings_acked = False
         self.remote_settings_seen = False
+        # True: received DATA is not acknowledged (no WINDOW_UPDATE) but kept in held_acks
+        # per stream, until release_acks(): a reader that has stopped reading.
+        self.hold_acks = False
+        self.held_acks = {}
 
         self.h2 = h2.connection.H2Connection(
             config=h2.config.H2Configuration(client_side=True, header_encoding=None))
@@ -309,10 +315,25 @@ class Client:
         if not self.readable:
             self.flush()  # h2 queued its GOAWAY
             return
+        if self.hold_acks:
+            for stream_id, size in to_ack.items():
+                self.held_acks[stream_id] = self.held_acks.get(stream_id, 0) + size
+            to_ack = {}
         if to_ack and self.read_delay:
             time.sleep(self.read_delay)
         for stream_id, size in to_ack.items():
             self.h2.acknowledge_received_data(size, stream_id)
+        self.flush()
+
+    def release_acks(self):
+        """Acknowledge the DATA held back while hold_acks was set, and stop holding."""
+        self.hold_acks = False
+        held, self.held_acks = self.held_acks, {}
+        for stream_id, size in held.items():
+            try:
+                self.h2.acknowledge_received_data(size, stream_id)
+            except h2.exceptions.StreamClosedError:
+                pass
         self.flush()
 
     def record(self, event, to_ack):
@@ -893,6 +914,40 @@ def cmd_raw_request(args):
         client.flush()
         client.wait_for(lambda: stream.finished)
         result = stream.report()
+def cmd_stall_get(args):
+    """One GET whose reader stops: --window N advertises SETTINGS_INITIAL_WINDOW_SIZE=N and
+    no DATA is acknowledged, so the server may send at most min(N, 65535) body bytes (the
+    connection window starts at 65535). Once that much has arrived (or the stream ended),
+    the probe prints "STALLED <body bytes>" on a line of its own, before the JSON, and waits
+    for SIGUSR1 (at most until --deadline). Then it acknowledges what it holds, opens the
+    stream and connection windows by --resume-window more, and reads the response to its
+    end as get does. Reports what get reports plus stalled_bytes (body bytes at the stall)
+    and resumed (false when no SIGUSR1 came).
+    """
+    if not 1 <= args.window <= 2**31 - 1 or not 0 <= args.resume_window <= 2**31 - 1:
+        raise UsageError("--window must be in [1, 2^31-1], --resume-window in [0, 2^31-1]")
+    # Blocked before anything else: a SIGUSR1 sent as soon as STALLED is read is queued.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    client = Client(args, window=args.window)
+    client.hold_acks = True
+    result = {"status": None, "stalled_bytes": None, "resumed": False}
+    if client.handshake():
+        stream = client.open_stream("GET", args.path)
+        allowance = min(args.window, 65535)
+        client.wait_for(lambda: stream.finished or stream.body_bytes >= allowance)
+        stalled = stream.body_bytes
+        print(f"STALLED {stalled}", flush=True)
+        remaining = client.net.deadline - time.monotonic()
+        resumed = remaining > 0 and signal.sigtimedwait({signal.SIGUSR1}, remaining) is not None
+        if resumed and client.readable:
+            client.release_acks()
+            if args.resume_window and not stream.finished:
+                client.h2.increment_flow_control_window(args.resume_window, stream.stream_id)
+                client.h2.increment_flow_control_window(args.resume_window)
+                client.flush()
+            client.wait_for(lambda: stream.finished)
+        result = stream.report()
+        result.update({"stalled_bytes": stalled, "resumed": resumed})
     result.update(client.connection_report())
     client.close()
     return result
@@ -969,6 +1024,12 @@ def parser():
     s = add("raw-request", cmd_raw_request)
     s.add_argument("--field", action="append", metavar="NAME=VALUE")
     s.add_argument("--data")
+    s = add("stall-get", cmd_stall_get)
+    s.add_argument("--path", default="/")
+    s.add_argument("--window", type=int, default=16384,
+                   help="SETTINGS_INITIAL_WINDOW_SIZE; the stall comes at min(N, 65535)")
+    s.add_argument("--resume-window", type=int, default=16 << 20,
+                   help="stream and connection window increments sent on SIGUSR1")
 
     s = add("hpack-bomb", cmd_hpack_bomb)
     s.add_argument("--path", default="/")
