@@ -60,6 +60,39 @@ TEST(ProxyRouting, FirstMatchingRouteWins) {
   EXPECT_EQ(routeOf(*cfg, "GET", "Shop.TEST:443", "/"), "c") << "exact host, any case";
 }
 
+// Each matcher kind on headers and on query parameters; a header or parameter given more
+// than once is matched by its first occurrence (docs/CONFIG.md).
+TEST(ProxyRouting, HeaderAndQueryMatchersOfEveryKind) {
+  auto cfg = config(R"([
+    {"match": {"headers": [{"name": "x-env", "exact": "blue"}]}, "cluster": "a"},
+    {"match": {"headers": [{"name": "x-user", "prefix": "test-"}]}, "cluster": "b"},
+    {"match": {"headers": [{"name": "x-build", "regex": "[0-9]+\\.[0-9]+"}]}, "cluster": "c"},
+    {"match": {"query": [{"name": "lang", "prefix": "en"}]}, "cluster": "a"},
+    {"match": {"query": [{"name": "id", "regex": "[a-f0-9]{4}"}]}, "cluster": "b"},
+    {"match": {"query": [{"name": "debug", "present": true}]}, "cluster": "c"},
+    {"match": {"headers": [{"name": "x-a", "exact": "1"}, {"name": "x-b", "exact": "2"}]}, "cluster": "c"}])",
+                    kClusters);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"X-Env", "blue"}}), "a") << "names in any case";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-env", "Blue"}}), "404") << "values exactly";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-env", "blue2"}}), "404");
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-user", "test-7"}}), "b");
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-user", "prod-test-7"}}), "404");
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-build", "12.3"}}), "c");
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-build", "12.3-rc"}}), "404") << "whole value";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-env", "green"}, {"x-env", "blue"}}), "404")
+      << "the first x-env decides";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/?lang=en-GB"), "a");
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/?lang=fr&lang=en"), "404") << "the first lang decides";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/?x=1&id=beef"), "b");
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/?id=beefy"), "404") << "whole value";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/?debug"), "c") << "present without a value";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/?debug="), "c");
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/?debugging=1"), "404") << "names whole";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-a", "1"}, {"x-b", "2"}}), "c") << "all must match";
+  EXPECT_EQ(routeOf(*cfg, "GET", "h", "/", {{"x-a", "1"}}), "404");
+}
+
 TEST(ProxyRouting, HostsAreComparedWithoutPortsIPv6LiteralsIncluded) {
   auto cfg = config(R"([{"match": {"host": "[::1]"}, "cluster": "a"},
                         {"match": {"host": "*.b.test"}, "cluster": "b"}])",

@@ -914,6 +914,11 @@ def cmd_raw_request(args):
         client.flush()
         client.wait_for(lambda: stream.finished)
         result = stream.report()
+    result.update(client.connection_report())
+    client.close()
+    return result
+
+
 def cmd_stall_get(args):
     """One GET whose reader stops: --window N advertises SETTINGS_INITIAL_WINDOW_SIZE=N and
     no DATA is acknowledged, so the server may send at most min(N, 65535) body bytes (the
