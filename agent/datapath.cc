@@ -229,7 +229,12 @@ Result<std::string> LoadedProgram::attach(const std::string& ifname, bool generi
   opts.flags = generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
   int link_fd = bpf_link_create(prog_fd_, *ifindex, BPF_XDP, &opts);
   if (link_fd < 0 && !generic && (errno == EOPNOTSUPP || errno == EINVAL)) {
-    logWarn(what + ": native XDP is not supported by this driver (" + std::strerror(errno) +
+    // EOPNOTSUPP: the driver has no XDP; EINVAL: it refuses this program or this link's
+    // settings (an MTU above what its XDP handles, for one). The kernel's own reason is
+    // in its log (dmesg).
+    logWarn(what + ": native XDP attach failed (" + std::strerror(errno) +
+            (errno == EOPNOTSUPP ? ": the driver has no native XDP"
+                                 : ": the driver refuses this program or link setting") +
             "); attaching in generic mode, which is much slower");
     opts.flags = XDP_FLAGS_SKB_MODE;
     mode = "generic (native unsupported)";

@@ -161,6 +161,31 @@ TEST_F(AgentTest, AttachesInGenericModeWhenAskedAndNativeOtherwise) {
   EXPECT_EQ(idFrom(29000).substr(0, 1), "b") << "and it balances";
 }
 
+// A bridge device has no native XDP: the agent attaches there in generic mode and says
+// why, and keeps native mode on the veth beside it.
+TEST_F(AgentTest, FallsBackToGenericModeWhereTheDriverHasNoNativeXdp) {
+  ASSERT_TRUE(topo_->lb().run({"ip", "link", "add", "mgbridge0", "type", "bridge"}));
+  ASSERT_TRUE(topo_->lb().run({"ip", "link", "set", "mgbridge0", "up"}));
+  topo_->forgetAgent();
+  std::string cfg = topo_->configText(backends());
+  const std::string name = "{\"name\": \"" + topo_->clientInterface() + "\"}";
+  cfg.replace(cfg.find(name), name.size(), name + ", {\"name\": \"mgbridge0\"}");
+  ASSERT_TRUE(topo_->writeConfigText(cfg));
+  auto started = topo_->startAgent();
+  ASSERT_TRUE(started) << started.error().message;
+  auto logged = topo_->agent().waitForLog(
+      "'mgbridge0': native XDP attach failed (Operation not supported: the driver has no native "
+      "XDP); attaching in generic mode");
+  EXPECT_TRUE(logged) << logged.error().message;
+  auto dummy = topo_->lb().run({"ip", "-d", "link", "show", "mgbridge0"});
+  ASSERT_TRUE(dummy) << dummy.error().message;
+  EXPECT_NE(dummy->find("xdpgeneric"), std::string::npos) << *dummy;
+  auto veth = topo_->lb().run({"ip", "-d", "link", "show", topo_->clientInterface()});
+  ASSERT_TRUE(veth) << veth.error().message;
+  EXPECT_NE(veth->find("xdp "), std::string::npos) << "native where it can: " << *veth;
+  EXPECT_EQ(idFrom(29100).substr(0, 1), "b") << "and it balances";
+}
+
 TEST_F(AgentTest, BpftoolDumpsPinnedMapsWithFieldNames) {
   auto out = runCommand({"bpftool", "-j", "map", "dump", "pinned", topo_->pinRoot() + "/mg_vips"});
   ASSERT_TRUE(out) << out.error().message;
