@@ -239,8 +239,11 @@ install: $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshg
 	install -m 0755 $(BUILD)/bin/meshgate-agent $(BUILD)/bin/meshgatectl $(BUILD)/bin/meshgate-proxy \
 		$(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 deploy/meshgate.json deploy/proxy.json $(DESTDIR)$(PREFIX)/share/meshgate/
-	install -d $(DESTDIR)/etc/systemd/system
-	install -m 0644 deploy/meshgate-agent.service $(DESTDIR)/etc/systemd/system/
+	install -d $(DESTDIR)/etc/meshgate $(DESTDIR)/etc/systemd/system
+	set -e; for u in meshgate-agent meshgate-proxy; do \
+		sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' deploy/$$u.service > $(DESTDIR)/etc/systemd/system/$$u.service; \
+		chmod 0644 $(DESTDIR)/etc/systemd/system/$$u.service; \
+	done
 
 fmt:
 	clang-format -i $(wildcard agent/*.cc agent/*.h common/*.cc common/*.h proxy/*.cc \

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "proxy/routing/config.h"
+#include "tests/lib/process.h"
 
 namespace meshgate::proxy {
 namespace {
@@ -25,6 +26,16 @@ constexpr const char* kValid = R"({
      "protocol": "http2", "endpoints": [{"address": "10.0.1.1", "port": 8080}]}],
   "limits": {"buffer_bytes": 32768, "header_timeout_ms": 5000, "max_concurrent_streams": 20}
 })";
+
+// The example that `make install` ships and the README points to: it must load as it is.
+TEST(ProxyConfig, AcceptsTheDeployExample) {
+  const std::string path = test::sourceFile("deploy/proxy.json");
+  auto cfg = loadProxyConfigFile(path);
+  ASSERT_TRUE(cfg) << path << ": " << cfg.error().message;
+  EXPECT_EQ((*cfg)->workers, 2u);
+  ASSERT_EQ((*cfg)->listeners.size(), 1u);
+  EXPECT_EQ((*cfg)->clusters.size(), 3u);
+}
 
 TEST(ProxyConfig, ParsesListenersRoutesAndClustersWithDefaults) {
   auto cfg = parseProxyConfig(kValid, "proxy.json");
