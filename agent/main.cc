@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
   if (config_path.empty()) {
     return usage("--config FILE is required");
   }
+  if (!pin_root.empty()) {
+    return usage(
+        "--pin-root applies to --detach; a running agent pins where its config's "
+        "pin_root says");
+  }
   auto cfg = loadConfigFile(config_path);
   if (!cfg) {
     logError(cfg.error().message);

@@ -107,9 +107,18 @@ TEST_F(AgentTest, MeshgatectlReportsVipsBackendsAndCountersFromPinnedMaps) {
   EXPECT_EQ(packets, v[0]["packets"].get<uint64_t>()) << "backend packets add up to the VIP's";
   EXPECT_NEAR(share, 1.0, 1e-9) << "table shares add up to the whole table";
 
+  auto decap = runCommand(
+      {builtBinary("meshgatectl"), "--pin-root", topo_->backendPinRoot(0), "--json", "stats"});
+  ASSERT_TRUE(decap) << decap.error().message;
+  const auto d = nlohmann::json::parse(*decap);
+  ASSERT_TRUE(d.contains("decap")) << "a backend's stats show xdp_decap's counters: " << *decap;
+  EXPECT_GT(d["decap"]["decap_4in4"].get<uint64_t>(), 0u) << *decap;
+  EXPECT_EQ(d["decap"]["drop_trunc"], 0) << *decap;
+
   auto stats = ctl({"--json", "stats"});
   ASSERT_TRUE(stats) << stats.error().message;
   const auto s = nlohmann::json::parse(*stats);
+  EXPECT_FALSE(s.contains("decap")) << "the balancer runs no xdp_decap";
   EXPECT_EQ(s["events"]["tcp_syn"], 50) << *stats;
   EXPECT_TRUE(s["drops"].contains("mtu_exceeded")) << "every drop reason is listed";
 
@@ -184,6 +193,26 @@ TEST_F(AgentTest, FallsBackToGenericModeWhereTheDriverHasNoNativeXdp) {
   ASSERT_TRUE(veth) << veth.error().message;
   EXPECT_NE(veth->find("xdp "), std::string::npos) << "native where it can: " << *veth;
   EXPECT_EQ(idFrom(29100).substr(0, 1), "b") << "and it balances";
+}
+
+// Arguments that would be ignored are refused: a running agent pins where its config
+// says, so --pin-root there would mislead.
+TEST(AgentCli, RefusesArgumentsItWouldIgnore) {
+  auto out =
+      runCommand({builtBinary("meshgate-agent"), "--config", sourceFile("deploy/meshgate.json"),
+                  "--pin-root", "/sys/fs/bpf/elsewhere"});
+  ASSERT_FALSE(out) << *out;
+  EXPECT_NE(out.error().message.find("--pin-root applies to --detach"), std::string::npos)
+      << out.error().message;
+  out = runCommand({builtBinary("meshgate-agent"), "--check"});
+  ASSERT_FALSE(out) << *out;
+  EXPECT_NE(out.error().message.find("--config FILE is required"), std::string::npos)
+      << out.error().message;
+  out = runCommand({builtBinary("meshgate-agent"), "--config"});
+  ASSERT_FALSE(out) << *out;
+  EXPECT_NE(out.error().message.find("unknown or incomplete argument '--config'"),
+            std::string::npos)
+      << out.error().message;
 }
 
 TEST_F(AgentTest, BpftoolDumpsPinnedMapsWithFieldNames) {

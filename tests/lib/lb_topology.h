@@ -81,6 +81,8 @@ class LbTopology {
   int backends() const { return static_cast<int>(backend_ns_.size()); }
   uint16_t port() const { return port_; }
   const std::string& pinRoot() const { return lb_pins_->path(); }
+  // The pin root of backend i's agent (xdp_decap), i from 0.
+  const std::string& backendPinRoot(size_t i) const { return backend_pins_.at(i).path(); }
   const std::string& logPath() const { return log_path_; }
 
  private:

@@ -8,6 +8,7 @@
 #include "agent/datapath.h"
 #include "agent/lb_maps.h"
 #include "meshgate/abi/common.h"
+#include "meshgate/abi/decap.h"
 #include "tools/meshgatectl/quic_lb_cmd.h"
 
 namespace {
@@ -21,7 +22,7 @@ constexpr const char* kUsage =
     "  status     attached programs, VIP and backend counts, headline counters\n"
     "  vips       every VIP: id, table size, traffic\n"
     "  backends   every backend: VIP, address, table share, traffic\n"
-    "  stats      every data-path counter and drop reason\n"
+    "  stats      every data-path counter and drop reason (and xdp_decap's, when attached)\n"
     "  quic-lb    encode or decode QUIC-LB connection IDs offline (first argument; quic-lb -h)\n"
     "The pin root defaults to " MG_PIN_ROOT ".\n";
 
@@ -98,7 +99,7 @@ json backendsJson(const mg::LbMaps& maps, const Snapshot& s) {
   return out;
 }
 
-json statsJson(const mg::LbMaps& maps) {
+json statsJson(const mg::LbMaps& maps, const std::string& pin_root) {
   json out = {{"events", json::object()}, {"drops", json::object()}};
   if (auto c = mg::readLbCounters(maps.lb_stats.get())) {
     for (const auto& v : *c) {
@@ -108,6 +109,15 @@ json statsJson(const mg::LbMaps& maps) {
   if (auto d = mg::readLbDrops(maps.lb_drops.get())) {
     for (const auto& v : *d) {
       out["drops"][v.name] = v.value;
+    }
+  }
+  // xdp_decap's counters, on a host whose agent has decap_interfaces.
+  if (auto decap = mg::openPinned(pin_root + "/" MG_MAP_DECAP_STATS)) {
+    if (auto c = mg::readDecapCounters(decap->get())) {
+      out["decap"] = json::object();
+      for (const auto& v : *c) {
+        out["decap"][v.name] = v.value;
+      }
     }
   }
   return out;
@@ -121,9 +131,10 @@ void printTable(const json& rows, const std::vector<std::string>& cols) {
   for (const auto& r : rows) {
     for (const auto& c : cols) {
       const json& v = r[c];
-      std::string text = v.is_string()          ? v.get<std::string>()
-                         : v.is_number_float() ? std::to_string(v.get<double>() * 100).substr(0, 5) + "%"
-                                               : v.dump();
+      std::string text = v.is_string() ? v.get<std::string>()
+                         : v.is_number_float()
+                             ? std::to_string(v.get<double>() * 100).substr(0, 5) + "%"
+                             : v.dump();
       std::printf("%-24s", text.c_str());
     }
     std::printf("\n");
@@ -155,10 +166,10 @@ int main(int argc, char** argv) {
     }
   }
   if (command != "status" && command != "vips" && command != "backends" && command != "stats") {
-    std::fprintf(stderr, "meshgatectl: %s\n%s",
-                 command.empty() ? "a command is required"
-                                 : ("unknown command '" + command + "'").c_str(),
-                 kUsage);
+    std::fprintf(
+        stderr, "meshgatectl: %s\n%s",
+        command.empty() ? "a command is required" : ("unknown command '" + command + "'").c_str(),
+        kUsage);
     return 2;
   }
   auto maps = mg::LbMaps::openPinned(pin_root);
@@ -185,9 +196,12 @@ int main(int argc, char** argv) {
       printTable(out, {"vip", "backend", "table_share", "packets", "bytes"});
     }
   } else if (command == "stats") {
-    out = statsJson(*maps);
+    out = statsJson(*maps, pin_root);
     if (!as_json) {
-      for (const auto& section : {"events", "drops"}) {
+      for (const auto& section : {"events", "drops", "decap"}) {
+        if (!out.contains(section)) {
+          continue;
+        }
         std::printf("%s:\n", section);
         for (const auto& [k, v] : out[section].items()) {
           std::printf("  %-24s %s\n", k.c_str(), v.dump().c_str());
@@ -205,7 +219,7 @@ int main(int argc, char** argv) {
                          {"prog_id", link.prog_id}});
       }
     }
-    const json stats = statsJson(*maps);
+    const json stats = statsJson(*maps, pin_root);
     out = {{"pin_root", pin_root},
            {"links", links},
            {"vips", snap->vips.size()},
