@@ -275,7 +275,7 @@ void H1Upstream::complete() {
   } else if (request_done_) {
     dropConnection();
   }
-  HeaderList trailers = forwardableFields(std::move(headers_), true);
+  HeaderList trailers = forwardableTrailers(std::move(headers_), true);
   if (auto* s = std::exchange(sink_, nullptr)) {
     s->onUpstreamEnd(std::move(trailers));
   }

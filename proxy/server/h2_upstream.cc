@@ -391,7 +391,7 @@ int H2Connection::onFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* se
       // No callback follows (the request side may still be open).
       up->finished_ = true;
       std::exchange(up->sink_, nullptr)
-          ->onUpstreamEnd(forwardableFields(std::move(up->fields_), false));
+          ->onUpstreamEnd(forwardableTrailers(std::move(up->fields_), false));
       up->fields_.clear();
     }
   } else if (f->hd.type == NGHTTP2_DATA && end) {

@@ -192,4 +192,14 @@ HeaderList forwardableFields(HeaderList fields, bool lower_case) {
   return fields;
 }
 
+bool forwardableTrailer(std::string_view name) {
+  return !hopByHop(name) && !iequals(name, "content-length");
+}
+
+HeaderList forwardableTrailers(HeaderList fields, bool lower_case) {
+  fields = forwardableFields(std::move(fields), lower_case);
+  std::erase_if(fields, [](const auto& f) { return iequals(f.first, "content-length"); });
+  return fields;
+}
+
 }  // namespace meshgate::proxy

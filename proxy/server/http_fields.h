@@ -72,6 +72,11 @@ void forEachForwardable(const Fields& fields, Fn fn) {
 // Filtered in place: pass an rvalue to spare the copy.
 HeaderList forwardableFields(HeaderList fields, bool lower_case);
 
+// A trailer section to pass on: forwardableFields() without Content-Length, a framing field
+// that means nothing after the body (RFC 9110 §6.5.1).
+HeaderList forwardableTrailers(HeaderList fields, bool lower_case);
+bool forwardableTrailer(std::string_view name);  // the same test for one field
+
 std::string lowerCase(std::string_view s);
 
 // Appends a chunk-size line ("1f40\r\n") for a chunk of n bytes.

@@ -102,10 +102,9 @@ class HttpSession::H2Sink final : public UpstreamSink {
  public:
   explicit H2Sink(HttpSession& s) : s_(s) {}
   void onUpstreamReady() override {}
-  void onUpstreamWritable() override {
-    s_.down_->resumeReading();
-    s_.feedRequest();
-  }
+  // The upstream took some body: feed on what the client sent meanwhile; feedRequest()
+  // resumes reading the client only if the upstream now holds less than buffer_bytes.
+  void onUpstreamWritable() override { s_.feedRequest(); }
   void onUpstreamHeaders(uint16_t status, HeaderList headers, bool end) override {
     s_.onH2ResponseHead(status, headers, end);
   }

@@ -203,6 +203,9 @@ void HttpSession::onResponseBody(std::span<const char> data) {
 }
 
 void HttpSession::onResponseTrailer(std::string_view name, std::string_view value) {
+  if (!forwardableTrailer(name)) {
+    return;  // hop-by-hop or framing: meaningless in a trailer section
+  }
   if (ex_ && ex_->chunk_out) {
     ex_->response_trailers.append(name).append(": ").append(value).append("\r\n");
   }

