@@ -30,8 +30,8 @@ meshgate::Result<std::map<std::string, int>> sendTraffic(mt::LbTopology& topo, u
                                                          int n) {
   std::map<std::string, int> got;
   for (int i = 0; i < n; i++) {
-    auto c = mt::TcpClient::connect(topo.client(), "198.18.0.2", first + i, mt::LbTopology::kVip,
-                                    kPort);
+    auto c =
+        mt::TcpClient::connect(topo.client(), "198.18.0.2", first + i, mt::LbTopology::kVip, kPort);
     if (!c) {
       return std::unexpected(c.error());
     }
@@ -110,9 +110,10 @@ int main(int argc, char** argv) {
   if (geteuid() != 0) {
     return die("needs root (network namespaces, XDP, bpffs)");
   }
-  std::printf("meshgate demo: client -> VIP %s:%u -> xdp_lb (IPIP, direct server return) -> "
-              "3 backends\n",
-              mt::LbTopology::kVip, kPort);
+  std::printf(
+      "meshgate demo: client -> VIP %s:%u -> xdp_lb (IPIP, direct server return) -> "
+      "3 backends\n",
+      mt::LbTopology::kVip, kPort);
   auto topo = mt::LbTopology::create(3, kPort);
   if (!topo) {
     return die(topo.error().message);
@@ -148,13 +149,24 @@ int main(int argc, char** argv) {
     return die(second.error().message);
   }
   report(t, *second, "b3 drained (weight 0): new connections avoid it; counters are cumulative");
+  // What the demo shows must hold, or it says so and fails.
+  for (const char* b : {"b1", "b2", "b3"}) {
+    if (!first->contains(b)) {
+      return die(std::string("with weights 1:2:3, ") + b + " got no connection");
+    }
+  }
+  if (second->contains("b3")) {
+    return die("b3 got " + std::to_string(second->at("b3")) +
+               " new connections after it was drained");
+  }
 
   if (keep) {
-    std::printf("\nrunning; in another shell try:\n"
-                "  build/bin/meshgatectl --pin-root %s backends\n"
-                "  ip netns exec %s curl ...   (client namespace)\n"
-                "press Enter to tear down\n",
-                t.pinRoot().c_str(), t.client().name().c_str());
+    std::printf(
+        "\nrunning; in another shell try:\n"
+        "  build/bin/meshgatectl --pin-root %s backends\n"
+        "  ip netns exec %s curl ...   (client namespace)\n"
+        "press Enter to tear down\n",
+        t.pinRoot().c_str(), t.client().name().c_str());
     std::string line;
     std::getline(std::cin, line);
   }
