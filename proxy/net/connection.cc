@@ -169,20 +169,26 @@ void Connection::onIo(uint32_t events) {
   }
   if (events & EPOLLERR) {
     // A reset can follow data the peer sent: that data is still in the receive queue, and
-    // recv() returns it before the error. So read first (a response the server sent and
-    // then reset the connection after is not lost); recv() reports the error once the
-    // queue is empty, SO_ERROR when reading is paused or nothing was queued.
+    // recv() returns it before the error. So read first, and a response the server sent
+    // before it reset the connection is not lost. The error is taken once the queue is
+    // drained (recv() reports it, or SO_ERROR once recv() found nothing more): read
+    // earlier, SO_ERROR would report it with bytes still queued.
     readable_ = true;
     hangup_seen_ = true;
+    hung_up_ = hung_up_ || (events & EPOLLHUP) != 0;  // before onData: a client is gone
+    const bool paused = read_paused_ || in_.size() >= read_limit_;
     doRead();
     if (!fd_) {
       return;
     }
-    if (!read_paused_ && in_.size() < read_limit_) {
+    if (!readable_) {
       if (const int err = socketError(fd_.get()); err != 0) {
         fail(err);
         return;
       }
+    } else if (paused && observer_) {
+      observer_->onResetWhilePaused(*this);
+      return;
     }
   }
   if (events & EPOLLOUT && write_blocked_) {

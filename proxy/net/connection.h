@@ -32,6 +32,11 @@ class ConnectionObserver {
   virtual void onConnected(Connection&) {}
   // The connection failed (reset, refused, write error) and is closed; `err` is an errno.
   virtual void onError(Connection& c, int err) = 0;
+  // The peer reset the connection while this side's reading was paused. What it sent before
+  // is still queued and comes with onData() once reading resumes, then onError(). An
+  // observer with no use for it (the peer was a client, now gone) gives up here; by default
+  // the bytes are kept (an upstream's response may be whole before the reset).
+  virtual void onResetWhilePaused(Connection&) {}
 };
 
 class Connection final : public IoHandler {

@@ -49,9 +49,10 @@ class H2Connection final : public ConnectionObserver,
     failAll(std::string("the upstream connection failed: ") + std::strerror(err));
   }
   void send();
-  // Fails every request on the connection and closes it. A bad response is reported as
-  // such; any other failure as a connect failure before the connection was up, a reset after.
-  void failAll(const std::string& why, bool bad_response = false);
+  // Fails every request on the connection and closes it: a connect failure before the
+  // connection was up, a reset after (whatever broke it, the requests on it are innocent:
+  // an idempotent one may be retried elsewhere).
+  void failAll(const std::string& why);
   void onTimer();
   void leavePool();
   void updateIdle();
@@ -243,8 +244,7 @@ void H2Connection::send() {
       // frames, yet closes no stream. Without this their clients would wait for the route
       // timeout.
       bump(worker_.stats().upstream_rsp_bad);
-      failAll("bad HTTP/2 from the upstream: the connection was ended for a protocol error",
-              /*bad_response=*/true);
+      failAll("bad HTTP/2 from the upstream: the connection was ended for a protocol error");
     }
   }
 }
@@ -278,8 +278,7 @@ void H2Connection::onData(Connection& c) {
       h2_.get(), reinterpret_cast<const uint8_t*>(in.data().data()), in.size());
   if (n < 0) {
     bump(worker_.stats().upstream_rsp_bad);
-    failAll(std::string("bad HTTP/2 from the upstream: ") + nghttp2_strerror(static_cast<int>(n)),
-            /*bad_response=*/true);
+    failAll(std::string("bad HTTP/2 from the upstream: ") + nghttp2_strerror(static_cast<int>(n)));
     return;
   }
   in.consume(static_cast<size_t>(n));
@@ -294,7 +293,7 @@ void H2Connection::onData(Connection& c) {
   c.resumeReading();
 }
 
-void H2Connection::failAll(const std::string& why, bool bad_response) {
+void H2Connection::failAll(const std::string& why) {
   if (failed_) {
     return;
   }
@@ -302,9 +301,7 @@ void H2Connection::failAll(const std::string& why, bool bad_response) {
   timer_.cancel();
   auto self = shared_from_this();
   leavePool();
-  const UpstreamFailure f = !connected_    ? UpstreamFailure::kConnect
-                            : bad_response ? UpstreamFailure::kBadResponse
-                                           : UpstreamFailure::kReset;
+  const UpstreamFailure f = connected_ ? UpstreamFailure::kReset : UpstreamFailure::kConnect;
   if (!connected_) {
     bump(worker_.stats().upstream_cx_connect_fail);
   }

@@ -306,6 +306,10 @@ void Http2Session::onDrained(Connection&) {
   }
 }
 
+void Http2Session::onResetWhilePaused(Connection&) {
+  finish();  // the client is gone
+}
+
 void Http2Session::onError(Connection&, int) {
   finish();
 }

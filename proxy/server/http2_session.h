@@ -50,6 +50,7 @@ class Http2Session final : public Session, public ConnectionObserver {
   void onData(Connection& c) override;
   void onDrained(Connection& c) override;
   void onError(Connection& c, int err) override;
+  void onResetWhilePaused(Connection& c) override;
 
   // nghttp2 callbacks.
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* self);

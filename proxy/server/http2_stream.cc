@@ -23,7 +23,9 @@ bool Http2Session::Stream::onField(std::string_view name, std::string_view value
     return false;
   }
   if (trailers_phase_) {
-    trailers_.emplace_back(name, value);
+    if (forwardableTrailer(name)) {  // framing fields mean nothing there
+      trailers_.emplace_back(name, value);
+    }
     return true;
   }
   if (name.starts_with(':')) {

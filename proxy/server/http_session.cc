@@ -460,6 +460,9 @@ void HttpSession::onRequestBody(std::span<const char> data) {
 }
 
 void HttpSession::onRequestTrailer(std::string_view name, std::string_view value) {
+  if (!forwardableTrailer(name)) {
+    return;  // hop-by-hop or framing: meaningless in a trailer section, refused by HTTP/2
+  }
   if (ex_ && ex_->h2) {
     ex_->h2_trailers.emplace_back(lowerCase(name), value);
     return;
@@ -643,6 +646,14 @@ void HttpSession::onDrained(Connection& c) {
     }
   } else if (ex_ && &c == ex_->up.get()) {
     down_->resumeReading();
+  }
+}
+
+// A client that reset while it was paused (its upload waits for a slow upstream) is gone:
+// nothing more is owed to it, nor worth sending on for it.
+void HttpSession::onResetWhilePaused(Connection& c) {
+  if (!done_ && &c == down_.get()) {
+    finish();
   }
 }
 

@@ -48,6 +48,7 @@ class HttpSession final : public Session, public ConnectionObserver {
   void onDrained(Connection& c) override;
   void onConnected(Connection& c) override;
   void onError(Connection& c, int err) override;
+  void onResetWhilePaused(Connection& c) override;
 
   // Downstream.
   void makeParser();

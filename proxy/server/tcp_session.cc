@@ -115,6 +115,14 @@ void TcpSession::onDrained(Connection& c) {
   maybeFinish();
 }
 
+// The client reset: it is gone, as when it resets while read (onError). An upstream that
+// reset while paused keeps what it sent before: the client gets it, then the close.
+void TcpSession::onResetWhilePaused(Connection& c) {
+  if (&c == client_.get()) {
+    finish();
+  }
+}
+
 void TcpSession::onError(Connection&, int) {
   finish();
 }

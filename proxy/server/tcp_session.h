@@ -30,6 +30,7 @@ class TcpSession final : public Session, public ConnectionObserver {
   void onDrained(Connection& c) override;
   void onConnected(Connection& c) override;
   void onError(Connection& c, int err) override;
+  void onResetWhilePaused(Connection& c) override;
   void pump(Connection& from, Connection& to);
   void maybeFinish();
   void finish();

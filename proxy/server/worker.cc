@@ -40,8 +40,8 @@ class Worker::ListenerSocket final : public IoHandler {
         if (errno == EAGAIN) {
           return;
         }
-        if (errno == EINTR || errno == ECONNABORTED) {
-          continue;
+        if (errno == EINTR || pendingNetworkError(errno)) {
+          continue;  // that connection is gone (accept(2): "retry as for EAGAIN")
         }
         outOfResources(errno);
         return;
@@ -57,7 +57,27 @@ class Worker::ListenerSocket final : public IoHandler {
   }
 
  private:
-  // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays in the listen queue, and being
+  // The errors accept(2) passes on from a connection that failed while it waited in the
+  // queue: that one is dropped, the next may be fine.
+  static bool pendingNetworkError(int err) {
+    switch (err) {
+      case ECONNABORTED:
+      case EPROTO:
+      case ENETDOWN:
+      case ENOPROTOOPT:
+      case EHOSTDOWN:
+      case ENONET:
+      case EHOSTUNREACH:
+      case EOPNOTSUPP:
+      case ENETUNREACH:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything else): the connection stays in the listen
+  // queue, and being
   // edge-triggered, this listener gets no new event for it: only a later connection would
   // bring one. So try again after kAcceptRetry, until accepting works. Logged once per
   // failing spell; every failed attempt is counted.

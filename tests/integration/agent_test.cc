@@ -198,9 +198,10 @@ TEST_F(AgentTest, FallsBackToGenericModeWhereTheDriverHasNoNativeXdp) {
 // Arguments that would be ignored are refused: a running agent pins where its config
 // says, so --pin-root there would mislead.
 TEST(AgentCli, RefusesArgumentsItWouldIgnore) {
+  // --check: should the refusal break, the agent validates and exits, never attaches.
   auto out =
-      runCommand({builtBinary("meshgate-agent"), "--config", sourceFile("deploy/meshgate.json"),
-                  "--pin-root", "/sys/fs/bpf/elsewhere"});
+      runCommand({builtBinary("meshgate-agent"), "--check", "--config",
+                  sourceFile("deploy/meshgate.json"), "--pin-root", "/sys/fs/bpf/elsewhere"});
   ASSERT_FALSE(out) << *out;
   EXPECT_NE(out.error().message.find("--pin-root applies to --detach"), std::string::npos)
       << out.error().message;

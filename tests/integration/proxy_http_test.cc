@@ -5,7 +5,10 @@
 // reload, retries and consistent hashing.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -978,6 +981,56 @@ TEST_F(ProxyHttpTest, AResponseFollowedByAResetStillReachesTheClient) {
     EXPECT_TRUE(out.ends_with("\r\n\r\nhello")) << out;
   }
   EXPECT_EQ(metric("response_2xx"), 50u);
+}
+
+// A client that resets while the proxy has stopped reading it (its upload waits for an
+// upstream that takes nothing) is gone: the session ends at once, not at the route timeout.
+TEST_F(ProxyHttpTest, AClientThatResetsWhileItsUploadIsHeldBackIsLetGoAtOnce) {
+  // Reads nothing until the proxy closes or the test ends (a FIN queued behind data the
+  // backend never takes would not arrive).
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  struct ReleaseAtEnd {
+    std::shared_ptr<std::atomic<bool>> r;
+    ~ReleaseAtEnd() { *r = true; }
+  } release_at_end{release};
+  auto& stalled = backend([release](int fd, RecordingServer&) {
+    while (!*release) {
+      pollfd p{fd, POLLRDHUP, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        return;
+      }
+    }
+  });
+  startProxy(httpConfig(endpoint(stalled.port()), R"(, "timeout_ms": 60000)"));
+  auto c = connectLoopback(*ns_, proxy_->port("web"));
+  ASSERT_TRUE(c) << c.error().message;
+  const int fd = *c;
+  const std::string head = "PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1073741824\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  // Send until nothing more is taken: the proxy has stopped reading us.
+  const std::string chunk(65536, 'u');
+  size_t sent = 0;
+  for (;;) {
+    const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 500) == 0) {
+        break;  // half a second without room: held back
+      }
+      continue;
+    }
+    ASSERT_GT(n, 0) << std::strerror(errno);
+    sent += static_cast<size_t>(n);
+    ASSERT_LT(sent, size_t{256} << 20) << "the proxy never stopped reading the upload";
+  }
+  EXPECT_EQ(metric("downstream_cx_active"), 1u);
+  const linger reset{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  ::close(fd);
+  auto gone = waitFor([&] { return metric("downstream_cx_active") == 0; }, std::chrono::seconds(5),
+                      "the session of the reset client to end");
+  EXPECT_TRUE(gone) << gone.error().message;
+  EXPECT_EQ(metric("upstream_rq_timeout"), 0u) << "not by the route timeout";
 }
 
 TEST_F(ProxyHttpTest, RetriesOnAnotherEndpointWhenOneRefuses) {
