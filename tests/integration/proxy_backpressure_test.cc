@@ -264,10 +264,11 @@ struct FdCloser {
 };
 
 // Sends `total` pattern bytes on blocking `fd` from a thread, counting what the kernel took.
-// The test stops it early by shutting the socket down.
+// Destroyed before it is done (a failed assertion, a proxy that never reads on), it shuts
+// the socket down first, which ends a blocked send().
 class PatternSender {
  public:
-  PatternSender(int fd, uint64_t total) : total_(total) {
+  PatternSender(int fd, uint64_t total) : fd_(fd), total_(total) {
     thread_ = std::thread([this, fd] {
       const std::string block = pattern(kPatternPeriod);
       while (sent_ < total_) {
@@ -277,23 +278,36 @@ class PatternSender {
             std::min<uint64_t>({block.size() - at, total_ - sent_, uint64_t{65536}}));
         const ssize_t w = ::send(fd, block.data() + at, n, MSG_NOSIGNAL);
         if (w <= 0) {
-          return;
+          break;
         }
         sent_ += static_cast<uint64_t>(w);
       }
+      done_ = true;
     });
   }
-  ~PatternSender() { join(); }
-  void join() {
+  ~PatternSender() {
+    if (!done_) {
+      ::shutdown(fd_, SHUT_RDWR);
+    }
     if (thread_.joinable()) {
       thread_.join();
     }
   }
+  // Waits until the sender has stopped (all sent, or the socket failed), at most `deadline`.
+  Result<void> finishWithin(std::chrono::milliseconds deadline) {
+    auto r = waitFor([this] { return done_.load(); }, deadline, "the client to send everything");
+    if (r && thread_.joinable()) {
+      thread_.join();
+    }
+    return r;
+  }
   uint64_t sent() const { return sent_.load(); }
 
  private:
+  int fd_;
   uint64_t total_;
   std::atomic<uint64_t> sent_{0};
+  std::atomic<bool> done_{false};
   std::thread thread_;
 };
 
@@ -427,7 +441,8 @@ TEST_F(ProxyBackpressureTest, AnUploadToAStalledHttp1UpstreamStopsReadingTheClie
 
   // The backend reads on: the whole body arrives once, exact, and is answered.
   gate.open();
-  sender.join();
+  auto finished = sender.finishWithin(std::chrono::seconds(60));
+  ASSERT_TRUE(finished) << finished.error().message;
   EXPECT_EQ(sender.sent(), kUpload) << "the client sent the whole upload";
   timeval tv{20, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -491,7 +506,8 @@ TEST_F(ProxyBackpressureTest, ATcpUpstreamThatStopsReadingStopsTheProxyReadingTh
             << "; RSS " << rss_before << " -> " << rss_stalled << " KiB\n";
 
   gate.open();
-  sender.join();
+  auto finished = sender.finishWithin(std::chrono::seconds(60));
+  ASSERT_TRUE(finished) << finished.error().message;
   EXPECT_EQ(sender.sent(), kStream);
   ::shutdown(fd, SHUT_WR);  // the backend's read loop ends on the FIN the proxy passes on
   auto all = waitFor([&] { return be.received().size() >= kStream; }, seconds(20),
