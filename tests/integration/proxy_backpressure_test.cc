@@ -116,17 +116,6 @@ size_t firstPatternMismatch(std::string_view got) {
   return got.size();
 }
 
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) {
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 // One established TCP socket as ss -ti reports it (or the sum of several).
 struct TcpSocket {
   std::string local, peer;  // "127.0.0.1:port"

@@ -45,15 +45,8 @@ std::string config(const std::string& be, const std::string& grpc = "",
 // Reads a request head, then closes the connection without answering.
 RecordingServer::Handler closeAfterHead() {
   return [](int fd, RecordingServer& self) {
-    std::string got;
-    char buf[4096];
-    while (got.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) {
-        return;
-      }
-      got.append(buf, static_cast<size_t>(n));
-      self.record(std::string_view(buf, static_cast<size_t>(n)));
+    if (!readHead(fd, self)) {
+      return;
     }
     ::shutdown(fd, SHUT_RDWR);
   };
@@ -63,15 +56,8 @@ RecordingServer::Handler closeAfterHead() {
 // closes: a response cut in the middle of its body.
 RecordingServer::Handler cutMidBody() {
   return [](int fd, RecordingServer& self) {
-    std::string got;
-    char buf[4096];
-    while (got.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) {
-        return;
-      }
-      got.append(buf, static_cast<size_t>(n));
-      self.record(std::string_view(buf, static_cast<size_t>(n)));
+    if (!readHead(fd, self)) {
+      return;
     }
     const std::string answer =
         "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(1000, 'c');

@@ -957,15 +957,8 @@ TEST_F(ProxyHttpTest, ReloadRejectsARestartOnlyChangeNamingTheField) {
 // reset, and reaches the client. Reading the error first would turn it into a 502.
 TEST_F(ProxyHttpTest, AResponseFollowedByAResetStillReachesTheClient) {
   auto& rec = backend([](int fd, RecordingServer& self) {
-    std::string got;
-    char buf[4096];
-    while (got.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) {
-        return;
-      }
-      got.append(buf, static_cast<size_t>(n));
-      self.record(std::string_view(buf, static_cast<size_t>(n)));
+    if (!readHead(fd, self)) {
+      return;
     }
     const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
     EXPECT_EQ(::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL),

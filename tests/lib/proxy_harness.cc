@@ -41,6 +41,16 @@ Result<int> connectIn(const NetNs& ns, uint16_t port, int rcvbuf = 0) {
   return fd;
 }
 
+void drain(int fd, RecordingServer& self) {
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    self.record(std::string_view(buf, static_cast<size_t>(n)));
+  }
+}
+
+}  // namespace
+
 bool writeAll(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
@@ -52,7 +62,6 @@ bool writeAll(int fd, std::string_view data) {
   return true;
 }
 
-// Reads until CRLFCRLF; false on EOF first.
 bool readHead(int fd, RecordingServer& self) {
   std::string head;
   char buf[4096];
@@ -66,16 +75,6 @@ bool readHead(int fd, RecordingServer& self) {
   }
   return true;
 }
-
-void drain(int fd, RecordingServer& self) {
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
-    self.record(std::string_view(buf, static_cast<size_t>(n)));
-  }
-}
-
-}  // namespace
 
 Result<TempDir> TempDir::create(const std::string& tag) {
   std::string tmpl = "/tmp/meshgate-" + tag + "-XXXXXX";

@@ -110,6 +110,12 @@ class RecordingServer {
   std::atomic<int> connections_{0};
 };
 
+// For RecordingServer handlers: reads from `fd` until the end of a message head (CRLFCRLF),
+// recording every byte in `self`; false on EOF or an error first.
+bool readHead(int fd, RecordingServer& self);
+// Writes all of `data` to blocking `fd`; false on an error.
+bool writeAll(int fd, std::string_view data);
+
 // Connects to 127.0.0.1:port in `ns`, sends `request`, optionally half-closes, and reads
 // until the peer closes (or `deadline`). Returns everything read.
 Result<std::string> rawExchange(const NetNs& ns, uint16_t port, const std::string& request,
