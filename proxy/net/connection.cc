@@ -60,10 +60,7 @@ void Connection::flush() {
       const int err = n < 0 ? errno : EPIPE;
       close();
       out_.clear();
-      if (!alive_) {
-        alive_ = std::make_shared<bool>(true);
-      }
-      loop_.defer([this, alive = alive_, err] {
+      loop_.defer([this, alive = aliveToken(), err] {
         if (*alive && observer_) {
           observer_->onError(*this, err);
         }
@@ -88,10 +85,7 @@ void Connection::resumeReading() {
   read_paused_ = false;
   if (readable_ && !read_scheduled_) {
     read_scheduled_ = true;
-    if (!alive_) {
-      alive_ = std::make_shared<bool>(true);
-    }
-    loop_.defer([this, alive = alive_] {
+    loop_.defer([this, alive = aliveToken()] {
       if (*alive) {
         read_scheduled_ = false;
         doRead();
@@ -125,10 +119,7 @@ void Connection::doRead() {
       // first; then the error.
       const int err = errno;
       if (got && observer_) {
-        if (!alive_) {
-          alive_ = std::make_shared<bool>(true);
-        }
-        const std::shared_ptr<bool> alive = alive_;
+        const std::shared_ptr<bool> alive = aliveToken();
         observer_->onData(*this);
         if (!*alive) {
           return;

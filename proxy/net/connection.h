@@ -104,7 +104,15 @@ class Connection final : public IoHandler {
   bool write_blocked_ = false;  // the last write hit EAGAIN
   bool shutdown_pending_ = false;
   bool write_shut_ = false;
-  std::shared_ptr<bool> alive_;  // made by the first deferred read: guards it against our end
+  // Made on first use (a deferred read or error, a callback that may end us): false once
+  // this connection is destroyed.
+  const std::shared_ptr<bool>& aliveToken() {
+    if (!alive_) {
+      alive_ = std::make_shared<bool>(true);
+    }
+    return alive_;
+  }
+  std::shared_ptr<bool> alive_;
 };
 
 }  // namespace meshgate::proxy

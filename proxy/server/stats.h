@@ -12,7 +12,8 @@ namespace meshgate::proxy {
   X(downstream_cx_total, "client connections accepted")                                           \
   X(downstream_cx_active, "client connections open")                                              \
   X(downstream_cx_accept_fail,                                                                    \
-    "accepts that failed for lack of descriptors or memory (retried; the client waits)")          \
+    "accepts that failed (out of descriptors or memory, or another error; retried, the client "   \
+    "waits)")                                                                                     \
   X(downstream_rq_total, "HTTP requests received (head complete)")                                \
   X(downstream_rq_bad, "HTTP requests rejected by the parser (4xx/5xx sent, closed)")             \
   X(downstream_rq_timeout, "client connections closed by the header timeout (408)")               \
