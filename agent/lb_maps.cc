@@ -4,11 +4,11 @@
 #include <bpf/bpf.h>
 #include <netinet/in.h>
 
-#include "meshgate/abi/decap.h"
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+
+#include "meshgate/abi/decap.h"
 
 namespace meshgate::agent {
 namespace {
@@ -39,13 +39,21 @@ Result<std::vector<CounterValue>> readCounters(
 Result<LbMaps> LbMaps::openPinned(const std::string& pin_root) {
   LbMaps m;
   const std::pair<UniqueFd*, const char*> all[] = {
-      {&m.vips, MG_MAP_VIPS},           {&m.vip_filter, MG_MAP_VIP_FILTER},
-      {&m.rings, MG_MAP_RINGS},         {&m.nexthops, MG_MAP_NEXTHOPS},
-      {&m.quic_configs, MG_MAP_QUIC_CONFIGS}, {&m.quic_servers, MG_MAP_QUIC_SERVERS},
-      {&m.backends, MG_MAP_BACKENDS},   {&m.conntrack, MG_MAP_CONNTRACK},
-      {&m.frags, MG_MAP_FRAGS},         {&m.globals, MG_MAP_GLOBALS},
-      {&m.conn_rate, MG_MAP_CONN_RATE}, {&m.lb_stats, MG_MAP_LB_STATS},
-      {&m.lb_drops, MG_MAP_LB_DROPS},   {&m.vip_stats, MG_MAP_VIP_STATS},
+      {&m.vips, MG_MAP_VIPS},
+      {&m.vip_filter, MG_MAP_VIP_FILTER},
+      {&m.vip_addrs, MG_MAP_VIP_ADDRS},
+      {&m.rings, MG_MAP_RINGS},
+      {&m.nexthops, MG_MAP_NEXTHOPS},
+      {&m.quic_configs, MG_MAP_QUIC_CONFIGS},
+      {&m.quic_servers, MG_MAP_QUIC_SERVERS},
+      {&m.backends, MG_MAP_BACKENDS},
+      {&m.conntrack, MG_MAP_CONNTRACK},
+      {&m.frags, MG_MAP_FRAGS},
+      {&m.globals, MG_MAP_GLOBALS},
+      {&m.conn_rate, MG_MAP_CONN_RATE},
+      {&m.lb_stats, MG_MAP_LB_STATS},
+      {&m.lb_drops, MG_MAP_LB_DROPS},
+      {&m.vip_stats, MG_MAP_VIP_STATS},
       {&m.backend_stats, MG_MAP_BACKEND_STATS},
   };
   for (auto& [fd, name] : all) {
@@ -130,7 +138,8 @@ Result<std::vector<BackendEntry>> readLiveBackends(int backends_fd) {
   if (!used) {
     return used;
   }
-  std::erase_if(*used, [](const BackendEntry& b) { return !(b.backend.flags & MG_BACKEND_F_LIVE); });
+  std::erase_if(*used,
+                [](const BackendEntry& b) { return !(b.backend.flags & MG_BACKEND_F_LIVE); });
   return used;
 }
 
@@ -186,9 +195,9 @@ Result<std::vector<uint32_t>> readRing(int rings_fd, uint32_t vip_id) {
   }
   const int inner = bpf_map_get_fd_by_id(inner_id);
   if (inner < 0) {
-    return failErrno("ring of vip " + std::to_string(vip_id) + ": open map id " +
-                         std::to_string(inner_id),
-                     errno);
+    return failErrno(
+        "ring of vip " + std::to_string(vip_id) + ": open map id " + std::to_string(inner_id),
+        errno);
   }
   UniqueFd owner(inner);
   uint32_t zero = 0, size = 0;
@@ -198,8 +207,8 @@ Result<std::vector<uint32_t>> readRing(int rings_fd, uint32_t vip_id) {
   std::vector<uint32_t> keys(size + MG_RING_HEADER_SLOTS), values(size + MG_RING_HEADER_SLOTS);
   uint32_t out_batch = 0, count = keys.size();
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  if (bpf_map_lookup_batch(inner, nullptr, &out_batch, keys.data(), values.data(), &count,
-                           &opts) != 0 &&
+  if (bpf_map_lookup_batch(inner, nullptr, &out_batch, keys.data(), values.data(), &count, &opts) !=
+          0 &&
       errno != ENOENT) {
     return failErrno("ring of vip " + std::to_string(vip_id) + ": batch lookup", errno);
   }

@@ -16,8 +16,8 @@
 namespace meshgate::agent {
 
 struct LbMaps {
-  UniqueFd vips, vip_filter, rings, nexthops, quic_configs, quic_servers, backends, conntrack, frags, globals, conn_rate, lb_stats, lb_drops,
-      vip_stats, backend_stats;
+  UniqueFd vips, vip_filter, vip_addrs, rings, nexthops, quic_configs, quic_servers, backends,
+      conntrack, frags, globals, conn_rate, lb_stats, lb_drops, vip_stats, backend_stats;
 
   // Opens every map pinned at <pin_root>/<name>. Fails naming the first missing pin.
   static Result<LbMaps> openPinned(const std::string& pin_root);

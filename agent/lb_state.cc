@@ -74,6 +74,18 @@ Result<LbState> LbState::adopt(const std::string& pin_root) {
   for (uint32_t w = 0; w < MG_VIP_FILTER_WORDS; w++) {
     bpf_map_lookup_elem(state.maps_.vip_filter.get(), &w, &state.filter_[w]);
   }
+  {
+    VipKeyBytes key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(state.maps_.vip_addrs.get(), prev, next.data()) == 0) {
+      uint32_t count = 0;
+      if (bpf_map_lookup_elem(state.maps_.vip_addrs.get(), next.data(), &count) == 0) {
+        state.vip_addrs_[next] = count;
+      }
+      key = next;
+      prev = key.data();
+    }
+  }
 
   auto used = readUsedBackends(state.maps_.backends.get());
   if (!used) {
@@ -186,12 +198,29 @@ Result<void> LbState::writeGlobals(const AgentConfig& cfg) {
   return mapUpdate(maps_.globals.get(), &zero, &g, MG_MAP_GLOBALS);
 }
 
-Result<void> LbState::writeVipFilter(const std::vector<const VipConfig*>& vips) {
+Result<void> LbState::writeVipAddresses(const std::vector<const VipConfig*>& vips) {
   std::vector<uint64_t> want(MG_VIP_FILTER_WORDS, 0);
+  std::set<VipKeyBytes> seen;
+  std::map<VipKeyBytes, uint32_t> want_addrs;
   for (const VipConfig* v : vips) {
     const uint32_t bit =
         mg_addr_hash(v->address.words.data(), v->address.family) % MG_VIP_FILTER_BITS;
     want[bit / 64] |= 1ull << (bit % 64);
+    mg_vip_key key = vipKeyOf(*v);
+    if (seen.insert(bytesOf(key)).second) {
+      key.port = 0;
+      want_addrs[bytesOf(key)]++;
+    }
+  }
+  // Entries are added before the filter lets their packets in, and removed after.
+  for (const auto& [kb, count] : want_addrs) {
+    auto have = vip_addrs_.find(kb);
+    if (have == vip_addrs_.end() || have->second != count) {
+      if (auto r = mapUpdate(maps_.vip_addrs.get(), kb.data(), &count, MG_MAP_VIP_ADDRS); !r) {
+        return r;
+      }
+      vip_addrs_[kb] = count;
+    }
   }
   for (uint32_t w = 0; w < MG_VIP_FILTER_WORDS; w++) {
     if (want[w] != filter_[w]) {
@@ -200,6 +229,16 @@ Result<void> LbState::writeVipFilter(const std::vector<const VipConfig*>& vips) 
       }
       filter_[w] = want[w];
     }
+  }
+  for (auto it = vip_addrs_.begin(); it != vip_addrs_.end();) {
+    if (want_addrs.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    if (bpf_map_delete_elem(maps_.vip_addrs.get(), it->first.data()) != 0 && errno != ENOENT) {
+      return failErrno("map '" MG_MAP_VIP_ADDRS "': delete", errno);
+    }
+    it = vip_addrs_.erase(it);
   }
   return {};
 }
@@ -516,7 +555,7 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
   for (const auto& vip : cfg.vips) {
     filter_vips.push_back(&vip);
   }
-  if (auto r = writeVipFilter(filter_vips); !r) {
+  if (auto r = writeVipAddresses(filter_vips); !r) {
     return std::unexpected(r.error());
   }
 
@@ -616,7 +655,7 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
   for (const auto& vip : cfg.vips) {
     filter_vips.push_back(&vip);
   }
-  if (auto r = writeVipFilter(filter_vips); !r) {
+  if (auto r = writeVipAddresses(filter_vips); !r) {
     return std::unexpected(r.error());
   }
   // Settings last: until here the running config's hash seed and encap source hold.

@@ -66,8 +66,9 @@ class LbState {
       : pin_root_(std::move(pin_root)), maps_(std::move(maps)) {}
 
   Result<void> writeGlobals(const AgentConfig& cfg);
-  // Sets exactly the filter bits of these VIP addresses, writing only changed words.
-  Result<void> writeVipFilter(const std::vector<const VipConfig*>& vips);
+  // Sets exactly the filter bits of these VIPs' addresses, writing only changed words, and
+  // exactly their (address, protocol) entries in mg_vip_addrs.
+  Result<void> writeVipAddresses(const std::vector<const VipConfig*>& vips);
   Result<uint32_t> ensureBackend(uint32_t vip_id, const IpAddr& addr, ApplyStats& stats);
   Result<void> removeBackend(uint32_t vip_id, const IpAddr& addr);
   Result<uint32_t> allocVipId();
@@ -91,7 +92,8 @@ class LbState {
   uint32_t next_backend_id_ = 1;  // id 0 is never used: an unset slot must not route
   uint32_t max_backend_gen_ = 0;  // generations only grow, across restarts too
   std::map<uint32_t, RingPair> rings_;
-  std::vector<uint64_t> filter_;  // kernel content of mg_vip_filter
+  std::vector<uint64_t> filter_;               // kernel content of mg_vip_filter
+  std::map<VipKeyBytes, uint32_t> vip_addrs_;  // kernel content of mg_vip_addrs
   // Keys written into mg_quic_configs / mg_quic_servers, per VIP id.
   std::map<uint32_t, std::set<std::array<uint8_t, sizeof(mg_quic_config_key)>>> quic_configs_;
   std::map<uint32_t, std::set<std::array<uint8_t, sizeof(mg_quic_server_key)>>> quic_servers_;

@@ -169,7 +169,23 @@ static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id, 
 	return MG_CONTINUE;
 }
 
-/* A later IPv4 fragment follows its first fragment's backend, if that one was seen. */
+/* Whether a VIP has this packet's destination address and protocol (any port). */
+static __always_inline bool mg_vip_address(const struct mg_pkt *p)
+{
+	struct mg_vip_key key = {};
+
+	__builtin_memcpy(key.addr, p->flow.dst, sizeof(key.addr));
+	key.proto = p->flow.proto;
+	key.family = p->flow.family;
+	return bpf_map_lookup_elem(&mg_vip_addrs, &key) != NULL;
+}
+
+/*
+ * A later IPv4 fragment carries no ports, so it goes where its first fragment went:
+ * to that backend, or to the stack if the first was passed. One that arrives before its
+ * first (reordered, or the first was lost) is dropped if a VIP has its address and
+ * protocol, since it may belong to a balanced flow, and passed otherwise.
+ */
 static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip_id,
 					      __u32 *backend_id, struct mg_backend **be)
 {
@@ -182,11 +198,14 @@ static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip
 	struct mg_frag_state *st = bpf_map_lookup_elem(&mg_frags, &key);
 
 	if (!st)
-		return MG_PASS(MG_LB_PASS_FRAG_UNTRACKED);
+		return mg_vip_address(p) ? MG_DROP(MG_LB_DROP_FRAG_UNTRACKED)
+					 : MG_PASS(MG_LB_PASS_NOT_VIP);
+	if (st->backend_id == 0)
+		return MG_PASS(MG_LB_PASS_NOT_VIP);
 	*be = mg_live_backend(st->backend_id);
 	if (!*be || (*be)->gen != st->backend_gen) {
 		*be = NULL;
-		return MG_PASS(MG_LB_PASS_FRAG_UNTRACKED);
+		return MG_DROP(MG_LB_DROP_NO_BACKEND);
 	}
 	*vip_id = st->vip_id;
 	*backend_id = st->backend_id;
@@ -230,7 +249,7 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	if (rc < 0)
 		return mg_drop(rc);
 
-	if (p.kind != MG_PKT_FRAG_LATER && !mg_maybe_vip(&p)) {
+	if (!mg_maybe_vip(&p)) {
 		rc = p.kind == MG_PKT_ICMP_ERROR ? MG_LB_PASS_ICMP : MG_LB_PASS_NOT_VIP;
 		goto pass;
 	}
@@ -245,6 +264,8 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 		rc = mg_follow_fragment(&p, &vip_id, &backend_id, &be);
 		if (rc > 0)
 			goto pass;
+		if (rc < 0)
+			return mg_drop(rc);
 		goto forward;
 	}
 	if (p.flow.proto == IPPROTO_TCP &&
@@ -267,8 +288,12 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 		goto forward;
 	}
 	rc = mg_lookup_vip(&p, &vip_id, &vip_flags);
-	if (rc > 0)
+	if (rc > 0) {
+		/* Later fragments of a packet passed here are passed too (backend id 0). */
+		if (p.first_frag && p.kind == MG_PKT_FLOW)
+			mg_track_fragment(&p, 0, 0, 0);
 		goto pass;
+	}
 	rc = MG_PASS(MG_LB_QUIC_FALLBACK);
 	if ((vip_flags & MG_VIP_F_QUIC) && p.kind == MG_PKT_FLOW && p.flow.proto == IPPROTO_UDP) {
 		ct_flags = MG_FLOW_F_QUIC;
@@ -290,8 +315,9 @@ forward:
 		be = mg_live_backend(backend_id);
 	if (!be)
 		return mg_drop(MG_DROP(MG_LB_DROP_NO_BACKEND));
-	/* Whatever chose the backend (conntrack or table), later fragments follow. */
-	if (p.first_frag)
+	/* Whatever chose the backend (conntrack or table), later fragments follow. An ICMP
+	 * error's flow is the quoted one, not a key its own fragments could find. */
+	if (p.first_frag && p.kind == MG_PKT_FLOW)
 		mg_track_fragment(&p, vip_id, backend_id, be->gen);
 	mg_account(&mg_vip_stats, vip_id, p.ip_len);
 	mg_account(&mg_backend_stats, backend_id, p.ip_len);

@@ -34,6 +34,17 @@ struct {
 } mg_vip_filter SEC(".maps");
 
 /*
+ * (address, protocol) of every VIP, port 0 -> how many VIPs it has: the exact answer
+ * behind the filter, for IPv4 fragments that carry no ports.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MG_MAX_VIPS);
+	__type(key, struct mg_vip_key);
+	__type(value, __u32);
+} mg_vip_addrs SEC(".maps");
+
+/*
  * vip id -> that VIP's Maglev table, an inner ARRAY of __u32: slot 0 holds the table
  * size M, slots 1..M the backend ids. The agent fills a spare table and swaps this
  * entry, so a packet sees one whole table, never half of two.

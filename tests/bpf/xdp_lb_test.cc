@@ -560,9 +560,78 @@ TEST_F(XdpLbTest, LaterFragmentsFollowTheirFirstFragment) {
                                 {.id = 778, .frag_offset_bytes = 40, .protocol = kIpProtoTcp})
                           .payload(std::string(24, 'c'))
                           .build();
+  // Before its first (reordered, or the first was lost): it may be the VIP's, so it must
+  // not reach the stack, and cannot be balanced without ports.
   const auto ro = run(orphan);
-  EXPECT_STREQ(xdpActionName(ro.retval), "XDP_PASS") << "untracked later fragment";
-  EXPECT_EQ(counter(MG_LB_PASS_FRAG_UNTRACKED), 1u);
+  EXPECT_STREQ(xdpActionName(ro.retval), "XDP_DROP") << "untracked later fragment";
+  EXPECT_EQ(ro.out, orphan) << "untouched";
+  EXPECT_EQ(drops(MG_LB_DROP_FRAG_UNTRACKED), 1u);
+  EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 1u) << "only the tracked one followed";
+}
+
+// Fragments of packets that are not a VIP's go to the stack whatever their order: the
+// later fragments of a first that was passed (a VIP's address, another port) follow it
+// there, and a later fragment with no first is dropped only where a VIP has its address
+// and protocol.
+TEST_F(XdpLbTest, FragmentsOfPacketsNotForAVipArePassedInAnyOrder) {
+  auto later = [&](const std::string& dst, uint16_t id, uint8_t proto) {
+    return PacketBuilder()
+        .eth(kClientMac, bed_->ingressMac())
+        .ipv4("198.18.0.2", dst, {.id = id, .frag_offset_bytes = 40, .protocol = proto})
+        .payload(std::string(24, 'b'))
+        .build();
+  };
+  // The first fragment of a packet to the VIP address on a port no VIP has, then its rest.
+  const auto first = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv4("198.18.0.2", "198.18.100.1", {.id = 500, .more_fragments = true})
+                         .tcp(44000, 81, {.flags = kTcpSyn})
+                         .payload(std::string(16, 'a'))
+                         .build();
+  const auto rest = later("198.18.100.1", 500, kIpProtoTcp);
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> passed = {
+      {"first fragment, VIP address, other port", first},
+      {"its later fragment", rest},
+      {"no first, the host's own address", later("198.18.0.1", 501, kIpProtoTcp)},
+      {"no first, VIP address, a protocol no VIP there has", later("198.18.100.1", 502, 1)},
+      {"no first, port-less TCP VIP's address, UDP", later("198.18.100.2", 503, kIpProtoUdp)},
+  };
+  for (const auto& [what, pkt] : passed) {
+    const auto r = run(pkt);
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << what;
+    EXPECT_EQ(r.out, pkt) << what << ": untouched";
+  }
+  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u) << "the passed first was tracked";
+  EXPECT_EQ(counter(MG_LB_DROP), 0u);
+  // The same address and protocol as the port-less VIP: that VIP's, for all it can tell.
+  const auto orphan = later("198.18.100.2", 504, kIpProtoTcp);
+  const auto r = run(orphan);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "no first, port-less TCP VIP's own";
+  EXPECT_EQ(drops(MG_LB_DROP_FRAG_UNTRACKED), 1u);
+}
+
+// A later fragment whose first went to a backend that has since been removed is not
+// forwarded: that backend's id names nothing live now.
+TEST_F(XdpLbTest, LaterFragmentOfARemovedBackendIsDropped) {
+  const auto first = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv4("198.18.0.2", "198.18.100.1", {.id = 600, .more_fragments = true})
+                         .tcp(44100, 80, {.flags = kTcpSyn})
+                         .payload(std::string(16, 'a'))
+                         .build();
+  const auto rest = PacketBuilder()
+                        .eth(kClientMac, bed_->ingressMac())
+                        .ipv4("198.18.0.2", "198.18.100.1",
+                              {.id = 600, .frag_offset_bytes = 40, .protocol = kIpProtoTcp})
+                        .payload(std::string(24, 'b'))
+                        .build();
+  const auto k = flowKey("198.18.0.2", "198.18.100.1", 44100, 80, kIpProtoTcp);
+  EXPECT_EQ(run(first).out, encap4(first, k, "198.18.1.10", 10));
+  setWebBackends(R"([{"address": "198.18.1.11"}])");
+  const auto r = run(rest);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP");
+  EXPECT_EQ(drops(MG_LB_DROP_NO_BACKEND), 1u);
+  EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 0u);
 }
 
 TEST_F(XdpLbTest, FragmentsFollowTheirFirstFragmentAlsoOnEstablishedFlows) {
@@ -832,6 +901,51 @@ TEST_F(XdpLbTest, DropsIpv6ExtensionChainLongerThanFourHeaders) {
   EXPECT_EQ(r5.out, five) << "untouched";
   EXPECT_EQ(drops(MG_LB_DROP_BAD_EXT_HDR), 1u) << "counted as a bad extension chain";
   EXPECT_EQ(counter(MG_LB_DROP), 1u) << "and as nothing else";
+}
+
+// An ICMP error's quote ends where its IP packet does: bytes of frame padding after it
+// (Ethernet pads short frames, and a sender may put anything there) never name a flow.
+TEST_F(XdpLbTest, IcmpQuoteIsReadOnlyWithinTheIpPacketNotFromFramePadding) {
+  // A fragmentation-needed error quoting a flow of the VIP. With ip_len set, the IPv4
+  // total length ends the quote 2 bytes into its ports; the frame still holds all of them.
+  auto frag_needed = [&](std::optional<uint16_t> ip_len) {
+    return PacketBuilder()
+        .eth(kClientMac, bed_->ingressMac())
+        .ipv4("198.18.0.254", "198.18.100.1", {.total_length = ip_len})
+        .icmp(3, 4, 1400)
+        .ipv4("198.18.100.1", "198.18.0.2")
+        .tcp(80, 43100, {.flags = kTcpAck})
+        .icmpQuoteLimit(28)
+        .build();
+  };
+  auto r = run(frag_needed(std::nullopt));
+  ASSERT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "the whole quote is steered";
+  const auto cut = frag_needed(20 + 8 + 22);
+  r = run(cut);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "ports only in the padding";
+  EXPECT_EQ(r.out, cut) << "untouched";
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 1u) << "not steered by padding";
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 1u);
+
+  // IPv6: a packet-too-big error whose payload length ends inside the quoted ports.
+  auto too_big = [&](std::optional<uint16_t> payload_len) {
+    return PacketBuilder()
+        .eth(kClientMac, bed_->ingressMac())
+        .ipv6("fd00::fe", "fd00:100::1", {.payload_length = payload_len})
+        .icmp6(2, 0, 1280)
+        .ipv6("fd00:100::1", "fd00::2")
+        .tcp(80, 43101, {.flags = kTcpAck})
+        .icmpQuoteLimit(48)
+        .build();
+  };
+  r = run(too_big(std::nullopt));
+  ASSERT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "the whole v6 quote is steered";
+  const auto cut6 = too_big(8 + 42);
+  r = run(cut6);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "v6 ports only in the padding";
+  EXPECT_EQ(r.out, cut6) << "untouched";
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 2u);
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 2u);
 }
 
 TEST_F(XdpLbTest, PassesIcmpAndIcmpv6WithCutHeaderToTheStack) {

@@ -44,14 +44,14 @@ struct AbiStruct {
 
 // Every struct of include/meshgate/abi/lb.h and abi/quic.h (all used by xdp_lb's maps).
 const std::vector<AbiStruct> kLbStructs = {
-    MG_ABI_STRUCT(mg_vip_key),         MG_ABI_STRUCT(mg_vip_info),
-    MG_ABI_STRUCT(mg_backend),         MG_ABI_STRUCT(mg_flow_key),
-    MG_ABI_STRUCT(mg_flow_state),      MG_ABI_STRUCT(mg_frag_key),
-    MG_ABI_STRUCT(mg_frag_state),      MG_ABI_STRUCT(mg_lb_globals),
-    MG_ABI_STRUCT(mg_conn_rate),       MG_ABI_STRUCT(mg_traffic),
-    MG_ABI_STRUCT(mg_nexthop),         MG_ABI_STRUCT(mg_quic_config_key),
-    MG_ABI_STRUCT(mg_quic_config),     MG_ABI_STRUCT(mg_quic_server_key),
-    MG_ABI_STRUCT(mg_quic_key_args),   MG_ABI_STRUCT(mg_quic_cid_key),
+    MG_ABI_STRUCT(mg_vip_key),        MG_ABI_STRUCT(mg_vip_info),
+    MG_ABI_STRUCT(mg_backend),        MG_ABI_STRUCT(mg_flow_key),
+    MG_ABI_STRUCT(mg_flow_state),     MG_ABI_STRUCT(mg_frag_key),
+    MG_ABI_STRUCT(mg_frag_state),     MG_ABI_STRUCT(mg_lb_globals),
+    MG_ABI_STRUCT(mg_conn_rate),      MG_ABI_STRUCT(mg_traffic),
+    MG_ABI_STRUCT(mg_nexthop),        MG_ABI_STRUCT(mg_quic_config_key),
+    MG_ABI_STRUCT(mg_quic_config),    MG_ABI_STRUCT(mg_quic_server_key),
+    MG_ABI_STRUCT(mg_quic_key_args),  MG_ABI_STRUCT(mg_quic_cid_key),
     MG_ABI_STRUCT(mg_quic_cid_entry),
 };
 
@@ -166,6 +166,7 @@ TEST(AbiBtf, LbMapsUseTheAbiStructsAsKeysAndValues) {
   const auto& m = skel->maps;
   const std::vector<MapShape> maps = {
       {MG_MAP_VIPS, m.mg_vips, sizeof(mg_vip_key), sizeof(mg_vip_info)},
+      {MG_MAP_VIP_ADDRS, m.mg_vip_addrs, sizeof(mg_vip_key), sizeof(uint32_t)},
       {MG_MAP_BACKENDS, m.mg_backends, sizeof(uint32_t), sizeof(mg_backend)},
       {MG_MAP_CONNTRACK, m.mg_conntrack, sizeof(mg_flow_key), sizeof(mg_flow_state)},
       {MG_MAP_FRAGS, m.mg_frags, sizeof(mg_frag_key), sizeof(mg_frag_state)},

@@ -3,17 +3,17 @@
 // writes nothing; a restarted agent adopts ids and tables; and two balancers that reach
 // the same config by different histories hold tables that send every slot to the same
 // backend address (what ECMP peers need).
-#include <gtest/gtest.h>
-#include <unistd.h>
+#include "agent/lb_state.h"
 
 #include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <map>
 #include <optional>
 
 #include "agent/datapath.h"
 #include "agent/lb_maps.h"
-#include "agent/lb_state.h"
 #include "tests/lib/netns.h"
 
 namespace meshgate::test {
@@ -22,7 +22,8 @@ namespace {
 std::string config(const std::string& pin_root, const std::string& backends) {
   return R"({"pin_root": ")" + pin_root + R"(", "interfaces": [{"name": "eth0"}], "vips": [
     {"name": "web", "address": "198.18.100.1", "port": 80, "protocol": "tcp", "ring_size": 4099,
-     "backends": [)" + backends + "]}]}";
+     "backends": [)" +
+         backends + "]}]}";
 }
 
 // A balancer's maps without an interface: a pin directory, the loaded program, LbState.
@@ -46,8 +47,18 @@ struct Balancer {
     state.emplace(std::move(*s));
   }
   agent::ApplyStats apply(const std::string& backends) {
-    auto cfg = agent::parseConfig(config(pins->path(), backends), "test.json");
+    return applyConfig(config(pins->path(), backends));
+  }
+  agent::ApplyStats applyVips(const std::string& vips) {
+    return applyConfig(R"({"pin_root": ")" + pins->path() +
+                       R"(", "interfaces": [{"name": "eth0"}], "vips": [)" + vips + "]}");
+  }
+  agent::ApplyStats applyConfig(const std::string& json) {
+    auto cfg = agent::parseConfig(json, "test.json");
     EXPECT_TRUE(cfg) << cfg.error().message;
+    if (!cfg) {
+      return {};
+    }
     auto st = state->apply(**cfg);
     EXPECT_TRUE(st) << st.error().message;
     return st ? *st : agent::ApplyStats{};
@@ -132,8 +143,8 @@ TEST_F(LbStateTest, WritesOnlyChangedSlotsIntoTheSpareTableThenSwaps) {
   EXPECT_EQ(third.ring_slots_written, differing(t0, t2))
       << "exactly the slots where the spare (still holding t0) differs from the new table";
   // The table that was live before the swap is untouched in its (now spare) map.
-  auto spare = agent::openPinned(lb.pins->path() + "/rings/vip" + std::to_string(lb.vipId()) +
-                                 "_1");
+  auto spare =
+      agent::openPinned(lb.pins->path() + "/rings/vip" + std::to_string(lb.vipId()) + "_1");
   ASSERT_TRUE(spare) << spare.error().message;
   for (uint32_t slot : {1u, 100u, 4099u}) {
     uint32_t v = 0;
@@ -170,6 +181,53 @@ TEST_F(LbStateTest, BalancersWithDifferentHistoriesAgreeOnEverySlot) {
   ASSERT_EQ(ta.size(), 4099u);
   EXPECT_EQ(ta, tb) << "identical backend address in every slot";
   EXPECT_NE(a.table(), b.table()) << "even though their backend ids differ";
+}
+
+// mg_vip_addrs as "address/protocol" -> how many VIPs have it, every key with port 0.
+std::map<std::string, uint32_t> vipAddresses(const Balancer& lb) {
+  std::map<std::string, uint32_t> out;
+  const int fd = lb.state->maps().vip_addrs.get();
+  mg_vip_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    uint32_t count = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(fd, &next, &count), 0);
+    EXPECT_EQ(next.port, 0) << "an address entry has no port";
+    out[agent::vipKeyName(next)] = count;
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+std::string vipJson(const std::string& name, const std::string& addr, int port,
+                    const std::string& proto) {
+  return R"({"name": ")" + name + R"(", "address": ")" + addr + R"(", "port": )" +
+         std::to_string(port) + R"(, "protocol": ")" + proto +
+         R"(", "ring_size": 1009, "backends": [{"address": ")" +
+         (addr.find(':') == std::string::npos ? "198.18.1.10" : "fd00:1::10") + R"("}]})";
+}
+
+// The exact (address, protocol) set behind the VIP filter, which xdp_lb asks about IPv4
+// fragments that carry no ports, follows the VIPs: counted per VIP, removed with the last
+// VIP that had it, also by an agent that adopted the maps after a restart.
+TEST_F(LbStateTest, VipAddressSetFollowsTheVipsAcrossChangesAndARestart) {
+  Balancer lb;
+  ASSERT_NO_FATAL_FAILURE(lb.start("lbs"));
+  lb.applyVips(vipJson("web", "198.18.100.1", 80, "tcp") + "," +
+               vipJson("tls", "198.18.100.1", 443, "tcp") + "," +
+               vipJson("dns", "198.18.100.1", 53, "udp") + "," +
+               vipJson("web6", "fd00:100::1", 80, "tcp"));
+  EXPECT_EQ(vipAddresses(lb),
+            (std::map<std::string, uint32_t>{
+                {"198.18.100.1:*/tcp", 2}, {"198.18.100.1:*/udp", 1}, {"[fd00:100::1]:*/tcp", 1}}));
+  lb.applyVips(vipJson("web", "198.18.100.1", 80, "tcp") + "," +
+               vipJson("dns", "198.18.100.1", 53, "udp"));
+  EXPECT_EQ(vipAddresses(lb), (std::map<std::string, uint32_t>{{"198.18.100.1:*/tcp", 1},
+                                                               {"198.18.100.1:*/udp", 1}}));
+  ASSERT_NO_FATAL_FAILURE(lb.adopt());  // a new agent, same pins
+  lb.applyVips(vipJson("dns", "198.18.100.1", 53, "udp"));
+  EXPECT_EQ(vipAddresses(lb), (std::map<std::string, uint32_t>{{"198.18.100.1:*/udp", 1}}));
 }
 
 }  // namespace

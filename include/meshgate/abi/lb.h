@@ -28,6 +28,7 @@
 /* Map names; the agent pins each one at MG_PIN_ROOT "/" name. */
 #define MG_MAP_VIPS "mg_vips"
 #define MG_MAP_VIP_FILTER "mg_vip_filter"
+#define MG_MAP_VIP_ADDRS "mg_vip_addrs"
 #define MG_MAP_RINGS "mg_rings"
 #define MG_MAP_BACKENDS "mg_backends"
 #define MG_MAP_CONNTRACK "mg_conntrack"
@@ -112,7 +113,7 @@ struct mg_frag_key {
 MG_ABI_ASSERT(sizeof(struct mg_frag_key) == 12, "mg_frag_key ABI");
 
 struct mg_frag_state {
-	__u32 backend_id;
+	__u32 backend_id; /* 0: the first fragment was passed (a VIP address, no VIP port) */
 	__u32 vip_id;
 	__u32 backend_gen;
 };
@@ -174,7 +175,6 @@ MG_ABI_ASSERT(sizeof(struct mg_traffic) == 16, "mg_traffic ABI");
 	X(PASS_NOT_IP, "non-IP frames passed to the stack")                        \
 	X(PASS_NOT_VIP, "IP packets not addressed to a VIP, passed")               \
 	X(PASS_ICMP, "ICMP not about a balanced flow (echo, ...), passed")         \
-	X(PASS_FRAG_UNTRACKED, "IPv4 non-first fragments with no tracked first")   \
 	X(PASS_IPV6_FRAG, "IPv6 packets with a fragment header, passed")           \
 	X(PASS_NO_NEIGH, "encapsulated packets handed to the stack for ARP/ND")    \
 	X(TX, "packets forwarded with XDP_TX")                                     \
@@ -188,7 +188,7 @@ MG_ABI_ASSERT(sizeof(struct mg_traffic) == 16, "mg_traffic ABI");
 	X(CT_BACKEND_GONE, "entries whose backend was removed, re-chosen")         \
 	X(TCP_SYN, "TCP SYNs, always chosen afresh")                               \
 	X(ICMP_STEERED, "ICMP errors sent to the backend of their flow")           \
-	X(FRAG_FIRST, "first IPv4 fragments, tracked")                             \
+	X(FRAG_FIRST, "first IPv4 fragments to a VIP address, tracked")            \
 	X(FRAG_FOLLOWED, "IPv4 non-first fragments sent after their first")         \
 	X(NEXTHOP_CACHED, "next hops taken from the per-CPU FIB cache")             \
 	X(NEXTHOP_LOOKUP, "next hops looked up in the kernel FIB")                  \
@@ -221,7 +221,8 @@ enum mg_lb_counter { MG_LB_COUNTERS(MG_LB_X_ENUM) MG_LB_COUNTER_MAX };
 	X(FIB_FWD_DISABLED, "forwarding is off on the ingress interface")          \
 	X(MTU_EXCEEDED, "encapsulated packet exceeds the egress MTU")              \
 	X(NO_GLOBALS, "agent has not written mg_globals")                          \
-	X(QUIC_MALFORMED, "QUIC v1/v2 header truncated or DCID longer than 20")
+	X(QUIC_MALFORMED, "QUIC v1/v2 header truncated or DCID longer than 20")    \
+	X(FRAG_UNTRACKED, "IPv4 non-first fragment to a VIP address before its first")
 
 #define MG_LB_DROP_X_ENUM(name, help) MG_LB_DROP_##name,
 enum mg_lb_drop { MG_LB_DROPS(MG_LB_DROP_X_ENUM) MG_LB_DROP_MAX };
