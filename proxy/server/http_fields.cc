@@ -14,7 +14,7 @@ bool hopByHop(std::string_view name) {
     case 2:
       return iequals(name, "te");
     case 7:
-      return iequals(name, "upgrade") || iequals(name, "trailer");
+      return iequals(name, "upgrade");
     case 10:
       return iequals(name, "connection") || iequals(name, "keep-alive");
     case 14:
@@ -193,12 +193,12 @@ HeaderList forwardableFields(HeaderList fields, bool lower_case) {
 }
 
 bool forwardableTrailer(std::string_view name) {
-  return !hopByHop(name) && !iequals(name, "content-length");
+  return !hopByHop(name) && !iequals(name, "content-length") && !iequals(name, "trailer");
 }
 
 HeaderList forwardableTrailers(HeaderList fields, bool lower_case) {
   fields = forwardableFields(std::move(fields), lower_case);
-  std::erase_if(fields, [](const auto& f) { return iequals(f.first, "content-length"); });
+  std::erase_if(fields, [](const auto& f) { return !forwardableTrailer(f.first); });
   return fields;
 }
 

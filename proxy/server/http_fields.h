@@ -15,7 +15,9 @@ namespace meshgate::proxy {
 
 // Hop-by-hop fields (RFC 9110 §7.6.1), Transfer-Encoding among them, and HTTP2-Settings
 // (connection-specific, RFC 9113 §3.2.1): never forwarded.
-// (Content-Length is not: a response keeps it; a request's is restated from its framing.)
+// (Content-Length is not: a response keeps it; a request's is restated from its framing.
+// Nor is Trailer, RFC 2616's "Trailers": it announces end-to-end trailer fields, which
+// the proxy forwards.)
 bool hopByHop(std::string_view name);
 
 // Fields other than X-Forwarded-For in which a request states the client's address for the
@@ -73,7 +75,8 @@ void forEachForwardable(const Fields& fields, Fn fn) {
 HeaderList forwardableFields(HeaderList fields, bool lower_case);
 
 // A trailer section to pass on: forwardableFields() without Content-Length, a framing field
-// that means nothing after the body (RFC 9110 §6.5.1).
+// that means nothing after the body (RFC 9110 §6.5.1), nor Trailer, which belongs in the
+// header section.
 HeaderList forwardableTrailers(HeaderList fields, bool lower_case);
 bool forwardableTrailer(std::string_view name);  // the same test for one field
 

@@ -617,6 +617,8 @@ TEST_F(ProxyBackpressureTest, AChunkedUpstreamResponseReachesAnHttp1ClientExactW
   const std::string head = r->substr(0, head_end + 2);
   EXPECT_NE(head.find("transfer-encoding: chunked\r\n"), std::string::npos) << head;
   EXPECT_EQ(head.find("content-length"), std::string::npos) << head;
+  EXPECT_NE(head.find("Trailer: x-checksum, x-parts\r\n"), std::string::npos)
+      << "the announcement of the trailer fields, end to end: " << head;
   const Dechunked got = dechunk(std::string_view(*r).substr(head_end + 4));
   EXPECT_EQ(got.body.size(), payload.size()) << "payload bytes after dechunking";
   EXPECT_TRUE(got.body == payload)
@@ -651,9 +653,12 @@ TEST_F(ProxyBackpressureTest, AChunkedUpstreamResponseReachesAnHttp2ClientExactW
     want.push_back(json::array({name, value}));
   }
   EXPECT_EQ(j["trailers"], want) << "the upstream's trailers, as HTTP/2 trailers";
+  bool announced = false;
   for (const auto& field : j["headers"]) {
     EXPECT_NE(field[0], "transfer-encoding") << "connection-specific in HTTP/2: " << j.dump();
+    announced |= field == json::array({"trailer", "x-checksum, x-parts"});
   }
+  EXPECT_TRUE(announced) << "Trailer is end to end, allowed in HTTP/2: " << j.dump();
 }
 
 }  // namespace

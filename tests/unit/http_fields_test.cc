@@ -13,7 +13,7 @@ namespace {
 
 TEST(HttpFields, HopByHopNamesInAnyCase) {
   for (std::string name : {"connection", "keep-alive", "proxy-connection", "te",
-                           "transfer-encoding", "upgrade", "trailer", "http2-settings"}) {
+                           "transfer-encoding", "upgrade", "http2-settings"}) {
     EXPECT_TRUE(hopByHop(name)) << name;
     for (char& c : name) {
       c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -24,9 +24,11 @@ TEST(HttpFields, HopByHopNamesInAnyCase) {
 
 TEST(HttpFields, OtherNamesAreEndToEnd) {
   // Same lengths as hop-by-hop names, prefixes and extensions of them, and the empty name.
-  for (const char* name : {"", "t", "tx", "tee", "trailers", "upgrades", "connectio", "connections",
-                           "keep-alivf", "content-length", "transfer-encodinf", "proxy-connectiom",
-                           "http2-settingz", "host", "x-forwarded-for", "cookie", "ta", "et"}) {
+  // Trailer announces end-to-end fields (RFC 9110 §6.6.2); RFC 2616 listed it, as "Trailers".
+  for (const char* name :
+       {"", "t", "tx", "tee", "trailer", "trailers", "upgrades", "connectio", "connections",
+        "keep-alivf", "content-length", "transfer-encodinf", "proxy-connectiom", "http2-settingz",
+        "host", "x-forwarded-for", "cookie", "ta", "et"}) {
     EXPECT_FALSE(hopByHop(name)) << name;
   }
 }
@@ -56,6 +58,25 @@ TEST(HttpFields, FieldsNamedByConnectionAreDropped) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].first, "content-type");
   EXPECT_EQ(out[0].second, "text/plain");
+}
+
+// A header section keeps Trailer, which announces the trailer fields; a trailer section
+// drops it with the framing and hop-by-hop fields, which mean nothing after the body.
+TEST(HttpFields, TrailerIsForwardedInTheHeadButNotInATrailerSection) {
+  const HeaderList head = forwardableFields({{"Trailer", "grpc-status"}, {"TE", "trailers"}}, true);
+  ASSERT_EQ(head.size(), 1u);
+  EXPECT_EQ(head[0], (std::pair<std::string, std::string>{"trailer", "grpc-status"}));
+  const HeaderList trailers = forwardableTrailers({{"Trailer", "x"},
+                                                   {"Content-Length", "3"},
+                                                   {"Transfer-Encoding", "chunked"},
+                                                   {"grpc-status", "0"}},
+                                                  true);
+  ASSERT_EQ(trailers.size(), 1u);
+  EXPECT_EQ(trailers[0].first, "grpc-status");
+  for (const char* name : {"trailer", "Trailer", "content-length", "te", "connection"}) {
+    EXPECT_FALSE(forwardableTrailer(name)) << name;
+  }
+  EXPECT_TRUE(forwardableTrailer("grpc-message"));
 }
 
 TEST(HttpFields, IdempotentMethods) {
