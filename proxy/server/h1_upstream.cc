@@ -66,6 +66,9 @@ void H1Upstream::start(const RequestHead& head) {
   out.append(head.authority);
   out.append("\r\n");
   for (const auto& [name, value] : head.headers) {
+    if (!chunked_ && http1::grammar::iequals(name, "trailer")) {
+      continue;  // no trailer section follows this framing: announce none
+    }
     out.append(name);
     out.append(": ");
     out.append(value);

@@ -630,6 +630,29 @@ TEST_F(ProxyBackpressureTest, AChunkedUpstreamResponseReachesAnHttp1ClientExactW
   EXPECT_EQ(got.trailers, want_trailers + "\r\n") << "the trailer section, after the last chunk";
 }
 
+// An HTTP/1.0 client has no chunked coding: it gets the payload delimited by the close, and
+// no trailer section, so the head announces none.
+TEST_F(ProxyBackpressureTest, AChunkedUpstreamResponseReachesAnHttp10ClientWithoutTrailers) {
+  std::string payload;
+  std::vector<std::pair<std::string, std::string>> trailers;
+  RecordingServer& be = backend(RecordingServer::respond(chunkedResponse(payload, trailers)));
+  startProxy(httpConfig(be.port(), /*buffer=*/16384));
+  auto r = rawExchange(*ns_, webPort(), "GET /chunked HTTP/1.0\r\nHost: a\r\n\r\n");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(statusOf(*r), 200) << r->substr(0, 300);
+  const size_t head_end = r->find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << r->substr(0, 300);
+  std::string head = r->substr(0, head_end + 2);
+  for (char& c : head) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  EXPECT_EQ(head.find("\r\ntrailer:"), std::string::npos) << "no trailer section follows: " << head;
+  EXPECT_EQ(head.find("transfer-encoding"), std::string::npos) << head;
+  const std::string body = r->substr(head_end + 4);
+  EXPECT_EQ(body.size(), payload.size()) << "the payload, delimited by the close";
+  EXPECT_TRUE(body == payload) << "the payload differs at byte " << firstPatternMismatch(body);
+}
+
 // An HTTP/2 client gets the payload in DATA frames and the trailer fields as a trailing
 // HEADERS frame.
 TEST_F(ProxyBackpressureTest, AChunkedUpstreamResponseReachesAnHttp2ClientExactWithItsTrailers) {
