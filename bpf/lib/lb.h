@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The load-balancing decision: VIP lookup, connection tracking, weighted Maglev table,
- * IPv4 fragment tracking, ICMP error steering, then encapsulation and forwarding.
+ * fragment tracking, ICMP error steering, then encapsulation and forwarding.
  * mg_lb_process() is the whole program; the SEC("xdp") entry in xdp_lb.bpf.c calls it,
  * and so does the benchmark harness.
  */
@@ -180,22 +180,36 @@ static __always_inline bool mg_vip_address(const struct mg_pkt *p)
 	return bpf_map_lookup_elem(&mg_vip_addrs, &key) != NULL;
 }
 
+/* The backend a packet's first fragment went to, by (source, destination, id, protocol). */
+static __always_inline struct mg_frag_state *mg_frag_lookup(const struct mg_pkt *p)
+{
+	if (p->flow.family == MG_AF_INET) {
+		struct mg_frag_key key = {
+			.src = p->flow.src[0],
+			.dst = p->flow.dst[0],
+			.id = (__u16)p->frag_id,
+			.proto = p->flow.proto,
+		};
+
+		return bpf_map_lookup_elem(&mg_frags, &key);
+	}
+	struct mg_frag6_key key6 = {.id = p->frag_id, .proto = p->flow.proto};
+
+	__builtin_memcpy(key6.src, p->flow.src, sizeof(key6.src));
+	__builtin_memcpy(key6.dst, p->flow.dst, sizeof(key6.dst));
+	return bpf_map_lookup_elem(&mg_frags6, &key6);
+}
+
 /*
- * A later IPv4 fragment carries no ports, so it goes where its first fragment went:
- * to that backend, or to the stack if the first was passed. One that arrives before its
- * first (reordered, or the first was lost) is dropped if a VIP has its address and
- * protocol, since it may belong to a balanced flow, and passed otherwise.
+ * A later fragment carries no ports, so it goes where its first fragment went: to that
+ * backend, or to the stack if the first was passed. One that arrives before its first
+ * (reordered, or the first was lost) is dropped if a VIP has its address and protocol,
+ * since it may belong to a balanced flow, and passed otherwise.
  */
 static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip_id,
 					      __u32 *backend_id, struct mg_backend **be)
 {
-	struct mg_frag_key key = {
-		.src = p->flow.src[0],
-		.dst = p->flow.dst[0],
-		.id = p->frag_id,
-		.proto = p->flow.proto,
-	};
-	struct mg_frag_state *st = bpf_map_lookup_elem(&mg_frags, &key);
+	struct mg_frag_state *st = mg_frag_lookup(p);
 
 	if (!st)
 		return mg_vip_address(p) ? MG_DROP(MG_LB_DROP_FRAG_UNTRACKED)
@@ -216,16 +230,25 @@ static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip
 static __always_inline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_id,
 					      __u32 backend_id, __u32 backend_gen)
 {
-	struct mg_frag_key key = {
-		.src = p->flow.src[0],
-		.dst = p->flow.dst[0],
-		.id = p->frag_id,
-		.proto = p->flow.proto,
-	};
 	struct mg_frag_state st = {
 		.backend_id = backend_id, .vip_id = vip_id, .backend_gen = backend_gen};
 
-	bpf_map_update_elem(&mg_frags, &key, &st, BPF_ANY);
+	if (p->flow.family == MG_AF_INET) {
+		struct mg_frag_key key = {
+			.src = p->flow.src[0],
+			.dst = p->flow.dst[0],
+			.id = (__u16)p->frag_id,
+			.proto = p->flow.proto,
+		};
+
+		bpf_map_update_elem(&mg_frags, &key, &st, BPF_ANY);
+	} else {
+		struct mg_frag6_key key6 = {.id = p->frag_id, .proto = p->flow.proto};
+
+		__builtin_memcpy(key6.src, p->flow.src, sizeof(key6.src));
+		__builtin_memcpy(key6.dst, p->flow.dst, sizeof(key6.dst));
+		bpf_map_update_elem(&mg_frags6, &key6, &st, BPF_ANY);
+	}
 	mg_count(MG_LB_FRAG_FIRST);
 }
 
@@ -289,8 +312,9 @@ static __always_inline int mg_lb_process(struct xdp_md *ctx)
 	}
 	rc = mg_lookup_vip(&p, &vip_id, &vip_flags);
 	if (rc > 0) {
-		/* Later fragments of a packet passed here are passed too (backend id 0). */
-		if (p.first_frag && p.kind == MG_PKT_FLOW)
+		/* Later fragments of a packet to a VIP's address and protocol passed here are
+		 * passed too (backend id 0); elsewhere they pass anyway. */
+		if (p.first_frag && mg_vip_address(&p))
 			mg_track_fragment(&p, 0, 0, 0);
 		goto pass;
 	}
@@ -315,9 +339,8 @@ forward:
 		be = mg_live_backend(backend_id);
 	if (!be)
 		return mg_drop(MG_DROP(MG_LB_DROP_NO_BACKEND));
-	/* Whatever chose the backend (conntrack or table), later fragments follow. An ICMP
-	 * error's flow is the quoted one, not a key its own fragments could find. */
-	if (p.first_frag && p.kind == MG_PKT_FLOW)
+	/* Whatever chose the backend (conntrack or table), later fragments follow. */
+	if (p.first_frag)
 		mg_track_fragment(&p, vip_id, backend_id, be->gen);
 	mg_account(&mg_vip_stats, vip_id, p.ip_len);
 	mg_account(&mg_backend_stats, backend_id, p.ip_len);

@@ -35,11 +35,12 @@ struct {
 
 /*
  * (address, protocol) of every VIP, port 0 -> how many VIPs it has: the exact answer
- * behind the filter, for IPv4 fragments that carry no ports.
+ * behind the filter, for later fragments, which carry no ports. Twice MG_MAX_VIPS: while a
+ * config is applied it holds the old VIPs' addresses and the new ones'.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MG_MAX_VIPS);
+	__uint(max_entries, MG_MAX_VIPS * 2);
 	__type(key, struct mg_vip_key);
 	__type(value, __u32);
 } mg_vip_addrs SEC(".maps");
@@ -84,13 +85,21 @@ struct {
 	__type(value, struct mg_flow_state);
 } mg_conntrack SEC(".maps");
 
-/* IPv4 fragment id -> the backend its first fragment went to. */
+/* IPv4 fragment (source, destination, id, protocol) -> the backend of its first fragment. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct mg_frag_key);
 	__type(value, struct mg_frag_state);
 } mg_frags SEC(".maps");
+
+/* The same for IPv6 fragments. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct mg_frag6_key);
+	__type(value, struct mg_frag_state);
+} mg_frags6 SEC(".maps");
 
 
 /* Per-CPU window of the conntrack insert guard (key 0). */

@@ -32,6 +32,8 @@
 #define MG_IP_MF 0x2000
 #define MG_IP_DF 0x4000
 #define MG_IP_OFFSET 0x1fff
+#define MG_IP6_FRAG_OFFSET 0xfff8 /* of the fragment header's offset word; bit 0 is M */
+#define MG_IP6_FRAG_MORE 0x0001
 
 #define MG_IPV6_MAX_EXT_HDRS 4
 
@@ -46,7 +48,7 @@
 enum mg_pkt_kind {
 	MG_PKT_FLOW = 0,	/* TCP/UDP to a VIP candidate */
 	MG_PKT_ICMP_ERROR = 1,	/* ICMP error; flow = the reversed quoted tuple */
-	MG_PKT_FRAG_LATER = 2,	/* IPv4 fragment after the first: no L4 header */
+	MG_PKT_FRAG_LATER = 2,	/* IPv4 or IPv6 fragment after the first: no L4 header */
 };
 
 struct mg_pkt {
@@ -54,11 +56,11 @@ struct mg_pkt {
 	__u32 l3_off;		 /* offset of the IP header */
 	__u32 l4_off;		 /* offset of the TCP/UDP header (MG_PKT_FLOW) */
 	__u32 ip_len;		 /* bytes of the IP packet (header included) */
-	__u16 frag_id;		 /* IPv4 id (fragments) */
+	__u32 frag_id;		 /* fragments: IPv4 id (host order), IPv6 id (as on the wire) */
 	__u8 kind;		 /* enum mg_pkt_kind */
 	__u8 tos;		 /* IPv4 TOS / IPv6 traffic class: DSCP + ECN */
 	__u8 tcp_flags;
-	__u8 first_frag;	 /* IPv4 first fragment of several */
+	__u8 first_frag;	 /* first fragment of several */
 };
 
 /*
@@ -166,6 +168,10 @@ static __always_inline int mg_parse_ipv4(void *data, void *data_end, struct mg_p
 		__u8 *ic = l4;
 		void *ip_end;
 
+		/* A fragmented ICMP error (never needed: errors fit 576 bytes) goes to the stack
+		 * whole: its later fragments carry no quote to steer them by. */
+		if (p->first_frag)
+			return MG_PASS(MG_LB_PASS_ICMP);
 		if ((void *)(ic + MG_ICMP_HDR_LEN) > data_end || tot_len - ihl < MG_ICMP_HDR_LEN)
 			return MG_PASS(MG_LB_PASS_ICMP);
 		if (ic[0] != MG_ICMP_DEST_UNREACH && ic[0] != MG_ICMP_TIME_EXCEEDED)
@@ -242,8 +248,29 @@ static __always_inline int mg_parse_ipv6(void *data, void *data_end, struct mg_p
 	}
 	if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS)
 		return MG_DROP(MG_LB_DROP_BAD_EXT_HDR);
-	if (nexthdr == IPPROTO_FRAGMENT)
-		return MG_PASS(MG_LB_PASS_IPV6_FRAG);
+	if (nexthdr == IPPROTO_FRAGMENT) {
+		__u8 *fh = l4;
+		__u16 off;
+
+		if ((void *)(fh + 8) > data_end || (__u32)((void *)(fh + 8) - (void *)ip6) > p->ip_len)
+			return MG_DROP(MG_LB_DROP_BAD_EXT_HDR);
+		off = bpf_ntohs(*(__be16 *)(fh + 2));
+		nexthdr = fh[0];
+		l4 = fh + 8;
+		p->frag_id = *(__u32 *)(fh + 4);
+		if (off & MG_IP6_FRAG_OFFSET) {
+			p->flow.proto = nexthdr;
+			p->kind = MG_PKT_FRAG_LATER;
+			return MG_CONTINUE;
+		}
+		/* Offset 0 without M is an atomic fragment (RFC 6946): a whole packet. */
+		p->first_frag = off & MG_IP6_FRAG_MORE;
+		/* The first fragment balances by its ports: only an L4 header right after the
+		 * fragment header is looked for. */
+		if (p->first_frag && nexthdr != IPPROTO_TCP && nexthdr != IPPROTO_UDP &&
+		    nexthdr != IPPROTO_ICMPV6)
+			return MG_PASS(MG_LB_PASS_IPV6_FRAG);
+	}
 	p->flow.proto = nexthdr;
 
 	switch (nexthdr) {
@@ -258,6 +285,8 @@ static __always_inline int mg_parse_ipv6(void *data, void *data_end, struct mg_p
 		__u8 *ic = l4;
 		void *ip_end = (void *)(ip6 + 1) + payload_len;
 
+		if (p->first_frag) /* passed whole, as for IPv4 */
+			return MG_PASS(MG_LB_PASS_ICMP);
 		barrier_var(ip_end); /* as for IPv4: keep the data_end checks */
 		if ((void *)(ic + MG_ICMP_HDR_LEN) > data_end || (void *)(ic + MG_ICMP_HDR_LEN) > ip_end)
 			return MG_PASS(MG_LB_PASS_ICMP);

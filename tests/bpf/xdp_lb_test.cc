@@ -569,11 +569,11 @@ TEST_F(XdpLbTest, LaterFragmentsFollowTheirFirstFragment) {
   EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 1u) << "only the tracked one followed";
 }
 
-// Fragments of packets that are not a VIP's go to the stack whatever their order: the
-// later fragments of a first that was passed (a VIP's address, another port) follow it
-// there, and a later fragment with no first is dropped only where a VIP has its address
-// and protocol.
-TEST_F(XdpLbTest, FragmentsOfPacketsNotForAVipArePassedInAnyOrder) {
+// Fragments of packets that are not a VIP's go to the stack: the later fragments of a
+// first that was passed (a VIP's address, another port) follow it there, and a later
+// fragment with no first is dropped only where a VIP has its address and protocol (there it
+// may be a VIP's: one for another port that overtook its first is dropped too).
+TEST_F(XdpLbTest, FragmentsOfPacketsNotForAVipArePassed) {
   auto later = [&](const std::string& dst, uint16_t id, uint8_t proto) {
     return PacketBuilder()
         .eth(kClientMac, bed_->ingressMac())
@@ -589,9 +589,19 @@ TEST_F(XdpLbTest, FragmentsOfPacketsNotForAVipArePassedInAnyOrder) {
                          .payload(std::string(16, 'a'))
                          .build();
   const auto rest = later("198.18.100.1", 500, kIpProtoTcp);
+  // A first fragment to an address whose VIPs have another protocol: nothing to track.
+  const auto other_proto =
+      PacketBuilder()
+          .eth(kClientMac, bed_->ingressMac())
+          .ipv4("198.18.0.2", "198.18.100.2", {.id = 505, .more_fragments = true})
+          .udp(44000, 80)
+          .payload(std::string(16, 'a'))
+          .build();
   const std::vector<std::pair<std::string, std::vector<uint8_t>>> passed = {
       {"first fragment, VIP address, other port", first},
       {"its later fragment", rest},
+      {"first fragment, VIP address, other protocol", other_proto},
+      {"its later fragment", later("198.18.100.2", 505, kIpProtoUdp)},
       {"no first, the host's own address", later("198.18.0.1", 501, kIpProtoTcp)},
       {"no first, VIP address, a protocol no VIP there has", later("198.18.100.1", 502, 1)},
       {"no first, port-less TCP VIP's address, UDP", later("198.18.100.2", 503, kIpProtoUdp)},
@@ -601,7 +611,8 @@ TEST_F(XdpLbTest, FragmentsOfPacketsNotForAVipArePassedInAnyOrder) {
     EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << what;
     EXPECT_EQ(r.out, pkt) << what << ": untouched";
   }
-  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u) << "the passed first was tracked";
+  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u)
+      << "the first to the VIP's address and protocol was tracked, the other one not";
   EXPECT_EQ(counter(MG_LB_DROP), 0u);
   // The same address and protocol as the port-less VIP: that VIP's, for all it can tell.
   const auto orphan = later("198.18.100.2", 504, kIpProtoTcp);
@@ -659,6 +670,81 @@ TEST_F(XdpLbTest, FragmentsFollowTheirFirstFragmentAlsoOnEstablishedFlows) {
   const auto r = run(later);
   EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "the later fragment follows";
   EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 1u);
+}
+
+// IPv6 fragments as IPv4 ones: the first (fragment header, offset 0, M set) is balanced by
+// its ports, later ones follow it by (source, destination, identification, next header), one
+// that arrives before its first is dropped where a VIP has its address and protocol, and an
+// atomic fragment (offset 0, no M: RFC 6946) is a whole packet.
+TEST_F(XdpLbTest, Ipv6FragmentsFollowTheirFirstFragment) {
+  const std::string vip = "fd00:100::2", client = "fd00::2";
+  // A client port whose flow the table gives another backend than the addresses alone
+  // would: a later fragment that were hashed instead of followed would go astray.
+  const auto by_address = tableBackend(flowKey(client, vip, 0, 0, kIpProtoTcp), "web6-multi");
+  uint16_t sport = 0;
+  for (uint16_t p = 44000; p < 44200 && sport == 0; p++) {
+    if (tableBackend(flowKey(client, vip, p, 80, kIpProtoTcp), "web6-multi") != by_address) {
+      sport = p;
+    }
+  }
+  ASSERT_NE(sport, 0) << "no port whose flow the table gives the other backend";
+  const auto k = flowKey(client, vip, sport, 80, kIpProtoTcp);
+  const std::string dst = tableBackend(k, "web6-multi") == backendId("fd00:1::17", "web6-multi")
+                              ? "fd00:1::17"
+                              : "fd00:1::18";
+  auto later = [&](uint32_t id, const std::string& to) {
+    auto pkt = PacketBuilder()
+                   .eth(kClientMac, bed_->ingressMac())
+                   .ipv6(client, to)
+                   .ipv6Frag(24, false, id)
+                   .payload(std::string(24, 'b'))
+                   .build();
+    pkt[14 + 40] = kIpProtoTcp;  // the fragment header names the fragmentable part's TCP
+    return pkt;
+  };
+  const auto first = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv6(client, vip)
+                         .ipv6Frag(0, true, 0x01020304)
+                         .tcp(sport, 80, {.flags = kTcpAck})
+                         .payload(std::string(16, 'a'))
+                         .build();
+  auto want = encap6(first, k, dst, backendNumber(dst), kIpProtoIpv6);
+  auto r = run(first);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT");
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+  mg_flow_key kf = k;
+  kf.sport = kf.dport = 0;
+  const auto rest = later(0x01020304, vip);
+  want = encap6(rest, kf, dst, backendNumber(dst), kIpProtoIpv6);
+  r = run(rest);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "the later fragment follows";
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u);
+  EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 1u);
+
+  const auto orphan = later(0x0a0b0c0d, vip);
+  r = run(orphan);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "before its first, to a VIP";
+  EXPECT_EQ(r.out, orphan) << "untouched";
+  EXPECT_EQ(drops(MG_LB_DROP_FRAG_UNTRACKED), 1u);
+  const auto elsewhere = later(0x0a0b0c0e, "fd00::1");
+  r = run(elsewhere);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "before its first, not to a VIP";
+  EXPECT_EQ(r.out, elsewhere) << "untouched";
+
+  const auto atomic = PacketBuilder()
+                          .eth(kClientMac, bed_->ingressMac())
+                          .ipv6(client, "fd00:100::1")
+                          .ipv6Frag(0, false, 7)
+                          .tcp(sport, 80, {.flags = kTcpSyn})
+                          .build();
+  const auto ka = flowKey(client, "fd00:100::1", sport, 80, kIpProtoTcp);
+  want = encap6(atomic, ka, "fd00:1::13", 13, kIpProtoIpv6);
+  r = run(atomic);
+  EXPECT_EQ(r.out, want) << "an atomic fragment is balanced as a whole packet"
+                         << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u) << "and not tracked";
 }
 
 // A flow tracked to a backend that was removed with its VIP is not forwarded, also after
@@ -782,12 +868,19 @@ TEST_F(XdpLbTest, MalformedHeadersGetDefinedCountedVerdicts) {
                       .build();
   auto v6_long = v6;
   v6_long[14 + 4] = 0x10;  // payload_len 4096
-  const auto v6_frag = PacketBuilder()
-                           .eth(kClientMac, bed_->ingressMac())
-                           .ipv6("fd00::2", "fd00:100::1")
-                           .ipv6Frag(0, true, 99)
-                           .tcp(47000, 80, {.flags = kTcpSyn})
-                           .build();
+  const auto v6_frag_cut = PacketBuilder()
+                               .eth(kClientMac, bed_->ingressMac())
+                               .ipv6("fd00::2", "fd00:100::1", {.next_header = kIpv6ExtFragment})
+                               .payload(std::vector<uint8_t>(4, 0))
+                               .build();
+  // A first fragment whose L4 header is not right after its fragment header.
+  const auto v6_frag_opts = PacketBuilder()
+                                .eth(kClientMac, bed_->ingressMac())
+                                .ipv6("fd00::2", "fd00:100::1")
+                                .ipv6Frag(0, true, 99)
+                                .ipv6Ext(kIpv6ExtDestOpts, std::vector<uint8_t>(6, 0))
+                                .tcp(47000, 80, {.flags = kTcpSyn})
+                                .build();
   const auto v6_ext = PacketBuilder()
                           .eth(kClientMac, bed_->ingressMac())
                           .ipv6("fd00::2", "fd00:100::1")
@@ -806,7 +899,8 @@ TEST_F(XdpLbTest, MalformedHeadersGetDefinedCountedVerdicts) {
       {"tcp data offset below 5", bad_doff, XDP_DROP, MG_LB_DROP_BAD_L4},
       {"ipv6 header cut", truncated(v6, 14 + 30), XDP_DROP, MG_LB_DROP_TRUNC_IP},
       {"ipv6 payload length beyond frame", v6_long, XDP_DROP, MG_LB_DROP_BAD_IP},
-      {"ipv6 fragment", v6_frag, XDP_PASS, -1},
+      {"ipv6 fragment header cut", v6_frag_cut, XDP_DROP, MG_LB_DROP_BAD_EXT_HDR},
+      {"ipv6 first fragment, options before L4", v6_frag_opts, XDP_PASS, -1},
       {"ipv6 extension headers skipped", v6_ext, XDP_REDIRECT, -1,
        encap6(v6_ext, flowKey("fd00::2", "fd00:100::1", 47000, 80, kIpProtoTcp), "fd00:1::13", 13,
               kIpProtoIpv6)},
@@ -821,7 +915,7 @@ TEST_F(XdpLbTest, MalformedHeadersGetDefinedCountedVerdicts) {
       EXPECT_EQ(drops(static_cast<mg_lb_drop>(row.drop)), before + 1) << row.name << " counted";
     }
   }
-  EXPECT_EQ(counter(MG_LB_PASS_IPV6_FRAG), 1u) << "ipv6 fragment passed and counted";
+  EXPECT_EQ(counter(MG_LB_PASS_IPV6_FRAG), 1u) << "that first fragment passed and counted";
 }
 
 TEST_F(XdpLbTest, CutHeadersInsideValidIpPacketsAndIcmpQuotesGetDefinedVerdicts) {
@@ -946,6 +1040,25 @@ TEST_F(XdpLbTest, IcmpQuoteIsReadOnlyWithinTheIpPacketNotFromFramePadding) {
   EXPECT_EQ(r.out, cut6) << "untouched";
   EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 2u);
   EXPECT_EQ(counter(MG_LB_PASS_ICMP), 2u);
+}
+
+// A fragmented ICMP error goes to the stack whole: its first fragment names a flow, the
+// others carry no quote, and a backend could not reassemble half of it.
+TEST_F(XdpLbTest, FragmentedIcmpErrorIsPassedWhole) {
+  const auto first = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv4("198.18.0.254", "198.18.100.1", {.id = 42, .more_fragments = true})
+                         .icmp(3, 4, 1400)
+                         .ipv4("198.18.100.1", "198.18.0.2")
+                         .tcp(80, 43200, {.flags = kTcpAck})
+                         .icmpQuoteLimit(28)
+                         .build();
+  const auto r = run(first);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS");
+  EXPECT_EQ(r.out, first) << "untouched";
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 0u);
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 1u);
+  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 0u) << "nothing tracked for its later fragments";
 }
 
 TEST_F(XdpLbTest, PassesIcmpAndIcmpv6WithCutHeaderToTheStack) {

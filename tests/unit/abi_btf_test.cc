@@ -44,15 +44,15 @@ struct AbiStruct {
 
 // Every struct of include/meshgate/abi/lb.h and abi/quic.h (all used by xdp_lb's maps).
 const std::vector<AbiStruct> kLbStructs = {
-    MG_ABI_STRUCT(mg_vip_key),        MG_ABI_STRUCT(mg_vip_info),
-    MG_ABI_STRUCT(mg_backend),        MG_ABI_STRUCT(mg_flow_key),
-    MG_ABI_STRUCT(mg_flow_state),     MG_ABI_STRUCT(mg_frag_key),
-    MG_ABI_STRUCT(mg_frag_state),     MG_ABI_STRUCT(mg_lb_globals),
-    MG_ABI_STRUCT(mg_conn_rate),      MG_ABI_STRUCT(mg_traffic),
-    MG_ABI_STRUCT(mg_nexthop),        MG_ABI_STRUCT(mg_quic_config_key),
-    MG_ABI_STRUCT(mg_quic_config),    MG_ABI_STRUCT(mg_quic_server_key),
-    MG_ABI_STRUCT(mg_quic_key_args),  MG_ABI_STRUCT(mg_quic_cid_key),
-    MG_ABI_STRUCT(mg_quic_cid_entry),
+    MG_ABI_STRUCT(mg_vip_key),         MG_ABI_STRUCT(mg_vip_info),
+    MG_ABI_STRUCT(mg_backend),         MG_ABI_STRUCT(mg_flow_key),
+    MG_ABI_STRUCT(mg_flow_state),      MG_ABI_STRUCT(mg_frag_key),
+    MG_ABI_STRUCT(mg_frag6_key),       MG_ABI_STRUCT(mg_frag_state),
+    MG_ABI_STRUCT(mg_lb_globals),      MG_ABI_STRUCT(mg_conn_rate),
+    MG_ABI_STRUCT(mg_traffic),         MG_ABI_STRUCT(mg_nexthop),
+    MG_ABI_STRUCT(mg_quic_config_key), MG_ABI_STRUCT(mg_quic_config),
+    MG_ABI_STRUCT(mg_quic_server_key), MG_ABI_STRUCT(mg_quic_key_args),
+    MG_ABI_STRUCT(mg_quic_cid_key),    MG_ABI_STRUCT(mg_quic_cid_entry),
 };
 
 struct AbiField {
@@ -95,6 +95,9 @@ const std::vector<AbiField> kLbFields = {
     MG_ABI_FIELD(mg_flow_state, atime_ns),
     MG_ABI_FIELD(mg_frag_key, id),
     MG_ABI_FIELD(mg_frag_key, proto),
+    MG_ABI_FIELD(mg_frag6_key, dst),
+    MG_ABI_FIELD(mg_frag6_key, id),
+    MG_ABI_FIELD(mg_frag6_key, proto),
     MG_ABI_FIELD(mg_frag_state, vip_id),
     MG_ABI_FIELD(mg_lb_globals, encap_src6),
     MG_ABI_FIELD(mg_lb_globals, encap_src6_mask),
@@ -170,6 +173,7 @@ TEST(AbiBtf, LbMapsUseTheAbiStructsAsKeysAndValues) {
       {MG_MAP_BACKENDS, m.mg_backends, sizeof(uint32_t), sizeof(mg_backend)},
       {MG_MAP_CONNTRACK, m.mg_conntrack, sizeof(mg_flow_key), sizeof(mg_flow_state)},
       {MG_MAP_FRAGS, m.mg_frags, sizeof(mg_frag_key), sizeof(mg_frag_state)},
+      {MG_MAP_FRAGS6, m.mg_frags6, sizeof(mg_frag6_key), sizeof(mg_frag_state)},
       {MG_MAP_GLOBALS, m.mg_globals, sizeof(uint32_t), sizeof(mg_lb_globals)},
       {MG_MAP_CONN_RATE, m.mg_conn_rate, sizeof(uint32_t), sizeof(mg_conn_rate)},
       {MG_MAP_LB_STATS, m.mg_lb_stats, sizeof(uint32_t), sizeof(uint64_t)},
@@ -194,6 +198,16 @@ TEST(AbiBtf, LbCounterArraysHoldOneEntryPerEnumValue) {
       << MG_MAP_LB_STATS " max_entries vs MG_LB_COUNTER_MAX";
   EXPECT_EQ(bpf_map__max_entries(skel->maps.mg_lb_drops), static_cast<uint32_t>(MG_LB_DROP_MAX))
       << MG_MAP_LB_DROPS " max_entries vs MG_LB_DROP_MAX";
+}
+
+// While the agent applies a config, mg_vip_addrs holds the old VIPs' addresses and the new
+// ones' (LbState::apply writes their union before it removes VIPs): moving every VIP to a
+// new address must fit.
+TEST(AbiBtf, VipAddressSetHoldsTheOldAndTheNewVipsOfAnApply) {
+  LbSkel skel = openLb();
+  ASSERT_TRUE(skel) << "xdp_lb_bpf__open: " << std::strerror(errno);
+  EXPECT_GE(bpf_map__max_entries(skel->maps.mg_vip_addrs), 2u * MG_MAX_VIPS)
+      << MG_MAP_VIP_ADDRS " max_entries vs twice MG_MAX_VIPS";
 }
 
 TEST(AbiBtf, DecapCounterArrayHoldsOneEntryPerEnumValue) {

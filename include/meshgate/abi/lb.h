@@ -33,6 +33,7 @@
 #define MG_MAP_BACKENDS "mg_backends"
 #define MG_MAP_CONNTRACK "mg_conntrack"
 #define MG_MAP_FRAGS "mg_frags"
+#define MG_MAP_FRAGS6 "mg_frags6"
 #define MG_MAP_GLOBALS "mg_globals"
 #define MG_MAP_CONN_RATE "mg_conn_rate"
 #define MG_MAP_NEXTHOPS "mg_nexthops"
@@ -102,7 +103,7 @@ struct mg_flow_state {
 };
 MG_ABI_ASSERT(sizeof(struct mg_flow_state) == 24, "mg_flow_state ABI");
 
-/* IPv4 fragment tracking: later fragments follow the first one's backend. */
+/* Fragment tracking: later fragments follow the first one's backend. IPv4: */
 struct mg_frag_key {
 	__be32 src;
 	__be32 dst;
@@ -111,6 +112,16 @@ struct mg_frag_key {
 	__u8 pad;
 };
 MG_ABI_ASSERT(sizeof(struct mg_frag_key) == 12, "mg_frag_key ABI");
+
+/* IPv6 (the fragment header's 32-bit identification, as on the wire): */
+struct mg_frag6_key {
+	__be32 src[4];
+	__be32 dst[4];
+	__be32 id;
+	__u8 proto; /* the fragment header's next header */
+	__u8 pad[3];
+};
+MG_ABI_ASSERT(sizeof(struct mg_frag6_key) == 40, "mg_frag6_key ABI");
 
 struct mg_frag_state {
 	__u32 backend_id; /* 0: the first fragment was passed (a VIP address, no VIP port) */
@@ -175,7 +186,7 @@ MG_ABI_ASSERT(sizeof(struct mg_traffic) == 16, "mg_traffic ABI");
 	X(PASS_NOT_IP, "non-IP frames passed to the stack")                        \
 	X(PASS_NOT_VIP, "IP packets not addressed to a VIP, passed")               \
 	X(PASS_ICMP, "ICMP not about a balanced flow (echo, ...), passed")         \
-	X(PASS_IPV6_FRAG, "IPv6 packets with a fragment header, passed")           \
+	X(PASS_IPV6_FRAG, "IPv6 first fragments with no L4 header after the fragment header") \
 	X(PASS_NO_NEIGH, "encapsulated packets handed to the stack for ARP/ND")    \
 	X(TX, "packets forwarded with XDP_TX")                                     \
 	X(REDIRECT, "packets forwarded with XDP_REDIRECT")                         \
@@ -188,8 +199,8 @@ MG_ABI_ASSERT(sizeof(struct mg_traffic) == 16, "mg_traffic ABI");
 	X(CT_BACKEND_GONE, "entries whose backend was removed, re-chosen")         \
 	X(TCP_SYN, "TCP SYNs, always chosen afresh")                               \
 	X(ICMP_STEERED, "ICMP errors sent to the backend of their flow")           \
-	X(FRAG_FIRST, "first IPv4 fragments to a VIP address, tracked")            \
-	X(FRAG_FOLLOWED, "IPv4 non-first fragments sent after their first")         \
+	X(FRAG_FIRST, "first fragments to a VIP address, tracked")                 \
+	X(FRAG_FOLLOWED, "non-first fragments sent after their first")              \
 	X(NEXTHOP_CACHED, "next hops taken from the per-CPU FIB cache")             \
 	X(NEXTHOP_LOOKUP, "next hops looked up in the kernel FIB")                  \
 	X(QUIC_ROUTED_CID, "QUIC packets routed by the server ID in their CID")     \
@@ -222,7 +233,7 @@ enum mg_lb_counter { MG_LB_COUNTERS(MG_LB_X_ENUM) MG_LB_COUNTER_MAX };
 	X(MTU_EXCEEDED, "encapsulated packet exceeds the egress MTU")              \
 	X(NO_GLOBALS, "agent has not written mg_globals")                          \
 	X(QUIC_MALFORMED, "QUIC v1/v2 header truncated or DCID longer than 20")    \
-	X(FRAG_UNTRACKED, "IPv4 non-first fragment to a VIP address before its first")
+	X(FRAG_UNTRACKED, "non-first fragment to a VIP address before its first")
 
 #define MG_LB_DROP_X_ENUM(name, help) MG_LB_DROP_##name,
 enum mg_lb_drop { MG_LB_DROPS(MG_LB_DROP_X_ENUM) MG_LB_DROP_MAX };
