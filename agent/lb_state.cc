@@ -212,7 +212,20 @@ Result<void> LbState::writeVipAddresses(const std::vector<const VipConfig*>& vip
       want_addrs[bytesOf(key)]++;
     }
   }
-  // Entries are added before the filter lets their packets in, and removed after.
+  // Entries go first, so that the map never holds more than `vips` (an apply that failed
+  // half way leaves some behind). A fragment to an address whose entry is gone while its
+  // filter bit is still set is passed, as before that VIP existed: nothing legitimate is
+  // dropped. Entries are added before the filter lets their packets in.
+  for (auto it = vip_addrs_.begin(); it != vip_addrs_.end();) {
+    if (want_addrs.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    if (bpf_map_delete_elem(maps_.vip_addrs.get(), it->first.data()) != 0 && errno != ENOENT) {
+      return failErrno("map '" MG_MAP_VIP_ADDRS "': delete", errno);
+    }
+    it = vip_addrs_.erase(it);
+  }
   for (const auto& [kb, count] : want_addrs) {
     auto have = vip_addrs_.find(kb);
     if (have == vip_addrs_.end() || have->second != count) {
@@ -229,16 +242,6 @@ Result<void> LbState::writeVipAddresses(const std::vector<const VipConfig*>& vip
       }
       filter_[w] = want[w];
     }
-  }
-  for (auto it = vip_addrs_.begin(); it != vip_addrs_.end();) {
-    if (want_addrs.contains(it->first)) {
-      ++it;
-      continue;
-    }
-    if (bpf_map_delete_elem(maps_.vip_addrs.get(), it->first.data()) != 0 && errno != ENOENT) {
-      return failErrno("map '" MG_MAP_VIP_ADDRS "': delete", errno);
-    }
-    it = vip_addrs_.erase(it);
   }
   return {};
 }

@@ -91,31 +91,23 @@ static __always_inline int mg_encap(struct xdp_md *ctx, const struct mg_pkt *p,
 }
 
 /*
- * Sends the encapsulated frame towards the backend: the kernel FIB gives the egress
- * interface and next-hop MAC. Same interface -> XDP_TX; another -> XDP_REDIRECT;
- * next hop not resolved yet -> XDP_PASS, so the stack resolves it and forwards this one.
- * Results are cached per CPU and backend for MG_NEXTHOP_CACHE_NS (struct mg_nexthop).
+ * Looks the backend's next hop up in the kernel FIB (for the encapsulated packet in ctx,
+ * l3_len bytes after Ethernet) and caches it in *nh. Not inlined: the 64-byte parameter
+ * block would take room in mg_lb_process()'s frame, which the QUIC decoder's call needs,
+ * and it runs only on a cache miss (once per second per backend and CPU). Returns
+ * MG_CONTINUE, MG_PASS(MG_LB_PASS_NO_NEIGH) or a drop.
  */
-static __always_inline int mg_forward(struct xdp_md *ctx, __u32 backend_id,
-				      const struct mg_backend *be, __u64 now, __u32 *counter)
+static __noinline int mg_fib_refresh(struct xdp_md *ctx, const struct mg_backend *be,
+				     struct mg_nexthop *nh, __u64 now, __u32 l3_len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = data;
-	__u32 l3_len = data_end - data - sizeof(*eth);
-	struct mg_nexthop *nh;
 	int rc;
 
 	if ((void *)(eth + 1) > data_end)
 		return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
-	nh = bpf_map_lookup_elem(&mg_nexthops, &backend_id);
-	if (nh && nh->expires_ns > now && nh->ifindex_in == ctx->ingress_ifindex &&
-	    l3_len <= nh->max_len) {
-		*counter = MG_LB_NEXTHOP_CACHED;
-		goto send;
-	}
-
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.tot_len = l3_len;
 	if (be->family == MG_AF_INET) {
@@ -145,8 +137,7 @@ static __always_inline int mg_forward(struct xdp_md *ctx, __u32 backend_id,
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		break;
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		*counter = MG_LB_PASS_NO_NEIGH;
-		return XDP_PASS;
+		return MG_PASS(MG_LB_PASS_NO_NEIGH);
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		return MG_DROP(MG_LB_DROP_MTU_EXCEEDED);
 	case BPF_FIB_LKUP_RET_FWD_DISABLED:
@@ -154,9 +145,6 @@ static __always_inline int mg_forward(struct xdp_md *ctx, __u32 backend_id,
 	default:
 		return MG_DROP(MG_LB_DROP_FIB_FAILED);
 	}
-	*counter = MG_LB_NEXTHOP_LOOKUP;
-	if (!nh)
-		return MG_DROP(MG_LB_DROP_FIB_FAILED);
 	/* A fresh entry starts from this packet's length; a refresh only raises it. */
 	if (nh->expires_ns <= now || nh->ifindex_in != ctx->ingress_ifindex ||
 	    nh->ifindex_out != fib.ifindex || __builtin_memcmp(nh->dmac, fib.dmac, ETH_ALEN))
@@ -168,7 +156,49 @@ static __always_inline int mg_forward(struct xdp_md *ctx, __u32 backend_id,
 	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
 	if (l3_len > nh->max_len)
 		nh->max_len = l3_len;
-send:
+	return MG_CONTINUE;
+}
+
+/*
+ * Sends the encapsulated frame towards the backend: the kernel FIB gives the egress
+ * interface and next-hop MAC. Same interface -> XDP_TX; another -> XDP_REDIRECT;
+ * next hop not resolved yet -> XDP_PASS, so the stack resolves it and forwards this one.
+ * Results are cached per CPU and backend for MG_NEXTHOP_CACHE_NS (struct mg_nexthop).
+ */
+static __always_inline int mg_forward(struct xdp_md *ctx, __u32 backend_id,
+				      const struct mg_backend *be, __u64 now, __u32 *counter)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 l3_len = data_end - data - sizeof(*eth);
+	struct mg_nexthop *nh;
+	int rc;
+
+	if ((void *)(eth + 1) > data_end)
+		return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
+	nh = bpf_map_lookup_elem(&mg_nexthops, &backend_id);
+	if (!nh)
+		return MG_DROP(MG_LB_DROP_FIB_FAILED);
+	if (nh->expires_ns > now && nh->ifindex_in == ctx->ingress_ifindex &&
+	    l3_len <= nh->max_len) {
+		*counter = MG_LB_NEXTHOP_CACHED;
+	} else {
+		rc = mg_fib_refresh(ctx, be, nh, now, l3_len);
+		if (rc > 0) {
+			*counter = rc;
+			return XDP_PASS;
+		}
+		if (rc < 0)
+			return rc;
+		*counter = MG_LB_NEXTHOP_LOOKUP;
+	}
+	/* The subprogram call forgot what was checked of the packet: check again. */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
 	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
 	if (nh->ifindex_out == ctx->ingress_ifindex)

@@ -169,8 +169,9 @@ static __always_inline int mg_lookup_vip(const struct mg_pkt *p, __u32 *vip_id, 
 	return MG_CONTINUE;
 }
 
-/* Whether a VIP has this packet's destination address and protocol (any port). */
-static __always_inline bool mg_vip_address(const struct mg_pkt *p)
+/* Whether a VIP has this packet's destination address and protocol (any port). Only
+ * fragments ask: not inlined, so its key takes no room in mg_lb_process()'s frame. */
+static __noinline bool mg_vip_address(const struct mg_pkt *p)
 {
 	struct mg_vip_key key = {};
 
@@ -180,8 +181,13 @@ static __always_inline bool mg_vip_address(const struct mg_pkt *p)
 	return bpf_map_lookup_elem(&mg_vip_addrs, &key) != NULL;
 }
 
-/* The backend a packet's first fragment went to, by (source, destination, id, protocol). */
-static __always_inline struct mg_frag_state *mg_frag_lookup(const struct mg_pkt *p)
+/*
+ * The backend a packet's first fragment went to, by (source, destination, id, protocol).
+ * Not inlined, nor mg_track_fragment(): their keys (up to 40 bytes each) then live in
+ * frames of their own, not in mg_lb_process()'s, whose stack plus the QUIC decoder's is
+ * close to the 512-byte limit.
+ */
+static __noinline struct mg_frag_state *mg_frag_lookup(const struct mg_pkt *p)
 {
 	if (p->flow.family == MG_AF_INET) {
 		struct mg_frag_key key = {
@@ -227,8 +233,8 @@ static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip
 	return MG_CONTINUE;
 }
 
-static __always_inline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_id,
-					      __u32 backend_id, __u32 backend_gen)
+static __noinline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_id, __u32 backend_id,
+					 __u32 backend_gen)
 {
 	struct mg_frag_state st = {
 		.backend_id = backend_id, .vip_id = vip_id, .backend_gen = backend_gen};

@@ -106,6 +106,9 @@ static __always_inline int mg_parse_icmp4_quote(void *q, void *data_end, void *i
 		return MG_PASS(MG_LB_PASS_ICMP);
 	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
 		return MG_PASS(MG_LB_PASS_ICMP);
+	/* A later fragment of the reply quotes payload, not ports. */
+	if (in->frag_off & bpf_htons(MG_IP_OFFSET))
+		return MG_PASS(MG_LB_PASS_ICMP);
 	/* An error about the VIP's reply is addressed to the VIP. */
 	if (in->saddr != outer_dst)
 		return MG_PASS(MG_LB_PASS_ICMP);
@@ -193,21 +196,37 @@ static __always_inline int mg_parse_icmp6_quote(void *q, void *data_end, void *i
 {
 	struct ipv6hdr *in = q;
 	__be16 *ports;
+	__u8 proto;
 
 	if ((void *)(in + 1) > data_end || (void *)(in + 1) > ip_end)
 		return MG_PASS(MG_LB_PASS_ICMP);
-	if (in->version != 6 || (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+	if (in->version != 6)
 		return MG_PASS(MG_LB_PASS_ICMP);
 	if (__builtin_memcmp(&in->saddr, outer_dst, sizeof(in->saddr)))
 		return MG_PASS(MG_LB_PASS_ICMP);
+	proto = in->nexthdr;
 	ports = (void *)(in + 1);
+	/* The first fragment of a fragmented reply quotes its fragment header, then the
+	 * ports; a later one quotes payload. */
+	if (proto == IPPROTO_FRAGMENT) {
+		__u8 *fh = (void *)(in + 1);
+
+		if ((void *)(fh + 8) > data_end || (void *)(fh + 8) > ip_end)
+			return MG_PASS(MG_LB_PASS_ICMP);
+		if (*(__be16 *)(fh + 2) & bpf_htons(MG_IP6_FRAG_OFFSET))
+			return MG_PASS(MG_LB_PASS_ICMP);
+		proto = fh[0];
+		ports = (void *)(fh + 8);
+	}
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return MG_PASS(MG_LB_PASS_ICMP);
 	if ((void *)(ports + 2) > data_end || (void *)(ports + 2) > ip_end)
 		return MG_PASS(MG_LB_PASS_ICMP);
 	__builtin_memcpy(p->flow.src, &in->daddr, 16);
 	__builtin_memcpy(p->flow.dst, &in->saddr, 16);
 	p->flow.sport = ports[1];
 	p->flow.dport = ports[0];
-	p->flow.proto = in->nexthdr;
+	p->flow.proto = proto;
 	p->kind = MG_PKT_ICMP_ERROR;
 	return MG_CONTINUE;
 }

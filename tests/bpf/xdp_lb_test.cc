@@ -728,6 +728,13 @@ TEST_F(XdpLbTest, Ipv6FragmentsFollowTheirFirstFragment) {
   EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "before its first, to a VIP";
   EXPECT_EQ(r.out, orphan) << "untouched";
   EXPECT_EQ(drops(MG_LB_DROP_FRAG_UNTRACKED), 1u);
+  // The identification is 32 bits: ids that share either half with the first's are others.
+  for (uint32_t id : {0x0102ffffu, 0xffff0304u}) {
+    r = run(later(id, vip));
+    EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "id " << std::hex << id;
+  }
+  EXPECT_EQ(drops(MG_LB_DROP_FRAG_UNTRACKED), 3u);
+  EXPECT_EQ(counter(MG_LB_FRAG_FOLLOWED), 1u) << "none of them followed the first";
   const auto elsewhere = later(0x0a0b0c0e, "fd00::1");
   r = run(elsewhere);
   EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "before its first, not to a VIP";
@@ -745,6 +752,116 @@ TEST_F(XdpLbTest, Ipv6FragmentsFollowTheirFirstFragment) {
   EXPECT_EQ(r.out, want) << "an atomic fragment is balanced as a whole packet"
                          << describeDiff(want, r.out);
   EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u) << "and not tracked";
+}
+
+// The IPv6 fragment cases around the main one: a first that is passed (a VIP's address,
+// another port) takes its later fragments along, a fragmented ICMPv6 error goes to the stack
+// whole, a first fragment too short for its TCP header and a fragment header beyond the
+// payload length are dropped with their reasons.
+TEST_F(XdpLbTest, Ipv6FragmentEdgesGetDefinedVerdicts) {
+  const std::string vip = "fd00:100::2", client = "fd00::2";
+  const auto first_other_port = PacketBuilder()
+                                    .eth(kClientMac, bed_->ingressMac())
+                                    .ipv6(client, vip)
+                                    .ipv6Frag(0, true, 0x0500)
+                                    .tcp(44000, 81, {.flags = kTcpSyn})
+                                    .payload(std::string(16, 'a'))
+                                    .build();
+  auto rest = PacketBuilder()
+                  .eth(kClientMac, bed_->ingressMac())
+                  .ipv6(client, vip)
+                  .ipv6Frag(40, false, 0x0500)
+                  .payload(std::string(24, 'b'))
+                  .build();
+  rest[14 + 40] = kIpProtoTcp;
+  auto r = run(first_other_port);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "first, VIP address, other port";
+  EXPECT_EQ(r.out, first_other_port);
+  r = run(rest);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "its later fragment";
+  EXPECT_EQ(r.out, rest);
+  EXPECT_EQ(counter(MG_LB_FRAG_FIRST), 1u) << "the passed first was tracked";
+
+  const auto icmp6_frag = PacketBuilder()
+                              .eth(kClientMac, bed_->ingressMac())
+                              .ipv6("fd00::fe", vip)
+                              .ipv6Frag(0, true, 0x0600)
+                              .icmp6(2, 0, 1280)
+                              .ipv6(vip, client)
+                              .tcp(80, 44001, {.flags = kTcpAck})
+                              .icmpQuoteLimit(48)
+                              .build();
+  r = run(icmp6_frag);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "fragmented ICMPv6 error";
+  EXPECT_EQ(r.out, icmp6_frag);
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 1u);
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 0u);
+
+  auto short_first = PacketBuilder()
+                         .eth(kClientMac, bed_->ingressMac())
+                         .ipv6(client, vip)
+                         .ipv6Frag(0, true, 0x0700)
+                         .payload(std::string(12, 'c'))
+                         .build();
+  short_first[14 + 40] = kIpProtoTcp;  // 12 bytes of a 20-byte TCP header
+  r = run(short_first);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "first fragment cut inside TCP";
+  EXPECT_EQ(drops(MG_LB_DROP_TRUNC_L4), 1u);
+
+  // In the frame, but past the 4 bytes of payload the IPv6 header declares.
+  const auto past_payload = PacketBuilder()
+                                .eth(kClientMac, bed_->ingressMac())
+                                .ipv6(client, vip, {.payload_length = 4})
+                                .ipv6Frag(0, true, 0x0800)
+                                .tcp(44002, 80, {.flags = kTcpSyn})
+                                .build();
+  r = run(past_payload);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_DROP") << "fragment header past the payload";
+  EXPECT_EQ(drops(MG_LB_DROP_BAD_EXT_HDR), 1u);
+}
+
+// An ICMP error about a fragmented reply names the flow only when it quotes the reply's
+// first fragment: IPv6 quotes the fragment header before the ports; a later fragment's
+// quote (IPv4 or IPv6) holds payload where ports would be, and goes to the stack.
+TEST_F(XdpLbTest, IcmpErrorsAboutFragmentedRepliesAreSteeredOnlyByAFirstFragment) {
+  auto too_big = [&](uint16_t offset) {
+    return PacketBuilder()
+        .eth(kClientMac, bed_->ingressMac())
+        .ipv6("fd00::fe", "fd00:100::1")
+        .icmp6(2, 0, 1280)
+        .ipv6("fd00:100::1", "fd00::2")
+        .ipv6Frag(offset, true, 0x0900)
+        .tcp(80, 44100, {.flags = kTcpAck})
+        .icmpQuoteLimit(56)
+        .build();
+  };
+  const auto first = too_big(0);
+  const auto k = flowKey("fd00::2", "fd00:100::1", 44100, 80, kIpProtoTcp);
+  const auto want = encap6(first, k, "fd00:1::13", 13, kIpProtoIpv6);
+  auto r = run(first);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_REDIRECT") << "quotes a first fragment";
+  EXPECT_EQ(r.out, want) << describeDiff(want, r.out);
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 1u);
+  const auto later6 = too_big(1280);
+  r = run(later6);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "quotes a later IPv6 fragment";
+  EXPECT_EQ(r.out, later6);
+
+  // IPv4, to the port-less VIP, which would take any "ports" the payload spelled.
+  const auto later4 =
+      PacketBuilder()
+          .eth(kClientMac, bed_->ingressMac())
+          .ipv4("198.18.0.254", "198.18.100.2")
+          .icmp(3, 4, 1400)
+          .ipv4("198.18.100.2", "198.18.0.2", {.frag_offset_bytes = 1480, .protocol = kIpProtoTcp})
+          .payload(std::string(8, 'p'))
+          .icmpQuoteLimit(28)
+          .build();
+  r = run(later4);
+  EXPECT_STREQ(xdpActionName(r.retval), "XDP_PASS") << "quotes a later IPv4 fragment";
+  EXPECT_EQ(r.out, later4);
+  EXPECT_EQ(counter(MG_LB_ICMP_STEERED), 1u);
+  EXPECT_EQ(counter(MG_LB_PASS_ICMP), 2u);
 }
 
 // A flow tracked to a backend that was removed with its VIP is not forwarded, also after
