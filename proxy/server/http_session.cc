@@ -329,6 +329,9 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
     if (xff_replace && clientAddressField(name)) {
       continue;
     }
+    if (!ex.chunked && iequals(name, "trailer")) {
+      continue;  // no trailer section follows this framing: announce none
+    }
     h.append(name).append(": ").append(value).append("\r\n");
   }
   if (!ex.authority.empty()) {

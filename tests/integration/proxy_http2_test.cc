@@ -239,8 +239,8 @@ TEST_F(ProxyHttp2Test, AnEdgeListenerReplacesTheClientsXForwardedFor) {
 TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
   RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port())));
-  const json j =
-      probe({"post", "--path", "/upload", "--body-bytes", "300000", "--trailer", "x-checksum=abc"});
+  const json j = probe({"post", "--path", "/upload", "--body-bytes", "300000", "--trailer",
+                        "x-checksum=abc", "--header", "trailer:x-checksum"});
   EXPECT_EQ(j["status"], 200) << j.dump();
   EXPECT_EQ(j["sent_bytes"], 300000);
 
@@ -251,6 +251,7 @@ TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
   EXPECT_TRUE(head.starts_with("POST /upload HTTP/1.1\r\n")) << head;
   EXPECT_NE(head.find("transfer-encoding: chunked\r\n"), std::string::npos) << head;
   EXPECT_NE(head.find("x-forwarded-for: 127.0.0.1\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("trailer: x-checksum\r\n"), std::string::npos) << "announced: " << head;
   const auto [body, trailers] = dechunk(std::string_view(got).substr(head_end + 4));
   ASSERT_EQ(body.size(), 300000u);
   for (size_t i = 0; i < body.size(); i++) {
@@ -262,10 +263,13 @@ TEST_F(ProxyHttp2Test, StreamsRequestBodiesAndTrailersToAnHttp1BackendChunked) {
 TEST_F(ProxyHttp2Test, ForwardsContentLengthBodiesAsContentLength) {
   RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port())));
-  const json j = probe({"post", "--path", "/cl", "--body-bytes", "70000", "--content-length"});
+  const json j = probe({"post", "--path", "/cl", "--body-bytes", "70000", "--content-length",
+                        "--header", "trailer:x-checksum"});
   EXPECT_EQ(j["status"], 200) << j.dump();
   const std::string got = be.received();
   EXPECT_NE(got.find("content-length: 70000\r\n"), std::string::npos) << got.substr(0, 400);
+  EXPECT_EQ(got.substr(0, got.find("\r\n\r\n")).find("trailer"), std::string::npos)
+      << "a body framed by length carries no trailer section: " << got.substr(0, 400);
   EXPECT_EQ(got.find("transfer-encoding"), std::string::npos) << got.substr(0, 400);
   EXPECT_EQ(got.size() - got.find("\r\n\r\n") - 4, 70000u);
 }

@@ -666,6 +666,46 @@ TEST_F(ProxyHttpTest, ConnectionTokensCannotStripTheFraming) {
       << got;
 }
 
+// Trailer announces end-to-end fields (RFC 9110 §6.6.2): a chunked request keeps it with its
+// trailer section; a request framed by Content-Length has no trailer section, so it loses
+// it; and a client that names it in Connection makes it hop-by-hop.
+TEST_F(ProxyHttpTest, ARequestsTrailerFieldGoesWhereItsTrailerSectionCanGo) {
+  auto& rec = backend(RecordingServer::answerWholeRequests());
+  startProxy(httpConfig(endpoint(rec.port())));
+  // What the backend received of the request whose line starts with `line`.
+  auto request = [&](const std::string& line) {
+    const std::string got = rec.received();
+    const size_t at = got.find(line);
+    return at == std::string::npos ? std::string() : got.substr(at);
+  };
+  std::string out =
+      raw("POST /chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTrailer: x-sum\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-sum: 294\r\n\r\n");
+  EXPECT_EQ(statusOf(out), 200) << out.substr(0, 200);
+  std::string got = request("POST /chunked");
+  ASSERT_FALSE(got.empty()) << rec.received();
+  EXPECT_NE(got.find("\r\nTrailer: x-sum\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("\r\n0\r\nx-sum: 294\r\n\r\n"), std::string::npos)
+      << "its trailer section: " << got;
+
+  out =
+      raw("POST /length HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTrailer: x-sum\r\n"
+          "Content-Length: 3\r\n\r\nabc");
+  EXPECT_EQ(statusOf(out), 200) << out.substr(0, 200);
+  got = request("POST /length");
+  ASSERT_FALSE(got.empty()) << rec.received();
+  EXPECT_NE(got.find("content-length: 3\r\n"), std::string::npos) << got;
+  EXPECT_EQ(got.find("railer:"), std::string::npos) << "no trailer section to announce: " << got;
+
+  out =
+      raw("POST /named HTTP/1.1\r\nHost: a\r\nConnection: trailer, close\r\nTrailer: x-sum\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(statusOf(out), 200) << out.substr(0, 200);
+  got = request("POST /named");
+  ASSERT_FALSE(got.empty()) << rec.received();
+  EXPECT_EQ(got.find("railer:"), std::string::npos) << "named by Connection: " << got;
+}
+
 // An upload larger than the buffer, arriving while the upstream connection is still being
 // set up (review finding: the client stayed paused until the route timeout).
 TEST_F(ProxyHttpTest, AnUploadLargerThanTheBufferGoesThrough) {
