@@ -76,6 +76,8 @@ void HealthChecker::configure(
   // are re-registered with their new node's address.
   targets_ = std::move(next);
   in_flight_ = 0;
+  deadlines_ = {};
+  starts_ = {};
   for (auto& [key, t] : targets_) {
     in_flight_ += t.probe.valid();
     if (t.probe.valid()) {
@@ -84,6 +86,22 @@ void HealthChecker::configure(
       ev.data.ptr = &t;
       ::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, t.probe.get(), &ev);
     }
+    schedule(t);
+  }
+}
+
+void HealthChecker::schedule(Target& t) {
+  t.timer = ++timers_;
+  if (t.probe.valid()) {
+    deadlines_.push({t.deadline, t.timer, &t});
+  } else {
+    starts_.push({t.next, t.timer, &t});
+  }
+}
+
+void HealthChecker::skipOutdated(DueQueue& q) {
+  while (!q.empty() && q.top().timer != q.top().target->timer) {
+    q.pop();
   }
 }
 
@@ -179,19 +197,29 @@ std::vector<std::string> HealthChecker::run(Clock::time_point now) {
         err = errno;
       }
       note(finish(*t, err == 0, err ? std::strerror(err) : ""));
+      schedule(*t);
     }
     if (n < static_cast<int>(events.size())) {
       break;
     }
   }
-  for (auto& [key, t] : targets_) {
-    if (t.probe.valid()) {
-      if (now >= t.deadline) {
-        note(finish(t, false, "no answer within " + std::to_string(t.check.timeout_ms) + " ms"));
-      }
-    } else if (now >= t.next && in_flight_ < max_in_flight_) {
-      note(start(t, now));  // at the cap, a due probe starts at a later wakeup
-    }
+  // Only the targets that are due are visited: the cost of a wakeup does not grow with the
+  // number of backends.
+  for (skipOutdated(deadlines_); !deadlines_.empty() && deadlines_.top().at <= now;
+       skipOutdated(deadlines_)) {
+    Target& t = *deadlines_.top().target;
+    deadlines_.pop();
+    note(finish(t, false, "no answer within " + std::to_string(t.check.timeout_ms) + " ms"));
+    schedule(t);
+  }
+  // At the cap, a due probe starts at a later wakeup.
+  for (skipOutdated(starts_);
+       !starts_.empty() && starts_.top().at <= now && in_flight_ < max_in_flight_;
+       skipOutdated(starts_)) {
+    Target& t = *starts_.top().target;
+    starts_.pop();
+    note(start(t, now));
+    schedule(t);
   }
   return changes;
 }
@@ -201,8 +229,11 @@ int HealthChecker::msUntilNext(Clock::time_point now) const {
     return -1;
   }
   Clock::time_point soonest = Clock::time_point::max();
-  for (const auto& [key, t] : targets_) {
-    soonest = std::min(soonest, t.probe.valid() ? t.deadline : t.next);
+  for (DueQueue* q : {&deadlines_, &starts_}) {
+    skipOutdated(*q);
+    if (!q->empty()) {
+      soonest = std::min(soonest, q->top().at);
+    }
   }
   // Rounded up, so that the wakeup finds the probe due rather than 1 ms early.
   const auto ms = soonest <= now ? 0 : std::chrono::ceil<milliseconds>(soonest - now).count();

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <queue>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,8 +48,8 @@ class HealthChecker {
   // (2 failed probes of :8080; last: connection refused)"); empty when none did.
   std::vector<std::string> run(Clock::time_point now);
   // Milliseconds until run() has something to do (-1: nothing is probed), at least
-  // kMinWakeMs: run() visits every target, so wakeups are batched (100 per second at most
-  // whatever the number of backends; probes start up to kMinWakeMs late).
+  // kMinWakeMs: wakeups are batched (100 per second at most whatever the number of
+  // backends; probes start up to kMinWakeMs late).
   int msUntilNext(Clock::time_point now) const;
 
   // `cfg` with every down backend at weight 0. A VIP whose weighted backends are all down
@@ -75,8 +76,19 @@ class HealthChecker {
     Clock::time_point deadline;  // when the probe in flight fails
     UniqueFd probe;              // the connecting socket, registered in epfd_
     std::string last_error;
+    uint64_t timer = 0;  // the one live entry of this target in deadlines_ or starts_
   };
   using Key = std::pair<std::string, IpAddr>;  // VIP name, backend
+
+  // When a target next needs run(): its probe's deadline, or its next start. Entries are
+  // never removed but outdated: one whose `timer` is not its target's is skipped.
+  struct Due {
+    Clock::time_point at;
+    uint64_t timer;
+    Target* target;
+    bool operator>(const Due& o) const { return at > o.at; }
+  };
+  using DueQueue = std::priority_queue<Due, std::vector<Due>, std::greater<>>;
 
   HealthChecker(UniqueFd epfd, size_t max_in_flight)
       : epfd_(std::move(epfd)), max_in_flight_(max_in_flight) {}
@@ -85,12 +97,21 @@ class HealthChecker {
   [[nodiscard]] std::string start(Target& t, Clock::time_point now);
   // Records one probe's result; returns the log line when the backend changed state.
   [[nodiscard]] std::string finish(Target& t, bool ok, std::string error);
+  // Queues t's next time (its deadline while a probe is in flight, else its next start),
+  // outdating the entry it had.
+  void schedule(Target& t);
+  // Drops outdated entries from the top of q.
+  static void skipOutdated(DueQueue& q);
 
   static constexpr int kMinWakeMs = 10;
   UniqueFd epfd_;
   size_t max_in_flight_;
   size_t in_flight_ = 0;
-  std::map<Key, Target> targets_;  // nodes are stable: epoll events point at them
+  std::map<Key, Target> targets_;  // nodes are stable: epoll events and queues point at them
+  // Two queues, so that deadlines are met while starts wait for a free slot (at the cap).
+  // Mutable: msUntilNext() drops outdated entries as it looks.
+  mutable DueQueue deadlines_, starts_;
+  uint64_t timers_ = 0;
 };
 
 }  // namespace meshgate::agent

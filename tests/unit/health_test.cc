@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -210,6 +211,49 @@ TEST_F(HealthTest, AProbeWithoutAnswerFailsAtItsTimeout) {
             "vip 'web': backend 198.18.220.2 down (1 failed probes of :8080; last: no answer "
             "within 300 ms)");
   EXPECT_EQ(hc_->probesInFlight(), 0u);
+}
+
+// At the cap on probes in flight, the due probes beyond it wait for a free slot, while the
+// probes in flight still fail at their deadlines and free those slots: 30 backends that
+// never answer, with room for 20 probes at a time.
+TEST_F(HealthTest, AtTheCapDueProbesWaitWhileProbesInFlightStillTimeOut) {
+  ASSERT_TRUE(ns_->run({"ip", "route", "add", "198.18.221.0/24", "via", "198.18.220.2"}));
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 40;  // the checker takes half: 20 in flight
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto hc = HealthChecker::create();
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_TRUE(hc) << hc.error().message;
+  hc_.emplace(std::move(*hc));
+
+  std::vector<std::string> addrs;
+  for (int i = 1; i <= 30; i++) {
+    addrs.push_back("198.18.221." + std::to_string(i));
+  }
+  std::vector<const char*> backends;
+  for (const auto& a : addrs) {
+    backends.push_back(a.c_str());
+  }
+  const auto t0 = Clock::now();
+  hc_->configure(config(backends, {kPort, 1000, 300, 1, 1}), t0);
+  // Every first probe falls in [t0, t0 + 1 s): all are due at t0 + 1 s.
+  EXPECT_TRUE(hc_->run(t0 + milliseconds(1000)).empty());
+  EXPECT_EQ(hc_->probesInFlight(), 20u) << "the cap";
+  EXPECT_EQ(hc_->msUntilNext(t0 + milliseconds(1000)), 10) << "10 due, waiting for a slot";
+  EXPECT_TRUE(hc_->run(t0 + milliseconds(1299)).empty()) << "nothing before the deadlines";
+  EXPECT_EQ(hc_->probesInFlight(), 20u);
+  // The 20 fail at their deadline, and the 10 that waited start in their slots.
+  EXPECT_EQ(hc_->run(t0 + milliseconds(1300)).size(), 20u);
+  EXPECT_EQ(hc_->probesInFlight(), 10u);
+  EXPECT_EQ(hc_->run(t0 + milliseconds(1600)).size(), 10u) << "then those fail too";
+  EXPECT_EQ(hc_->probesInFlight(), 0u);
+  for (const auto& a : addrs) {
+    EXPECT_TRUE(hc_->isDown("web", ip(a.c_str()))) << a;
+  }
+  // Their next probes: an interval after each one started.
+  EXPECT_EQ(hc_->msUntilNext(t0 + milliseconds(1600)), 400);
 }
 
 TEST_F(HealthTest, RemovedBackendsAreNoLongerProbed) {
