@@ -196,8 +196,9 @@ std::vector<std::string> HealthChecker::run(Clock::time_point now) {
       if (::getsockopt(t->probe.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
         err = errno;
       }
-      note(finish(*t, err == 0, err ? std::strerror(err) : ""));
+      std::string line = finish(*t, err == 0, err ? std::strerror(err) : "");
       schedule(*t);
+      note(std::move(line));
     }
     if (n < static_cast<int>(events.size())) {
       break;
@@ -209,8 +210,10 @@ std::vector<std::string> HealthChecker::run(Clock::time_point now) {
        skipOutdated(deadlines_)) {
     Target& t = *deadlines_.top().target;
     deadlines_.pop();
-    note(finish(t, false, "no answer within " + std::to_string(t.check.timeout_ms) + " ms"));
-    schedule(t);
+    std::string line =
+        finish(t, false, "no answer within " + std::to_string(t.check.timeout_ms) + " ms");
+    schedule(t);  // before anything that may throw: a target must never lose its entry
+    note(std::move(line));
   }
   // At the cap, a due probe starts at a later wakeup.
   for (skipOutdated(starts_);
@@ -218,8 +221,9 @@ std::vector<std::string> HealthChecker::run(Clock::time_point now) {
        skipOutdated(starts_)) {
     Target& t = *starts_.top().target;
     starts_.pop();
-    note(start(t, now));
+    std::string line = start(t, now);
     schedule(t);
+    note(std::move(line));
   }
   return changes;
 }

@@ -50,6 +50,8 @@ class HealthChecker {
   // Milliseconds until run() has something to do (-1: nothing is probed), at least
   // kMinWakeMs: wakeups are batched (100 per second at most whatever the number of
   // backends; probes start up to kMinWakeMs late).
+  // Const for its callers, but it drops outdated queue entries: call it from the thread
+  // that calls run(), as everything else here.
   int msUntilNext(Clock::time_point now) const;
 
   // `cfg` with every down backend at weight 0. A VIP whose weighted backends are all down

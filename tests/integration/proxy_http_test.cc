@@ -672,11 +672,15 @@ TEST_F(ProxyHttpTest, ConnectionTokensCannotStripTheFraming) {
 TEST_F(ProxyHttpTest, ARequestsTrailerFieldGoesWhereItsTrailerSectionCanGo) {
   auto& rec = backend(RecordingServer::answerWholeRequests());
   startProxy(httpConfig(endpoint(rec.port())));
-  // What the backend received of the request whose line starts with `line`.
+  // What the backend received of the request whose line starts with `line`, up to the next.
   auto request = [&](const std::string& line) {
     const std::string got = rec.received();
     const size_t at = got.find(line);
-    return at == std::string::npos ? std::string() : got.substr(at);
+    if (at == std::string::npos) {
+      return std::string();
+    }
+    const size_t next = got.find("POST /", at + 1);
+    return got.substr(at, next == std::string::npos ? std::string::npos : next - at);
   };
   std::string out =
       raw("POST /chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTrailer: x-sum\r\n"
