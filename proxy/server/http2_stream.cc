@@ -285,6 +285,9 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
     }
     return static_cast<ssize_t>(n);
   }
+  if (n == 0 && response_cut_) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // nghttp2 resets it: INTERNAL_ERROR
+  }
   if (n == 0) {
     deferred_ = true;
     return NGHTTP2_ERR_DEFERRED;
@@ -350,10 +353,17 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
   // The failed request object is dropped after this callback returns.
   s_.worker_.loop().deferDelete(std::move(up_));
   if (head_submitted_) {
-    // The response is under way: it can only be cut.
+    // The response is under way: it can only be cut. What came before the cut still goes
+    // out (the head, the body as far as it came), then the reset, as an HTTP/1.1 client
+    // sees the body end short of its length; readBody() resets once it has sent it all.
     bump(st.upstream_rsp_reset);
     reset_by_us_ = true;
-    nghttp2_submit_rst_stream(s_.h2_.get(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+    lease_.reset();
+    response_cut_ = true;
+    if (deferred_) {
+      deferred_ = false;
+      nghttp2_session_resume_data(s_.h2_.get(), id_);
+    }
     s_.scheduleSend();
     return;
   }

@@ -101,6 +101,7 @@ class Http2Session::Stream final : public UpstreamSink {
   bool head_submitted_ = false;
   Buffer body_out_;              // response body nghttp2 has not framed yet
   bool response_ended_ = false;  // no more body: EOF once body_out_ is empty
+  bool response_cut_ = false;    // the upstream failed mid-body: reset once body_out_ is empty
   bool deferred_ = false;        // readBody() returned "wait"
   HeaderList resp_trailers_;
   uint64_t response_bytes_ = 0;
