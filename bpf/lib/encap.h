@@ -192,13 +192,14 @@ static __always_inline int mg_forward(struct xdp_md *ctx, __u32 backend_id,
 		if (rc < 0)
 			return rc;
 		*counter = MG_LB_NEXTHOP_LOOKUP;
+		/* Packet pointers do not outlive a subprogram call for every verifier (newer
+		 * ones track whether it may change the packet): take them again. */
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
 	}
-	/* The subprogram call forgot what was checked of the packet: check again. */
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > data_end)
-		return MG_DROP(MG_LB_DROP_ENCAP_FAILED);
 	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
 	if (nh->ifindex_out == ctx->ingress_ifindex)

@@ -286,6 +286,7 @@ ssize_t Http2Session::Stream::readBody(uint8_t* buf, size_t length, uint32_t* fl
     return static_cast<ssize_t>(n);
   }
   if (n == 0 && response_cut_) {
+    reset_by_us_ = true;
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // nghttp2 resets it: INTERNAL_ERROR
   }
   if (n == 0) {
@@ -357,9 +358,13 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
     // out (the head, the body as far as it came), then the reset, as an HTTP/1.1 client
     // sees the body end short of its length; readBody() resets once it has sent it all.
     bump(st.upstream_rsp_reset);
-    reset_by_us_ = true;
     lease_.reset();
     response_cut_ = true;
+    // The request body still held for the upstream will never go: let the client send on.
+    if (!body_in_.empty()) {
+      nghttp2_session_consume(s_.h2_.get(), id_, body_in_.size());
+      body_in_.clear();
+    }
     if (deferred_) {
       deferred_ = false;
       nghttp2_session_resume_data(s_.h2_.get(), id_);
@@ -407,11 +412,16 @@ void Http2Session::Stream::onUpstreamFailed(UpstreamFailure f, std::string detai
 
 void Http2Session::Stream::onTimeout() {
   if (head_submitted_) {
-    bump(s_.worker_.stats().h2_streams_idle_timeout);
+    // A cut response whose rest the client never took (its window stayed shut) ends as
+    // the cut it is; anything else idle that long is cancelled.
+    if (!response_cut_) {
+      bump(s_.worker_.stats().h2_streams_idle_timeout);
+    }
     dropUpstream();
     lease_.reset();
     reset_by_us_ = true;
-    nghttp2_submit_rst_stream(s_.h2_.get(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
+    nghttp2_submit_rst_stream(s_.h2_.get(), NGHTTP2_FLAG_NONE, id_,
+                              response_cut_ ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_CANCEL);
     s_.scheduleSend();
     return;
   }

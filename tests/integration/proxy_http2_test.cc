@@ -396,6 +396,8 @@ TEST_F(ProxyHttp2Test, UpstreamFailuresGetTheRightAnswerWhateverTheProtocolOnEit
   // streams fail as reset (an idempotent request would be retried where retries allow).
   EXPECT_EQ(metric("upstream_rsp_reset"), 6u);
   EXPECT_EQ(metric("response_5xx"), 8u);
+  EXPECT_EQ(metric("h2_streams_reset_by_client"), 0u) << "the cut streams were reset by us";
+  EXPECT_EQ(metric("h2_streams_idle_timeout"), 0u) << "and at once, not at the idle timeout";
 }
 
 // The smuggling battery for HTTP/2 clients of an HTTP/1.1 cluster: every field an HTTP/2
