@@ -182,12 +182,13 @@ static __noinline bool mg_vip_address(const struct mg_pkt *p)
 }
 
 /*
- * The backend a packet's first fragment went to, by (source, destination, id, protocol).
- * Not inlined, nor mg_track_fragment(): their keys (up to 40 bytes each) then live in
- * frames of their own, not in mg_lb_process()'s, whose stack plus the QUIC decoder's is
+ * The fragment-table entry of a packet's (source, destination, id, protocol): looked up,
+ * or, given `put`, written (then NULL). Not inlined: its keys (up to 40 bytes) then live in
+ * a frame of its own, not in mg_lb_process()'s, whose stack plus the QUIC decoder's was
  * close to the 512-byte limit.
  */
-static __noinline struct mg_frag_state *mg_frag_lookup(const struct mg_pkt *p)
+static __noinline struct mg_frag_state *mg_frag_entry(const struct mg_pkt *p,
+						      const struct mg_frag_state *put)
 {
 	if (p->flow.family == MG_AF_INET) {
 		struct mg_frag_key key = {
@@ -197,12 +198,20 @@ static __noinline struct mg_frag_state *mg_frag_lookup(const struct mg_pkt *p)
 			.proto = p->flow.proto,
 		};
 
+		if (put) {
+			bpf_map_update_elem(&mg_frags, &key, put, BPF_ANY);
+			return NULL;
+		}
 		return bpf_map_lookup_elem(&mg_frags, &key);
 	}
 	struct mg_frag6_key key6 = {.id = p->frag_id, .proto = p->flow.proto};
 
 	__builtin_memcpy(key6.src, p->flow.src, sizeof(key6.src));
 	__builtin_memcpy(key6.dst, p->flow.dst, sizeof(key6.dst));
+	if (put) {
+		bpf_map_update_elem(&mg_frags6, &key6, put, BPF_ANY);
+		return NULL;
+	}
 	return bpf_map_lookup_elem(&mg_frags6, &key6);
 }
 
@@ -215,7 +224,7 @@ static __noinline struct mg_frag_state *mg_frag_lookup(const struct mg_pkt *p)
 static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip_id,
 					      __u32 *backend_id, struct mg_backend **be)
 {
-	struct mg_frag_state *st = mg_frag_lookup(p);
+	struct mg_frag_state *st = mg_frag_entry(p, NULL);
 
 	if (!st)
 		return mg_vip_address(p) ? MG_DROP(MG_LB_DROP_FRAG_UNTRACKED)
@@ -233,28 +242,13 @@ static __always_inline int mg_follow_fragment(const struct mg_pkt *p, __u32 *vip
 	return MG_CONTINUE;
 }
 
-static __noinline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_id, __u32 backend_id,
-					 __u32 backend_gen)
+static __always_inline void mg_track_fragment(const struct mg_pkt *p, __u32 vip_id,
+					      __u32 backend_id, __u32 backend_gen)
 {
 	struct mg_frag_state st = {
 		.backend_id = backend_id, .vip_id = vip_id, .backend_gen = backend_gen};
 
-	if (p->flow.family == MG_AF_INET) {
-		struct mg_frag_key key = {
-			.src = p->flow.src[0],
-			.dst = p->flow.dst[0],
-			.id = (__u16)p->frag_id,
-			.proto = p->flow.proto,
-		};
-
-		bpf_map_update_elem(&mg_frags, &key, &st, BPF_ANY);
-	} else {
-		struct mg_frag6_key key6 = {.id = p->frag_id, .proto = p->flow.proto};
-
-		__builtin_memcpy(key6.src, p->flow.src, sizeof(key6.src));
-		__builtin_memcpy(key6.dst, p->flow.dst, sizeof(key6.dst));
-		bpf_map_update_elem(&mg_frags6, &key6, &st, BPF_ANY);
-	}
+	mg_frag_entry(p, &st);
 	mg_count(MG_LB_FRAG_FIRST);
 }
 
