@@ -66,8 +66,8 @@ void H1Upstream::start(const RequestHead& head) {
   out.append(head.authority);
   out.append("\r\n");
   for (const auto& [name, value] : head.headers) {
-    if (!chunked_ && http1::grammar::iequals(name, "trailer")) {
-      continue;  // no trailer section follows this framing: announce none
+    if (!chunked_ && announcesTrailers(name)) {
+      continue;
     }
     out.append(name);
     out.append(": ");

@@ -193,7 +193,7 @@ HeaderList forwardableFields(HeaderList fields, bool lower_case) {
 }
 
 bool forwardableTrailer(std::string_view name) {
-  return !hopByHop(name) && !iequals(name, "content-length") && !iequals(name, "trailer");
+  return !hopByHop(name) && !iequals(name, "content-length") && !announcesTrailers(name);
 }
 
 HeaderList forwardableTrailers(HeaderList fields, bool lower_case) {

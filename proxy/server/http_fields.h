@@ -80,6 +80,12 @@ HeaderList forwardableFields(HeaderList fields, bool lower_case);
 HeaderList forwardableTrailers(HeaderList fields, bool lower_case);
 bool forwardableTrailer(std::string_view name);  // the same test for one field
 
+// Trailer announces the fields of a trailer section (RFC 9110 §6.6.2): a head whose body
+// cannot carry one (framed by length or by close) does not pass it on.
+inline bool announcesTrailers(std::string_view name) {
+  return http1::grammar::iequals(name, "trailer");
+}
+
 std::string lowerCase(std::string_view s);
 
 // Appends a chunk-size line ("1f40\r\n") for a chunk of n bytes.

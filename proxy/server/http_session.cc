@@ -329,8 +329,8 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
     if (xff_replace && clientAddressField(name)) {
       continue;
     }
-    if (!ex.chunked && iequals(name, "trailer")) {
-      continue;  // no trailer section follows this framing: announce none
+    if (!ex.chunked && announcesTrailers(name)) {
+      continue;
     }
     h.append(name).append(": ").append(value).append("\r\n");
   }

@@ -115,8 +115,8 @@ void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, b
   Buffer& out = down_->output();
   appendStatusLine(out, status, reasonPhrase(status));
   for (const auto& [name, value] : headers) {
-    if (!ex.chunk_out && name == "trailer") {
-      continue;  // no trailer section follows this framing: announce none
+    if (!ex.chunk_out && announcesTrailers(name)) {
+      continue;
     }
     appendField(out, name, value);
   }

@@ -160,8 +160,8 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   Buffer& out = down_->output();
   appendStatusLine(out, status, rs.reason_);
   forEachForwardable(rs.headers_, [&](std::string_view name, std::string_view value) {
-    if (!ex.chunk_out && http1::grammar::iequals(name, "trailer")) {
-      return;  // no trailer section follows this framing: announce none
+    if (!ex.chunk_out && announcesTrailers(name)) {
+      return;
     }
     appendField(out, name, value);
   });
