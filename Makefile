@@ -211,7 +211,13 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || exit 1; \
 		for svc in $(DEB_SERVICES); do \
 			if command -v systemctl >/dev/null && systemctl is-enabled $$svc >/dev/null 2>&1; then \
-				systemctl disable --now $$svc >/dev/null 2>&1 && echo "make deps: stopped and disabled the $$svc service"; \
+				if systemctl disable --now $$svc >/dev/null 2>&1; then \
+					echo "make deps: stopped and disabled the $$svc service"; \
+				elif ! systemctl is-enabled $$svc >/dev/null 2>&1; then \
+					echo "make deps: disabled the $$svc service (no running systemd: nothing to stop)"; \
+				else \
+					echo "make deps: warning: could not disable the $$svc service" >&2; \
+				fi; \
 			fi; \
 		done; \
 	else echo "make deps: all $(words $(DEB_PACKAGES)) packages present"; fi
