@@ -339,7 +339,7 @@ std::set<IpAddr> LbState::slotlessBackends(const VipConfig& vip) const {
   return out;
 }
 
-Result<uint64_t> LbState::writeRing(uint32_t vip_id, const std::vector<uint32_t>& table) {
+Result<uint64_t> LbState::writeRing(uint32_t vip_id, std::span<const uint32_t> table) {
   RingPair& pair = rings_[vip_id];
   if (table.empty()) {
     if (bpf_map_delete_elem(maps_.rings.get(), &vip_id) != 0 && errno != ENOENT) {
@@ -620,7 +620,7 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
     if (auto r = writeQuic(vip_id, vip, ids); !r) {
       return std::unexpected(r.error());
     }
-    auto table = buildMaglevTable(input, vip.ring_size);
+    auto table = maglev_.build(input, vip.ring_size);
     if (!table) {
       return fail("vip '" + vip.name + "': " + table.error().message);
     }

@@ -17,6 +17,7 @@
 #include "agent/bpf_util.h"
 #include "agent/config.h"
 #include "agent/lb_maps.h"
+#include "agent/maglev.h"
 #include "meshgate/result.h"
 
 namespace meshgate::agent {
@@ -72,7 +73,7 @@ class LbState {
   Result<uint32_t> ensureBackend(uint32_t vip_id, const IpAddr& addr, ApplyStats& stats);
   Result<void> removeBackend(uint32_t vip_id, const IpAddr& addr);
   Result<uint32_t> allocVipId();
-  Result<uint64_t> writeRing(uint32_t vip_id, const std::vector<uint32_t>& table);
+  Result<uint64_t> writeRing(uint32_t vip_id, std::span<const uint32_t> table);
   Result<void> removeVip(const VipKeyBytes& key, uint32_t vip_id);
   // Writes the VIP's QUIC-LB configs and server IDs, deleting the ones it no longer has.
   Result<void> writeQuic(uint32_t vip_id, const VipConfig& vip,
@@ -92,7 +93,8 @@ class LbState {
   uint32_t next_backend_id_ = 1;  // id 0 is never used: an unset slot must not route
   uint32_t max_backend_gen_ = 0;  // generations only grow, across restarts too
   std::map<uint32_t, RingPair> rings_;
-  std::vector<uint64_t> filter_;               // kernel content of mg_vip_filter
+  MaglevBuilder maglev_;          // one for all VIPs: it keeps its working memory between builds
+  std::vector<uint64_t> filter_;  // kernel content of mg_vip_filter
   std::map<VipKeyBytes, uint32_t> vip_addrs_;  // kernel content of mg_vip_addrs
   // Keys written into mg_quic_configs / mg_quic_servers, per VIP id.
   std::map<uint32_t, std::set<std::array<uint8_t, sizeof(mg_quic_config_key)>>> quic_configs_;

@@ -133,8 +133,9 @@ std::vector<uint32_t> apportion(const std::vector<uint64_t>& weights, uint32_t s
 // 1/P, P a power of two giving at most M / kClaimsPerRound rounds (fine enough that claims
 // at different times rarely share a round), and claims in one round go in key order. A
 // counting sort by round over claims generated in key order does this in O(M).
-std::vector<uint32_t> claimOrder(const std::vector<uint64_t>& weights,
-                                 const std::vector<uint32_t>& quotas, uint32_t m) {
+void claimOrder(const std::vector<uint64_t>& weights, const std::vector<uint32_t>& quotas,
+                std::vector<uint32_t>& start, std::span<uint32_t> order) {
+  const auto m = static_cast<uint32_t>(order.size());
   const auto n = static_cast<uint32_t>(weights.size());
   uint32_t last = 0;  // the backend whose last claim comes latest: max (2q - 1) / 2w
   for (uint32_t i = 1; i < n; i++) {
@@ -173,12 +174,10 @@ std::vector<uint32_t> claimOrder(const std::vector<uint64_t>& weights,
       }
     }
   };
-  std::vector<uint32_t> start(rounds + 1, 0);
+  start.assign(rounds + 1, 0);
   forEachClaim([&](uint32_t, uint32_t round) { start[round + 1]++; });
   std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<uint32_t> order(m);
   forEachClaim([&](uint32_t i, uint32_t round) { order[start[round]++] = i; });
-  return order;
 }
 
 // (slot + step) mod m for slot, step < m, given back = m - step: no division.
@@ -210,11 +209,20 @@ struct Walker {
 // ways to find it, cheapest by how full the table is; all three give the same slot.
 class TableFiller {
  public:
-  TableFiller(std::vector<Walker> walkers, uint32_t m)
-      : walkers_(std::move(walkers)), m_(m), taken_((m + 63) / 64, 0), barrett_(UINT64_MAX / m) {}
+  // `taken` and `free_slots` are working memory, kept by the caller from fill to fill.
+  TableFiller(std::vector<Walker> walkers, uint32_t m, std::vector<uint64_t>& taken,
+              std::vector<uint32_t>& free_slots)
+      : walkers_(std::move(walkers)),
+        m_(m),
+        taken_(taken),
+        barrett_(UINT64_MAX / m),
+        free_slots_(free_slots) {
+    taken_.assign((m + 63) / 64, 0);
+    free_slots_.clear();
+  }
 
-  std::vector<uint32_t> fill(const std::vector<uint32_t>& order) {
-    std::vector<uint32_t> table(m_);
+  // Every slot of `table` (M of them) is claimed once: the quotas add up to M.
+  void fill(std::span<const uint32_t> order, std::span<uint32_t> table) {
     // Below a quarter full the first slot tried is usually free: one probe per step. The
     // last claims would walk about M / (free slots) places: once sqrt(M) slots are left,
     // scanning them is cheaper.
@@ -231,13 +239,12 @@ class TableFiller {
     for (; j < m_; j++) {
       claim(table, walkers_[order[j]], scan(walkers_[order[j]]));
     }
-    return table;
   }
 
  private:
   bool taken(uint32_t slot) const { return taken_[slot >> 6] >> (slot & 63) & 1; }
 
-  void claim(std::vector<uint32_t>& table, Walker& w, uint32_t slot) {
+  void claim(std::span<uint32_t> table, Walker& w, uint32_t slot) {
     taken_[slot >> 6] |= uint64_t{1} << (slot & 63);
     table[slot] = w.id;
     w.next = advance(slot, w.skip, m_ - w.skip);
@@ -303,9 +310,9 @@ class TableFiller {
 
   std::vector<Walker> walkers_;
   const uint32_t m_;
-  std::vector<uint64_t> taken_;  // a bitmap of slots
+  std::vector<uint64_t>& taken_;  // a bitmap of slots
   const uint64_t barrett_;
-  std::vector<uint32_t> free_slots_;
+  std::vector<uint32_t>& free_slots_;
 };
 
 }  // namespace
@@ -345,14 +352,14 @@ bool isPrime(uint32_t n) {
 // quota, so shares are exact however the lists collide, and turns follow claimOrder(), so
 // heavy and light backends fill at the same relative pace throughout, which keeps a change
 // to one backend from reshuffling the others.
-Result<std::vector<uint32_t>> buildMaglevTable(std::span<const MaglevBackend> backends,
-                                               uint32_t table_size) {
+Result<std::span<const uint32_t>> MaglevBuilder::build(std::span<const MaglevBackend> backends,
+                                                       uint32_t table_size) {
   auto active = activeBackendsByKey(backends, table_size);
   if (!active) {
     return std::unexpected(std::move(active.error()));
   }
   if (active->empty()) {
-    return std::vector<uint32_t>{};
+    return std::span<const uint32_t>{};
   }
   // From here on, only backends with a non-zero quota (weights tiny next to the total
   // may have none), in key order.
@@ -374,7 +381,25 @@ Result<std::vector<uint32_t>> buildMaglevTable(std::span<const MaglevBackend> ba
       walkers.push_back({p.offset, p.skip, b.id, 0});
     }
   }
-  return TableFiller(std::move(walkers), table_size).fill(claimOrder(weights, quotas, table_size));
+  // Every entry of both is written below: resizing a buffer already large enough costs nothing.
+  order_.resize(table_size);
+  table_.resize(table_size);
+  const std::span<uint32_t> order(order_.data(), table_size);
+  const std::span<uint32_t> table(table_.data(), table_size);
+  claimOrder(weights, quotas, round_start_, order);
+  TableFiller(std::move(walkers), table_size, taken_, free_slots_).fill(order, table);
+  return table;
+}
+
+Result<std::vector<uint32_t>> buildMaglevTable(std::span<const MaglevBackend> backends,
+                                               uint32_t table_size) {
+  MaglevBuilder builder;
+  auto table = builder.build(backends, table_size);
+  if (!table) {
+    return std::unexpected(std::move(table.error()));
+  }
+  builder.table_.resize(table->size());  // empty when no backend has weight > 0
+  return std::move(builder.table_);
 }
 
 }  // namespace meshgate::agent

@@ -239,6 +239,44 @@ TEST(Maglev, SameTableForAnyInputOrder) {
   EXPECT_EQ(mustBuild(reversed, kTableSize), reference) << "reversed input";
 }
 
+// One builder kept across builds (as the agent keeps one for all its VIPs) gives each
+// table exactly as a fresh build does, whatever came before: a larger table, a smaller
+// one, a rejected input, a set with no active backend, the same input twice.
+TEST(Maglev, BuilderKeptAcrossBuildsGivesWhatAFreshBuildGives) {
+  struct Case {
+    std::vector<MaglevBackend> backends;
+    uint32_t size;
+  };
+  std::vector<MaglevBackend> drained = equalBackends(5);
+  for (MaglevBackend& b : drained) {
+    b.weight = 0;
+  }
+  std::vector<MaglevBackend> duplicate = equalBackends(3);
+  duplicate[2].key = duplicate[0].key;
+  const std::vector<Case> cases = {
+      {randomWeightBackends(1000, 100, 1), kTableSize},
+      {randomWeightBackends(10, 5, 2), 251},  // smaller: stale slots past 251 must not show
+      {randomWeightBackends(300, 100, 3), 131071},
+      {duplicate, kTableSize},
+      {drained, kTableSize},
+      {randomWeightBackends(300, 100, 3), 131071},
+      {equalBackends(997), 997},  // one slot each: the scan of the last free slots only
+      {randomWeightBackends(1000, 100, 1), kTableSize},
+  };
+  MaglevBuilder builder;
+  for (size_t i = 0; i < cases.size(); i++) {
+    const auto fresh = buildMaglevTable(cases[i].backends, cases[i].size);
+    const auto kept = builder.build(cases[i].backends, cases[i].size);
+    ASSERT_EQ(fresh.has_value(), kept.has_value()) << "case " << i;
+    if (!fresh) {
+      EXPECT_EQ(fresh.error().message, kept.error().message) << "case " << i;
+      continue;
+    }
+    EXPECT_TRUE(std::equal(fresh->begin(), fresh->end(), kept->begin(), kept->end()))
+        << "case " << i << ": " << fresh->size() << " slots fresh, " << kept->size() << " kept";
+  }
+}
+
 // The child has its own heap (churned on purpose) and builds from reversed input; the
 // table comes back over a pipe and must match the parent's byte for byte.
 TEST(Maglev, SameTableInAChildProcess) {
