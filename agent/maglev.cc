@@ -157,27 +157,42 @@ void claimOrder(const std::vector<uint64_t>& weights, const std::vector<uint32_t
   const auto rounds = static_cast<uint32_t>(lastRound()) + 2;
 
   // A backend's rounds advance by 2P / 2w per claim: an integer step, a carried remainder.
-  const auto forEachClaim = [&](auto&& onClaim) {
-    const uint64_t two_p = uint64_t{2} << shift;
-    for (uint32_t i = 0; i < n; i++) {
-      const uint64_t period = 2 * weights[i];
-      const uint64_t step = two_p / period;
-      const uint64_t step_rem = two_p % period;
-      uint64_t round = ((two_p >> 1) - 1) / period;
-      uint64_t rem = ((two_p >> 1) - 1) % period;
-      for (uint32_t k = quotas[i]; k > 0; k--) {
-        onClaim(i, static_cast<uint32_t>(round));
-        rem += step_rem;
-        const bool carry = rem >= period;
-        round += step + carry;
-        rem -= carry ? period : 0;
-      }
+  const uint64_t two_p = uint64_t{2} << shift;
+  const auto forEachRound = [two_p](uint64_t weight, uint32_t quota, auto&& onRound) {
+    const uint64_t period = 2 * weight;
+    const uint64_t step = two_p / period;
+    const uint64_t step_rem = two_p % period;
+    uint64_t round = ((two_p >> 1) - 1) / period;
+    uint64_t rem = ((two_p >> 1) - 1) % period;
+    for (uint32_t k = quota; k > 0; k--) {
+      onRound(static_cast<uint32_t>(round));
+      rem += step_rem;
+      const bool carry = rem >= period;
+      round += step + carry;
+      rem -= carry ? period : 0;
     }
   };
+  // Claims per round. Backends of equal weight and quota claim in the same rounds, and
+  // configs rarely have many distinct weights: each such group is walked once.
+  std::vector<uint64_t> groups(n);  // weight << 20 | quota, as quota < 2^20
+  for (uint32_t i = 0; i < n; i++) {
+    groups[i] = weights[i] << 20 | quotas[i];
+  }
+  std::sort(groups.begin(), groups.end());
   start.assign(rounds + 1, 0);
-  forEachClaim([&](uint32_t, uint32_t round) { start[round + 1]++; });
+  for (uint32_t g = 0; g < n;) {
+    uint32_t members = 1;
+    while (g + members < n && groups[g + members] == groups[g]) {
+      members++;
+    }
+    forEachRound(groups[g] >> 20, groups[g] & ((1u << 20) - 1),
+                 [&](uint32_t round) { start[round + 1] += members; });
+    g += members;
+  }
   std::partial_sum(start.begin(), start.end(), start.begin());
-  forEachClaim([&](uint32_t i, uint32_t round) { order[start[round]++] = i; });
+  for (uint32_t i = 0; i < n; i++) {
+    forEachRound(weights[i], quotas[i], [&](uint32_t round) { order[start[round]++] = i; });
+  }
 }
 
 // (slot + step) mod m for slot, step < m, given back = m - step: no division.
