@@ -1,8 +1,10 @@
 #include "proxy/server/h2_upstream.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 
 #include "proxy/event/timer_wheel.h"
 #include "proxy/net/connection.h"
@@ -406,6 +408,7 @@ int H2Connection::onDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8
     nghttp2_session_consume(c.h2_.get(), id, len);  // nobody wants it
     return 0;
   }
+  up->unconsumed_ += len;
   up->sink_->onUpstreamData({reinterpret_cast<const char*>(data), len});
   return 0;
 }
@@ -444,6 +447,7 @@ H2Upstream::H2Upstream(Worker& worker, UpstreamSink& sink, const UpstreamTarget&
     : worker_(worker), sink_(&sink), target_(target) {}
 
 H2Upstream::~H2Upstream() {
+  releaseWindow();
   if (conn_ && stream_id_ > 0) {
     conn_->cancel(stream_id_);  // a no-op once the stream has closed
   }
@@ -491,6 +495,7 @@ void H2Upstream::connected() {
 
 void H2Upstream::failed(UpstreamFailure f, std::string detail) {
   finished_ = true;
+  releaseWindow();
   if (auto* s = std::exchange(sink_, nullptr)) {
     s->onUpstreamFailed(f, std::move(detail));
   }
@@ -518,14 +523,23 @@ void H2Upstream::endRequest(HeaderList trailers) {
 }
 
 void H2Upstream::consumed(size_t n) {
-  if (conn_) {
+  n = std::min(n, unconsumed_);  // bytes given back already are not given twice
+  unconsumed_ -= n;
+  if (conn_ && n) {
     conn_->consume(stream_id_, n);
+  }
+}
+
+void H2Upstream::releaseWindow() {
+  if (conn_ && unconsumed_) {
+    conn_->consume(stream_id_, std::exchange(unconsumed_, 0));
   }
 }
 
 void H2Upstream::cancel() {
   sink_ = nullptr;
   finished_ = true;
+  releaseWindow();
   if (conn_ && stream_id_ > 0) {
     conn_->cancel(stream_id_);  // a no-op once the stream has closed
   }

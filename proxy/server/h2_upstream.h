@@ -38,6 +38,10 @@ class H2Upstream final : public UpstreamRequest {
   // From the connection.
   void connected();
   void failed(UpstreamFailure f, std::string detail);
+  // Response bytes delivered to the sink that it will never consume (it gave up, or the
+  // stream failed) go back to the connection's window: the connection is shared, and
+  // would stall for every stream once enough of them were lost.
+  void releaseWindow();
   UpstreamSink* sink() const { return sink_; }
 
   Worker& worker_;
@@ -54,6 +58,7 @@ class H2Upstream final : public UpstreamRequest {
   uint16_t status_ = 0;
   HeaderList fields_;  // of the head being received
   bool head_done_ = false;
+  size_t unconsumed_ = 0;  // response body delivered to the sink, not yet consumed()
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for deferred callbacks
 };
 

@@ -456,12 +456,7 @@ void Http2Session::Stream::respondError(uint16_t status, std::string_view detail
 
 void Http2Session::Stream::dropUpstream() {
   if (up_) {
-    // Response bytes never framed for the client still count against the upstream
-    // connection's window (a shared HTTP/2 connection would stall after enough of these).
-    if (!body_out_.empty()) {
-      up_->consumed(body_out_.size());
-    }
-    up_->cancel();
+    up_->cancel();  // an HTTP/2 upstream gives back the window of what it delivered
     s_.worker_.loop().deferDelete(std::move(up_));
   }
 }

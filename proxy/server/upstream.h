@@ -80,7 +80,9 @@ class UpstreamRequest {
   // The sink has passed on `n` response body bytes: the upstream may deliver more.
   virtual void consumed(size_t n) = 0;
   // The sink gives up on the request (client reset, timeout): no more callbacks. An H1
-  // connection is closed (its framing state is lost), an H2 stream is reset.
+  // connection is closed (its framing state is lost), an H2 stream is reset, and the bytes
+  // it delivered that were never consumed go back to its shared connection's window (as
+  // they do when the stream fails).
   virtual void cancel() = 0;
   virtual bool reusedConnection() const = 0;
 };

@@ -571,6 +571,25 @@ TEST_F(ProxyHttp2Test, GivesBackTheConnectionWindowOfStreamsResetWithTheirBody) 
   EXPECT_EQ(j["upload"]["sent_bytes"], 200000);
 }
 
+// An upstream stream cut by RST_STREAM after part of its body leaves bytes that reached
+// the proxy and were never passed on as consumed: they must go back to the upstream
+// connection's window, which every stream to that endpoint shares. 300 cuts of 60,000
+// bytes pass the proxy's 16 MiB connection window: were they kept, the backend (which
+// sends no more than the windows let it) would cut the later ones short of their bytes.
+TEST_F(ProxyHttp2Test, CutUpstreamStreamsGiveBackTheSharedConnectionWindow) {
+  const uint16_t be = h2Backend({"--reset-body", "60000"});
+  ASSERT_NE(be, 0);
+  startProxy(h2ClusterConfig(be));
+  const json j = probe({"multiplex", "--path", "/reset", "--streams", "300"});
+  EXPECT_EQ(j["statuses"]["200"], 300) << j.dump();
+  EXPECT_EQ(j["resets"]["INTERNAL_ERROR"], 300) << j.dump();
+  EXPECT_EQ(j["total_body_bytes"], 300 * 60000) << j.dump();
+  const json ok = probe({"get", "--path", "/ok"});
+  EXPECT_EQ(ok["status"], 200) << ok.dump();
+  EXPECT_EQ(metric("upstream_rsp_reset"), 300u);
+  EXPECT_EQ(metric("h2_upstream_cx"), 1u) << "every stream shared one upstream connection";
+}
+
 TEST_F(ProxyHttp2Test, NeverForwardsARequestAnsweredBeforeItWasRouted) {
   RecordingServer& be = backend(RecordingServer::answerWholeRequests());
   startProxy(config(endpoint(be.port()), "", R"(, "limits": {"max_body_bytes": 1000})"));

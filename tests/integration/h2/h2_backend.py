@@ -4,7 +4,7 @@ meshgate-proxy's HTTP/2 upstream side copes.
 
   h2_backend.py --port 0 [--name NAME] [--refuse-first N] [--fail-first N]
                 [--hold-body] [--early-response] [--goaway-after N] [--log FILE]
-                [--garbage | --silent | --cut-body]
+                [--garbage | --silent | --cut-body] [--reset-body N]
 
 Answers every request 200 with the body it received (GET: "NAME") and a trailer
 "x-backend: NAME". Scripted behaviour:
@@ -22,12 +22,15 @@ Answers every request 200 with the body it received (GET: "NAME") and a trailer
   --silent            accept, read, never send a byte (not even SETTINGS)
   --cut-body          answer each request with content-length 100000 and 1000 bytes of
                       body, then close the TCP connection
+  --reset-body N      answer a request whose path starts with /reset with a head and N
+                      bytes of body (no more than the flow-control windows let out),
+                      then RST_STREAM(INTERNAL_ERROR); the connection stays up
 
 Prints "READY <port>" once listening. With --log FILE, appends one line per event:
 "headers <connection> <stream> <path>", "rst <connection> <stream> <code>",
 "xff <connection> <stream> <x-forwarded-for>", "forwarded <connection> <stream>
 <forwarded> <x-real-ip>" ("-" when absent), "end <connection> <stream>" (the request
-ended), "goaway <connection> <last>".
+ended), "goaway <connection> <last>", "reset-body <connection> <stream> <bytes sent>".
 Stops on SIGTERM. Needs /usr/bin/python3 with python3-h2.
 """
 
@@ -91,6 +94,7 @@ class Backend:
         conn.initiate_connection()
         sock.sendall(conn.data_to_send())
         bodies = {}
+        paths = {}
         answered = 0
         going_away = False
         open_streams = set()
@@ -111,6 +115,7 @@ class Backend:
                             conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
                             continue
                         bodies[sid] = bytearray()
+                        paths[sid] = headers.get(':path', '')
                         open_streams.add(sid)
                         if self.args.early_response:
                             self.answer(conn, sid, b"early")
@@ -130,6 +135,16 @@ class Backend:
                             conn.send_data(sid, b"c" * 1000)
                             sock.sendall(conn.data_to_send())
                             return  # closes the connection mid-body
+                        if (sid in bodies and self.args.reset_body
+                                and paths.get(sid, '').startswith('/reset')):
+                            bodies.pop(sid)
+                            conn.send_headers(sid, [(":status", "200")])
+                            n = min(self.args.reset_body, conn.local_flow_control_window(sid))
+                            step = conn.max_outbound_frame_size
+                            for i in range(0, n, step):
+                                conn.send_data(sid, b"r" * min(step, n - i))
+                            conn.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                            self.log(f"reset-body {conn_id} {sid} {n}")
                         if sid in bodies and not self.args.early_response:
                             body = bytes(bodies.pop(sid)) or self.args.name.encode()
                             self.answer(conn, sid, body)
@@ -180,6 +195,7 @@ def main():
     p.add_argument("--garbage", action="store_true")
     p.add_argument("--silent", action="store_true")
     p.add_argument("--cut-body", action="store_true")
+    p.add_argument("--reset-body", type=int, default=0)
     args = p.parse_args()
     backend = Backend(args)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
