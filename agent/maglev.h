@@ -66,7 +66,8 @@ Result<std::vector<uint32_t>> buildMaglevTable(std::span<const MaglevBackend> ba
 // next. A build writes two arrays of M entries, the claim order and the table; fresh ones
 // cost a page fault per 4 KiB (about 110 at M = 65537, a sixth of the build on this project's
 // machines), so a caller that builds many tables, like the agent with one table per VIP,
-// keeps a builder. It holds 8 bytes per slot of the largest table built (8 MiB at most).
+// keeps a builder. It holds about 8 bytes per slot of the largest table built (8.4 MiB at
+// most).
 class MaglevBuilder {
  public:
   // The table is valid until the next build().
