@@ -413,8 +413,7 @@ Result<std::vector<uint32_t>> buildMaglevTable(std::span<const MaglevBackend> ba
   if (!table) {
     return std::unexpected(std::move(table.error()));
   }
-  builder.table_.resize(table->size());  // empty when no backend has weight > 0
-  return std::move(builder.table_);
+  return std::move(builder.table_);  // a fresh builder's: exactly the table, or empty
 }
 
 }  // namespace meshgate::agent
