@@ -245,8 +245,9 @@ void Http2Session::startOpened() {
     bump(worker_.stats().h2_streams_reset_early, gone);
     early_resets_ += gone;
   }
+  // Client stream ids are odd, up to 2^31 - 1: counted in unsigned, the last one's + 1 fits.
   const uint32_t opened_total =
-      static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(h2_.get()) + 1) / 2;
+      (static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(h2_.get())) + 1) / 2;
   if (early_resets_ > kMaxEarlyResets && early_resets_ * 2 > opened_total && !closing_) {
     bump(worker_.stats().h2_downstream_protocol_error);
     closing_ = true;
