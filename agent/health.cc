@@ -18,8 +18,9 @@ using std::chrono::milliseconds;
 
 // Where in [0, interval) a new target's first probe falls: the same for the same target
 // on every start, different across targets.
-milliseconds firstProbeOffset(const std::string& vip, const IpAddr& addr, uint32_t interval_ms) {
-  const size_t h = std::hash<std::string>{}(vip + "/" + addr.toString());
+milliseconds firstProbeOffset(const std::string& vip_key, const IpAddr& addr,
+                              uint32_t interval_ms) {
+  const size_t h = std::hash<std::string>{}(vip_key + "/" + addr.toString());
   return milliseconds(h % interval_ms);
 }
 
@@ -52,11 +53,13 @@ void HealthChecker::configure(
     if (!vip.health_check) {
       continue;
     }
+    const std::string vip_key = vipKeyString(vip);
     for (const auto& b : vip.backends) {
-      Key key{vip.name, b.address};
+      Key key{vip_key, b.address};
       auto old = targets_.find(key);
       if (old != targets_.end() && old->second.check == *vip.health_check) {
-        next.emplace(key, std::move(old->second));  // the node moves; epoll must follow
+        // The node moves (epoll must follow); the VIP may have been renamed.
+        next.emplace(key, std::move(old->second)).first->second.vip = vip.name;
         continue;
       }
       Target t;
@@ -68,7 +71,7 @@ void HealthChecker::configure(
       } else if (starts_down && starts_down(vip, b.address)) {
         t.up = false;
       }
-      t.next = now + firstProbeOffset(vip.name, b.address, t.check.interval_ms);
+      t.next = now + firstProbeOffset(vip_key, b.address, t.check.interval_ms);
       next.emplace(std::move(key), std::move(t));
     }
   }
@@ -244,8 +247,12 @@ int HealthChecker::msUntilNext(Clock::time_point now) const {
   return static_cast<int>(std::clamp<int64_t>(ms, kMinWakeMs, 60'000));
 }
 
-bool HealthChecker::isDown(const std::string& vip, const IpAddr& backend) const {
-  auto it = targets_.find(Key{vip, backend});
+bool HealthChecker::isDown(const VipConfig& vip, const IpAddr& backend) const {
+  return isDown(vipKeyString(vip), backend);
+}
+
+bool HealthChecker::isDown(const std::string& vip_key, const IpAddr& backend) const {
+  auto it = targets_.find(Key{vip_key, backend});
   return it != targets_.end() && !it->second.up;
 }
 
@@ -257,11 +264,12 @@ bool HealthChecker::failingOpen(const VipConfig& vip) const {
   if (!vip.health_check) {
     return false;
   }
+  const std::string vip_key = vipKeyString(vip);
   bool any_weighted = false;
   for (const auto& b : vip.backends) {
     if (b.weight > 0) {
       any_weighted = true;
-      if (!isDown(vip.name, b.address)) {
+      if (!isDown(vip_key, b.address)) {
         return false;
       }
     }
@@ -278,8 +286,9 @@ AgentConfig HealthChecker::effective(const AgentConfig& cfg) const {
     if (failingOpen(vip)) {
       continue;  // every weighted backend is down: keep them all
     }
+    const std::string vip_key = vipKeyString(vip);
     for (auto& b : vip.backends) {
-      if (isDown(vip.name, b.address)) {
+      if (isDown(vip_key, b.address)) {
         b.weight = 0;
       }
     }
@@ -304,31 +313,31 @@ std::string HealthChecker::renderPrometheus(const AgentConfig& cfg) const {
   out +=
       "# HELP meshgate_backend_healthy 1 while the backend passes its health check.\n"
       "# TYPE meshgate_backend_healthy gauge\n";
-  auto labels = [](const Key& k) {
-    return "{vip=\"" + k.first + "\",backend=\"" + k.second.toString() + "\"}";
+  auto labels = [](const Target& t) {
+    return "{vip=\"" + t.vip + "\",backend=\"" + t.address.toString() + "\"}";
   };
-  for (const auto& [key, t] : targets_) {
-    out += "meshgate_backend_healthy" + labels(key) + (t.up ? " 1\n" : " 0\n");
+  for (const auto& [_, t] : targets_) {
+    out += "meshgate_backend_healthy" + labels(t) + (t.up ? " 1\n" : " 0\n");
   }
   out +=
       "# HELP meshgate_backend_health_probes_total Health-check probes started.\n"
       "# TYPE meshgate_backend_health_probes_total counter\n";
-  for (const auto& [key, t] : targets_) {
-    out += "meshgate_backend_health_probes_total" + labels(key) + " " + std::to_string(t.probes) +
-           "\n";
+  for (const auto& [_, t] : targets_) {
+    out +=
+        "meshgate_backend_health_probes_total" + labels(t) + " " + std::to_string(t.probes) + "\n";
   }
   out +=
       "# HELP meshgate_backend_health_failures_total Health-check probes that failed.\n"
       "# TYPE meshgate_backend_health_failures_total counter\n";
-  for (const auto& [key, t] : targets_) {
-    out += "meshgate_backend_health_failures_total" + labels(key) + " " +
-           std::to_string(t.failures) + "\n";
+  for (const auto& [_, t] : targets_) {
+    out += "meshgate_backend_health_failures_total" + labels(t) + " " + std::to_string(t.failures) +
+           "\n";
   }
   out +=
       "# HELP meshgate_backend_health_transitions_total Times the backend went down or up.\n"
       "# TYPE meshgate_backend_health_transitions_total counter\n";
-  for (const auto& [key, t] : targets_) {
-    std::string l = labels(key);
+  for (const auto& [_, t] : targets_) {
+    std::string l = labels(t);
     l.pop_back();
     out += "meshgate_backend_health_transitions_total" + l + ",to=\"down\"} " +
            std::to_string(t.downs) + "\n";

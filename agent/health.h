@@ -34,7 +34,8 @@ class HealthChecker {
   static Result<HealthChecker> create();
 
   // Probes the backends of cfg's VIPs that have a health_check. A backend probed before
-  // (same VIP name and address) keeps its state and streak; a new one starts up, its first
+  // (same VIP, known by address, port and protocol as the maps know it, so a renamed VIP
+  // is the same VIP, and same address) keeps its state and streak; a new one starts up, its first
   // probe spread over the interval so that a large config does not probe all at once.
   // `starts_down` (optional) gives a new backend's first verdict instead: the agent uses it
   // at start-up for the backends the previous agent had drained.
@@ -57,7 +58,7 @@ class HealthChecker {
   // `cfg` with every down backend at weight 0. A VIP whose weighted backends are all down
   // keeps its weights (fail open: a wrong probe must not black-hole a whole service).
   AgentConfig effective(const AgentConfig& cfg) const;
-  bool isDown(const std::string& vip, const IpAddr& backend) const;
+  bool isDown(const VipConfig& vip, const IpAddr& backend) const;
   // Every backend of `vip` with weight > 0 is down, so effective() keeps their weights.
   bool failingOpen(const VipConfig& vip) const;
   size_t probesInFlight() const;
@@ -68,7 +69,7 @@ class HealthChecker {
 
  private:
   struct Target {
-    std::string vip;
+    std::string vip;  // its name, for log lines and labels
     IpAddr address;
     HealthCheckConfig check;
     bool up = true;
@@ -80,7 +81,9 @@ class HealthChecker {
     std::string last_error;
     uint64_t timer = 0;  // the one live entry of this target in deadlines_ or starts_
   };
-  using Key = std::pair<std::string, IpAddr>;  // VIP name, backend
+  using Key = std::pair<std::string, IpAddr>;  // vipKeyString(VIP), backend
+
+  bool isDown(const std::string& vip_key, const IpAddr& backend) const;
 
   // When a target next needs run(): its probe's deadline, or its next start. Entries are
   // never removed but outdated: one whose `timer` is not its target's is skipped.

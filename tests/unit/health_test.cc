@@ -137,12 +137,12 @@ TEST_F(HealthTest, FallRiseAndDrainedWeights) {
 
   // 127.0.0.2 refuses: down after exactly `fall` (2) probes.
   EXPECT_TRUE(round(t0 + milliseconds(100)).empty()) << "one failure is not enough";
-  EXPECT_FALSE(hc_->isDown("web", ip("127.0.0.2")));
+  EXPECT_FALSE(hc_->isDown(cfg.vips[0], ip("127.0.0.2")));
   EXPECT_EQ(onlyChange(round(t0 + milliseconds(200))),
             "vip 'web': backend 127.0.0.2 down (2 failed probes of :8080; last: Connection "
             "refused)");
-  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
-  EXPECT_FALSE(hc_->isDown("web", ip("127.0.0.1")));
+  EXPECT_TRUE(hc_->isDown(cfg.vips[0], ip("127.0.0.2")));
+  EXPECT_FALSE(hc_->isDown(cfg.vips[0], ip("127.0.0.1")));
   const AgentConfig eff = hc_->effective(cfg);
   EXPECT_EQ(eff.vips[0].backends[0].weight, 1u);
   EXPECT_EQ(eff.vips[0].backends[1].weight, 0u) << "a down backend is drained";
@@ -154,7 +154,7 @@ TEST_F(HealthTest, FallRiseAndDrainedWeights) {
 
   // A reload with the same check keeps the verdict.
   hc_->configure(cfg, t0 + milliseconds(250));
-  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
+  EXPECT_TRUE(hc_->isDown(cfg.vips[0], ip("127.0.0.2")));
 
   // It listens again: up after exactly `rise` (2) good probes.
   UniqueFd b2 = listenOn("127.0.0.2");
@@ -168,8 +168,8 @@ TEST_F(HealthTest, FallRiseAndDrainedWeights) {
   b2.reset();
   round(t0 + milliseconds(500));
   EXPECT_EQ(round(t0 + milliseconds(600)).size(), 2u);
-  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.1")));
-  EXPECT_TRUE(hc_->isDown("web", ip("127.0.0.2")));
+  EXPECT_TRUE(hc_->isDown(cfg.vips[0], ip("127.0.0.1")));
+  EXPECT_TRUE(hc_->isDown(cfg.vips[0], ip("127.0.0.2")));
   EXPECT_EQ(hc_->effective(cfg).vips, cfg.vips) << "all down: fail open";
   EXPECT_TRUE(hc_->failingOpen(cfg.vips[0]));
   EXPECT_NE(hc_->renderPrometheus(cfg).find("meshgate_vip_health_fail_open{vip=\"web\"} 1\n"),
@@ -249,11 +249,44 @@ TEST_F(HealthTest, AtTheCapDueProbesWaitWhileProbesInFlightStillTimeOut) {
   EXPECT_EQ(hc_->probesInFlight(), 10u);
   EXPECT_EQ(hc_->run(t0 + milliseconds(1600)).size(), 10u) << "then those fail too";
   EXPECT_EQ(hc_->probesInFlight(), 0u);
+  const VipConfig vip = config(backends, {kPort, 1000, 300, 1, 1}).vips[0];
   for (const auto& a : addrs) {
-    EXPECT_TRUE(hc_->isDown("web", ip(a.c_str()))) << a;
+    EXPECT_TRUE(hc_->isDown(vip, ip(a.c_str()))) << a;
   }
   // Their next probes: an interval after each one started.
   EXPECT_EQ(hc_->msUntilNext(t0 + milliseconds(1600)), 400);
+}
+
+// A VIP is known by its address, port and protocol, as the maps know it: renamed, it keeps
+// its backends' verdicts (a down backend must not get traffic back until a probe passes);
+// on another port it is another VIP, whose backends start up.
+TEST_F(HealthTest, ARenamedVipKeepsItsBackendsVerdicts) {
+  const auto t0 = Clock::now();
+  const AgentConfig cfg = config({"127.0.0.2"}, {kPort, 100, 100, 1, 1});
+  hc_->configure(cfg, t0);
+  EXPECT_EQ(onlyChange(round(t0 + milliseconds(100))),
+            "vip 'web': backend 127.0.0.2 down (1 failed probes of :8080; last: Connection "
+            "refused)");
+
+  AgentConfig renamed = cfg;
+  renamed.vips[0].name = "shop";
+  hc_->configure(renamed, t0 + milliseconds(150));
+  EXPECT_TRUE(hc_->isDown(renamed.vips[0], ip("127.0.0.2")));
+  EXPECT_TRUE(hc_->failingOpen(renamed.vips[0])) << "its only backend, still down";
+  EXPECT_NE(hc_->renderPrometheus(renamed).find(
+                "meshgate_backend_healthy{vip=\"shop\",backend=\"127.0.0.2\"} 0\n"),
+            std::string::npos)
+      << hc_->renderPrometheus(renamed);
+  UniqueFd b = listenOn("127.0.0.2");
+  EXPECT_EQ(onlyChange(round(t0 + milliseconds(200))),
+            "vip 'shop': backend 127.0.0.2 up (1 good probes of :8080)");
+
+  b.reset();
+  EXPECT_EQ(round(t0 + milliseconds(300)).size(), 1u) << "down again";
+  AgentConfig moved = renamed;
+  moved.vips[0].port = kPort + 1;
+  hc_->configure(moved, t0 + milliseconds(350));
+  EXPECT_FALSE(hc_->isDown(moved.vips[0], ip("127.0.0.2"))) << "another VIP: starts up";
 }
 
 TEST_F(HealthTest, RemovedBackendsAreNoLongerProbed) {
