@@ -173,20 +173,26 @@ void Agent::checkHealth() {
   for (const auto& line : changes) {
     logInfo(line);
   }
+  // Rebuilt from the running VIPs, known as the checker knows them (a renamed VIP is the
+  // same VIP; a removed one leaves the set).
+  std::set<std::string> failing_open;
   for (const auto& vip : cfg_->vips) {
+    const std::string key = vipKeyString(vip);
     const bool open = health_->failingOpen(vip);
-    if (open != failing_open_.contains(vip.name)) {
+    if (open) {
+      failing_open.insert(key);
+    }
+    if (open != failing_open_.contains(key)) {
       if (open) {
-        failing_open_.insert(vip.name);
         logWarn("vip '" + vip.name +
                 "': every backend is failing its health check; all keep their weights "
                 "(fail open) until one passes");
       } else {
-        failing_open_.erase(vip.name);
         logInfo("vip '" + vip.name + "': a backend passes its health check again");
       }
     }
   }
+  failing_open_ = std::move(failing_open);
   auto applied = state_->apply(health_->effective(*cfg_));
   if (!applied) {
     health_unapplied_ = true;  // retried at the next wakeup, within a second

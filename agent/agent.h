@@ -45,7 +45,7 @@ class Agent {
   std::optional<MetricsServer> metrics_;
   std::optional<HealthChecker> health_;
   bool health_unapplied_ = false;       // the last health change failed to apply: retry it
-  std::set<std::string> failing_open_;  // VIPs whose every backend is down (logged once)
+  std::set<std::string> failing_open_;  // vipKeyString of the VIPs failing open (logged once)
 };
 
 std::string describe(const ApplyStats& s);
