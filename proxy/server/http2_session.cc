@@ -233,6 +233,7 @@ void Http2Session::startOpened() {
   // is what a rapid-reset attacker sends.
   starting_.swap(opened_);  // both keep their capacity
   opened_.clear();
+  streams_opened_ += static_cast<uint32_t>(starting_.size());
   uint32_t gone = 0;
   for (int32_t id : starting_) {
     if (Stream* st = stream(id)) {
@@ -245,10 +246,8 @@ void Http2Session::startOpened() {
     bump(worker_.stats().h2_streams_reset_early, gone);
     early_resets_ += gone;
   }
-  // Client stream ids are odd, up to 2^31 - 1: counted in unsigned, the last one's + 1 fits.
-  const uint32_t opened_total =
-      (static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(h2_.get())) + 1) / 2;
-  if (early_resets_ > kMaxEarlyResets && early_resets_ * 2 > opened_total && !closing_) {
+  // Against the requests actually opened, not the highest stream id: a client may skip ids.
+  if (early_resets_ > kMaxEarlyResets && early_resets_ * 2 > streams_opened_ && !closing_) {
     bump(worker_.stats().h2_downstream_protocol_error);
     closing_ = true;
     nghttp2_session_terminate_session(h2_.get(), NGHTTP2_ENHANCE_YOUR_CALM);

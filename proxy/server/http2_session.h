@@ -89,7 +89,8 @@ class Http2Session final : public Session, public ConnectionObserver {
   std::vector<int32_t> opened_;    // heads complete in the current read, not yet routed
   std::vector<int32_t> starting_;  // startOpened()'s copy of opened_
   Timer idle_timer_;
-  uint32_t early_resets_ = 0;  // streams reset in the read that opened them
+  uint32_t early_resets_ = 0;    // streams reset in the read that opened them
+  uint32_t streams_opened_ = 0;  // request heads received (at most 2^30: odd ids < 2^31)
   bool send_scheduled_ = false;
   bool output_full_ = false;  // onSend() refused bytes: the output held a buffer's worth
   static constexpr std::chrono::milliseconds kCloseLinger{5000};

