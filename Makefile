@@ -41,8 +41,8 @@ CXXFLAGS += -std=c++2b -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
 	-Iinclude -I. -I$(BUILD)/skel
 LDLIBS := -lbpf -lelf -lz -lcrypto -lnghttp2 -lre2 -lpthread
 # libFuzzer targets: clang with libFuzzer, ASan and UBSan (libclang-rt-19-dev).
-FUZZ_CXXFLAGS := -O1 -g -std=c++2b -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Iinclude -I.
+FUZZ_CXXFLAGS := -O1 -g -std=c++2b -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Iinclude -I.
 
 # ---- sources -------------------------------------------------------------------------
 BPF_SRCS := $(wildcard bpf/*.bpf.c) $(wildcard tests/progs/*.bpf.c)

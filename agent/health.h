@@ -34,9 +34,10 @@ class HealthChecker {
   static Result<HealthChecker> create();
 
   // Probes the backends of cfg's VIPs that have a health_check. A backend probed before
-  // (same VIP, known by address, port and protocol as the maps know it, so a renamed VIP
-  // is the same VIP, and same address) keeps its state and streak; a new one starts up, its first
-  // probe spread over the interval so that a large config does not probe all at once.
+  // (same address under the same VIP, a VIP being known by its address, port and protocol
+  // as the maps know it, so a renamed VIP is the same VIP) keeps its state and streak; a
+  // new one starts up, its first probe spread over the interval so that a large config
+  // does not probe all at once.
   // `starts_down` (optional) gives a new backend's first verdict instead: the agent uses it
   // at start-up for the backends the previous agent had drained.
   void configure(const AgentConfig& cfg, Clock::time_point now,
