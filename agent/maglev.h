@@ -84,4 +84,15 @@ class MaglevBuilder {
   std::vector<uint32_t> free_slots_;   // the last free slots, once few are left
 };
 
+namespace detail {
+// The index in `slots` (distinct slots below m) of the one with the smallest
+// (slot + shift) * inverse mod m: the first free slot of a preference list, from the free
+// slots (shift = m - next, inverse = skip^-1 mod m). nearestFreeSlot() picks the AVX2 version
+// where the CPU has it; the two give the same answer. Requires !slots.empty() and m < 2^20.
+size_t nearestFreeSlot(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
+                       uint32_t m);
+size_t nearestFreeSlotScalar(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
+                             uint32_t m);
+}  // namespace detail
+
 }  // namespace meshgate::agent

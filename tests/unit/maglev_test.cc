@@ -123,6 +123,12 @@ TEST(Maglev, KeyHashIsFixedAcrossHostsAndBuilds) {
   EXPECT_NE(maglevKeyHash("198.18.1.10", kMaglevOffsetSeed),
             maglevKeyHash("198.18.1.10", kMaglevSkipSeed))
       << "the two seeds must give independent hashes";
+  // maglevPermutation() hashes with both seeds in one pass: the same hashes.
+  for (const char* key : {"198.18.1.10", "fd00::10", "", "fd00:1234:5678:9abc::99999"}) {
+    const MaglevPermutation p = maglevPermutation(key, kTableSize);
+    EXPECT_EQ(p.offset, maglevKeyHash(key, kMaglevOffsetSeed) % kTableSize) << key;
+    EXPECT_EQ(p.skip, maglevKeyHash(key, kMaglevSkipSeed) % (kTableSize - 1) + 1) << key;
+  }
 }
 
 TEST(Maglev, EqualWeightsGiveEachBackendWithinOneSlotOfItsShare) {
@@ -237,6 +243,70 @@ TEST(Maglev, SameTableForAnyInputOrder) {
   }
   std::vector<MaglevBackend> reversed(backends.rbegin(), backends.rend());
   EXPECT_EQ(mustBuild(reversed, kTableSize), reference) << "reversed input";
+}
+
+// Keys are sorted by their first 16 bytes, then by the whole key where those agree: long
+// IPv6 keys of one prefix, and keys that differ only by trailing NULs, must come out in
+// one order whatever the input order.
+TEST(Maglev, SameTableForAnyInputOrderWithKeysSharingTheirFirst16Bytes) {
+  std::vector<MaglevBackend> backends;
+  for (uint32_t i = 0; i < 300; i++) {
+    backends.push_back({"fd00:1234:5678:9abc::" + std::to_string(i * 37 % 1000), i + 1, 1 + i % 7});
+  }
+  backends.push_back({std::string("fd00:1234:5678:9", 16), 1001, 3});
+  backends.push_back({std::string("fd00:1234:5678:9\0", 17), 1002, 3});
+  backends.push_back({std::string("fd00:1234:5678:9\0\0", 18), 1003, 3});
+  const std::vector<uint32_t> reference = mustBuild(backends, kTableSize);
+  for (const uint32_t seed : {1u, 2u, 3u}) {
+    std::vector<MaglevBackend> shuffled = backends;
+    std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(seed));
+    EXPECT_EQ(mustBuild(shuffled, kTableSize), reference) << "shuffle seed " << seed;
+  }
+}
+
+// The last free slots are found by the distance of each along the preference list; the
+// AVX2 version (where the CPU has it) must pick what the scalar one and a plain search do,
+// including a slot at distance 0, whose product is a multiple of M (for M = 103 and 479,
+// among others, x * (1/M) in doubles comes out just under the quotient for some multiples).
+TEST(Maglev, NearestFreeSlotAgreesWithAPlainSearch) {
+  std::mt19937 rng(11);
+  for (const uint32_t m : {7u, 103u, 479u, 65537u, 1048573u}) {
+    for (int round = 0; round < 200; round++) {
+      std::vector<uint32_t> slots;
+      std::vector<bool> used(m, false);
+      const uint32_t count = 1 + rng() % std::min<uint32_t>(m, 300);
+      while (slots.size() < count) {
+        const uint32_t s = rng() % m;
+        if (!used[s]) {
+          used[s] = true;
+          slots.push_back(s);
+        }
+      }
+      const uint32_t skip = 1 + rng() % (m - 1);
+      uint32_t next = rng() % m;
+      if (round % 4 == 0) {
+        next = slots[rng() % slots.size()];  // a free slot at distance 0
+      }
+      uint32_t inverse = 1;  // skip^(m-2) mod m, m prime
+      for (uint64_t base = skip, e = m - 2; e > 0; e >>= 1, base = base * base % m) {
+        if (e & 1) {
+          inverse = static_cast<uint32_t>(inverse * base % m);
+        }
+      }
+      ASSERT_EQ(uint64_t{skip} * inverse % m, 1u);
+      uint32_t first_free = next;  // walk the list itself
+      while (!used[first_free]) {
+        first_free = static_cast<uint32_t>((uint64_t{first_free} + skip) % m);
+      }
+      const auto expected =
+          static_cast<size_t>(std::find(slots.begin(), slots.end(), first_free) - slots.begin());
+      const uint32_t shift = m - next;
+      EXPECT_EQ(detail::nearestFreeSlotScalar(slots, shift, inverse, m), expected)
+          << "m " << m << " round " << round;
+      EXPECT_EQ(detail::nearestFreeSlot(slots, shift, inverse, m), expected)
+          << "m " << m << " round " << round;
+    }
+  }
 }
 
 // One builder kept across builds (as the agent keeps one for all its VIPs) gives each
