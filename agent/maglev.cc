@@ -295,6 +295,97 @@ uint32_t inverseMod(uint32_t x, uint32_t m) {
   return static_cast<uint32_t>(t < 0 ? t + m : t);
 }
 
+// The index in `slots` (distinct slots below m) of the one with the smallest
+// (slot + shift) * inverse mod m: the first free slot of a preference list among the free
+// slots, given shift = m - next and inverse = skip^-1 mod m. Requires !slots.empty().
+size_t nearestFreeSlotScalar(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
+                             uint32_t m) {
+  const uint64_t barrett = UINT64_MAX / m;  // x mod m by Barrett reduction, one correction
+  uint64_t best_distance = UINT64_MAX;
+  size_t best = 0;
+  for (size_t f = 0; f < slots.size(); f++) {
+    const uint64_t x = uint64_t{slots[f] + shift} * inverse;
+    const auto q = static_cast<uint64_t>((static_cast<unsigned __int128>(x) * barrett) >> 64);
+    uint64_t distance = x - q * m;
+    distance = distance >= m ? distance - m : distance;
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = f;
+    }
+  }
+  return best;
+}
+
+#if defined(__x86_64__)
+bool cpuHasAvx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2;
+}
+
+// distance * 2^21 + index for the four slots at `slots` (see nearestFreeSlotAvx2()).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256d distanceKeys(
+    const uint32_t* slots, __m256d index, __m256d shift, __m256d inverse, __m256d m, __m256d inv_m,
+    __m256d index_bits) {
+  const __m256d s = _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slots)));
+  const __m256d x = _mm256_mul_pd(_mm256_add_pd(s, shift), inverse);
+  const __m256d q = _mm256_floor_pd(_mm256_mul_pd(x, inv_m));
+  const __m256d r = _mm256_fnmadd_pd(q, m, x);
+  const __m256d r_less_m = _mm256_sub_pd(r, m);
+  const __m256d distance = _mm256_blendv_pd(r_less_m, r, r_less_m);  // r where r - m < 0
+  return _mm256_fmadd_pd(distance, index_bits, index);
+}
+
+// Eight slots at a time in doubles, which hold x = (s + shift) * inverse < 2^41 exactly:
+// q = floor(x * (1/m)) is the exact quotient except where x is a multiple of m, where it can
+// come out one less and leave a remainder of m instead of 0, corrected below. Each distance
+// is kept as distance * 2^21 + index (exact, < 2^41; m and the index are below 2^20), so a
+// plain minimum finds both. Distances are distinct (slot -> distance is a bijection), so
+// the answer is the scalar version's.
+__attribute__((target("avx2,fma"))) size_t nearestFreeSlotAvx2(std::span<const uint32_t> slots,
+                                                               uint32_t shift, uint32_t inverse,
+                                                               uint32_t m) {
+  constexpr double kIndexBits = 0x1p21;
+  const __m256d vm = _mm256_set1_pd(m);
+  const __m256d vinv_m = _mm256_set1_pd(1.0 / m);
+  const __m256d vshift = _mm256_set1_pd(shift);
+  const __m256d vinverse = _mm256_set1_pd(inverse);
+  const __m256d index_bits = _mm256_set1_pd(kIndexBits);
+  const __m256d eight = _mm256_set1_pd(8);
+  __m256d best_low = _mm256_set1_pd(m * kIndexBits);  // above every key
+  __m256d best_high = best_low;
+  __m256d index_low = _mm256_setr_pd(0, 1, 2, 3);
+  __m256d index_high = _mm256_setr_pd(4, 5, 6, 7);
+  size_t f = 0;
+  for (; f + 8 <= slots.size(); f += 8) {  // two chains of minima
+    best_low = _mm256_min_pd(best_low, distanceKeys(slots.data() + f, index_low, vshift, vinverse,
+                                                    vm, vinv_m, index_bits));
+    best_high = _mm256_min_pd(best_high, distanceKeys(slots.data() + f + 4, index_high, vshift,
+                                                      vinverse, vm, vinv_m, index_bits));
+    index_low = _mm256_add_pd(index_low, eight);
+    index_high = _mm256_add_pd(index_high, eight);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_min_pd(best_low, best_high));
+  double best = std::min({lanes[0], lanes[1], lanes[2], lanes[3]});
+  for (; f < slots.size(); f++) {
+    const uint64_t distance = uint64_t{slots[f] + shift} * inverse % m;
+    best = std::min(best, static_cast<double>(distance) * kIndexBits + static_cast<double>(f));
+  }
+  return static_cast<size_t>(std::fmod(best, kIndexBits));
+}
+#endif
+
+// The AVX2 version where the CPU has it: the two give the same answer.
+size_t nearestFreeSlot(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
+                       uint32_t m) {
+#if defined(__x86_64__)
+  if (cpuHasAvx2()) {
+    return nearestFreeSlotAvx2(slots, shift, inverse, m);
+  }
+#endif
+  return nearestFreeSlotScalar(slots, shift, inverse, m);
+}
+
 // A backend's place in its preference list.
 struct Walker {
   uint32_t next;  // the next slot of its list not yet looked at
@@ -384,7 +475,7 @@ class TableFiller {
     if (w.skip_inverse == 0) {
       w.skip_inverse = inverseMod(w.skip, m_);
     }
-    const size_t best = detail::nearestFreeSlot(free_slots_, m_ - w.next, w.skip_inverse, m_);
+    const size_t best = nearestFreeSlot(free_slots_, m_ - w.next, w.skip_inverse, m_);
     const uint32_t slot = free_slots_[best];
     free_slots_[best] = free_slots_.back();
     free_slots_.pop_back();
@@ -399,92 +490,18 @@ class TableFiller {
 
 }  // namespace
 
-namespace detail {
-
-size_t nearestFreeSlotScalar(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
-                             uint32_t m) {
-  const uint64_t barrett = UINT64_MAX / m;  // x mod m by Barrett reduction, one correction
-  uint64_t best_distance = UINT64_MAX;
-  size_t best = 0;
-  for (size_t f = 0; f < slots.size(); f++) {
-    const uint64_t x = uint64_t{slots[f] + shift} * inverse;
-    const auto q = static_cast<uint64_t>((static_cast<unsigned __int128>(x) * barrett) >> 64);
-    uint64_t distance = x - q * m;
-    distance = distance >= m ? distance - m : distance;
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = f;
-    }
+std::optional<size_t> nearestFreeSlotForTest(std::span<const uint32_t> slots, uint32_t shift,
+                                             uint32_t inverse, uint32_t m, bool avx2) {
+  if (!avx2) {
+    return nearestFreeSlotScalar(slots, shift, inverse, m);
   }
-  return best;
-}
-
 #if defined(__x86_64__)
-// distance * 2^21 + index for the four slots at `slots` (see nearestFreeSlotAvx2()).
-__attribute__((target("avx2,fma"), always_inline)) inline __m256d distanceKeys(
-    const uint32_t* slots, __m256d index, __m256d shift, __m256d inverse, __m256d m, __m256d inv_m,
-    __m256d index_bits) {
-  const __m256d s = _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(slots)));
-  const __m256d x = _mm256_mul_pd(_mm256_add_pd(s, shift), inverse);
-  const __m256d q = _mm256_floor_pd(_mm256_mul_pd(x, inv_m));
-  const __m256d r = _mm256_fnmadd_pd(q, m, x);
-  const __m256d r_less_m = _mm256_sub_pd(r, m);
-  const __m256d distance = _mm256_blendv_pd(r_less_m, r, r_less_m);  // r where r - m < 0
-  return _mm256_fmadd_pd(distance, index_bits, index);
-}
-
-// Eight slots at a time in doubles, which hold x = (s + shift) * inverse < 2^41 exactly:
-// q = floor(x * (1/m)) is the exact quotient except where x is a multiple of m, where it can
-// come out one less and leave a remainder of m instead of 0, corrected below. Each distance
-// is kept as distance * 2^21 + index (exact, < 2^41; m and the index are below 2^20), so a
-// plain minimum finds both. Distances are distinct (slot -> distance is a bijection), so
-// the answer is the scalar version's.
-__attribute__((target("avx2,fma"))) size_t nearestFreeSlotAvx2(std::span<const uint32_t> slots,
-                                                               uint32_t shift, uint32_t inverse,
-                                                               uint32_t m) {
-  constexpr double kIndexBits = 0x1p21;
-  const __m256d vm = _mm256_set1_pd(m);
-  const __m256d vinv_m = _mm256_set1_pd(1.0 / m);
-  const __m256d vshift = _mm256_set1_pd(shift);
-  const __m256d vinverse = _mm256_set1_pd(inverse);
-  const __m256d index_bits = _mm256_set1_pd(kIndexBits);
-  const __m256d eight = _mm256_set1_pd(8);
-  __m256d best_low = _mm256_set1_pd(m * kIndexBits);  // above every key
-  __m256d best_high = best_low;
-  __m256d index_low = _mm256_setr_pd(0, 1, 2, 3);
-  __m256d index_high = _mm256_setr_pd(4, 5, 6, 7);
-  size_t f = 0;
-  for (; f + 8 <= slots.size(); f += 8) {  // two chains of minima
-    best_low = _mm256_min_pd(best_low, distanceKeys(slots.data() + f, index_low, vshift, vinverse,
-                                                    vm, vinv_m, index_bits));
-    best_high = _mm256_min_pd(best_high, distanceKeys(slots.data() + f + 4, index_high, vshift,
-                                                      vinverse, vm, vinv_m, index_bits));
-    index_low = _mm256_add_pd(index_low, eight);
-    index_high = _mm256_add_pd(index_high, eight);
-  }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, _mm256_min_pd(best_low, best_high));
-  double best = std::min({lanes[0], lanes[1], lanes[2], lanes[3]});
-  for (; f < slots.size(); f++) {
-    const uint64_t distance = uint64_t{slots[f] + shift} * inverse % m;
-    best = std::min(best, static_cast<double>(distance) * kIndexBits + static_cast<double>(f));
-  }
-  return static_cast<size_t>(std::fmod(best, kIndexBits));
-}
-#endif
-
-size_t nearestFreeSlot(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
-                       uint32_t m) {
-#if defined(__x86_64__)
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2) {
+  if (cpuHasAvx2()) {
     return nearestFreeSlotAvx2(slots, shift, inverse, m);
   }
 #endif
-  return nearestFreeSlotScalar(slots, shift, inverse, m);
+  return std::nullopt;
 }
-
-}  // namespace detail
 
 uint64_t maglevKeyHash(std::string_view key, uint64_t seed) {
   uint64_t h = kFnvOffsetBasis ^ seed;

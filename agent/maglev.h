@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -84,15 +85,11 @@ class MaglevBuilder {
   std::vector<uint32_t> free_slots_;   // the last free slots, once few are left
 };
 
-namespace detail {
-// The index in `slots` (distinct slots below m) of the one with the smallest
-// (slot + shift) * inverse mod m: the first free slot of a preference list, from the free
-// slots (shift = m - next, inverse = skip^-1 mod m). nearestFreeSlot() picks the AVX2 version
-// where the CPU has it; the two give the same answer. Requires !slots.empty() and m < 2^20.
-size_t nearestFreeSlot(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
-                       uint32_t m);
-size_t nearestFreeSlotScalar(std::span<const uint32_t> slots, uint32_t shift, uint32_t inverse,
-                             uint32_t m);
-}  // namespace detail
+// The scan of the last free slots of a build, for tests: the plain version, or with
+// `avx2` the AVX2 one (nullopt where the CPU lacks AVX2 or FMA). Both must pick the index in
+// `slots` (distinct, below the prime m < 2^20) of the slot at the smallest
+// (slot + shift) * inverse mod m.
+std::optional<size_t> nearestFreeSlotForTest(std::span<const uint32_t> slots, uint32_t shift,
+                                             uint32_t inverse, uint32_t m, bool avx2);
 
 }  // namespace meshgate::agent
