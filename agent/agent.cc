@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -42,6 +43,23 @@ std::vector<std::string> names(const std::vector<InterfaceConfig>& ifs) {
   return out;
 }
 
+// What the config names on this host but its validator cannot see: the interfaces must
+// exist. Checked before anything is written, so that a typo leaves the installed state alone.
+Result<void> checkInterfacesExist(const AgentConfig& c) {
+  for (const auto& [key, list] : {std::pair{"interfaces", &c.interfaces},
+                                  std::pair{"decap_interfaces", &c.decap_interfaces}}) {
+    for (size_t i = 0; i < list->size(); i++) {
+      const std::string& name = (*list)[i].name;
+      if (::if_nametoindex(name.c_str()) == 0) {
+        return failErrno(
+            c.source + ": " + key + "[" + std::to_string(i) + "].name: interface '" + name + "'",
+            errno);
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string describe(const ApplyStats& s) {
@@ -55,6 +73,18 @@ Result<Agent> Agent::start(ConfigPtr cfg) {
   Agent agent;
   agent.cfg_ = std::move(cfg);
   const AgentConfig& c = *agent.cfg_;
+  // Whatever can fail on this host's account fails before the pinned state is touched: a
+  // failed start leaves the previous agent's config serving.
+  if (auto r = checkInterfacesExist(c); !r) {
+    return std::unexpected(r.error());
+  }
+  if (c.metrics_listen) {
+    auto m = MetricsServer::listen(*c.metrics_listen, c.pin_root);
+    if (!m) {
+      return fail(c.source + ": " + m.error().message);
+    }
+    agent.metrics_.emplace(std::move(*m));
+  }
   if (auto dir = ensureBpffsDir(c.pin_root); !dir) {
     return std::unexpected(dir.error());
   }
@@ -116,11 +146,6 @@ Result<Agent> Agent::start(ConfigPtr cfg) {
     return std::unexpected(r.error());
   }
   if (c.metrics_listen) {
-    auto m = MetricsServer::listen(*c.metrics_listen, c.pin_root);
-    if (!m) {
-      return std::unexpected(m.error());
-    }
-    agent.metrics_.emplace(std::move(*m));
     logInfo("metrics on http://" + *c.metrics_listen + "/metrics");
   }
   return agent;
@@ -151,18 +176,43 @@ Result<void> Agent::attachAll() {
 
 Result<ApplyStats> Agent::reload(ConfigPtr next) {
   if (auto ok = checkReloadable(*cfg_, *next); !ok) {
+    reloads_rejected_++;
     return std::unexpected(ok.error());
   }
   // The health verdicts of backends that stay carry over; new backends start up. The
   // checker takes the new config only once it is applied: a rejected one changes nothing.
   auto applied = state_->apply(health_->effective(*next));
   if (!applied) {
+    reloads_rejected_++;
+    // Part of `next` may be in the maps already: apply the running config over it.
+    if (auto restored = state_->apply(health_->effective(*cfg_)); !restored) {
+      health_unapplied_ = true;
+      return fail(applied.error().message + "; putting the running config back failed too (" +
+                  restored.error().message + "), retrying every second");
+    }
     return std::unexpected(applied.error());
   }
+  reloads_applied_++;
   health_->configure(*next, std::chrono::steady_clock::now());
   health_unapplied_ = false;
   cfg_ = std::move(next);
   return applied;
+}
+
+std::string Agent::renderMetrics() const {
+  return "# HELP meshgate_agent_config_reloads_total Config reloads (SIGHUP), by result.\n"
+         "# TYPE meshgate_agent_config_reloads_total counter\n"
+         "meshgate_agent_config_reloads_total{result=\"applied\"} " +
+         std::to_string(reloads_applied_) +
+         "\n"
+         "meshgate_agent_config_reloads_total{result=\"rejected\"} " +
+         std::to_string(reloads_rejected_) +
+         "\n"
+         "# HELP meshgate_agent_apply_pending 1 while the maps are behind the running config "
+         "(an apply failed and is retried every second).\n"
+         "# TYPE meshgate_agent_apply_pending gauge\n"
+         "meshgate_agent_apply_pending " +
+         (health_unapplied_ ? "1\n" : "0\n") + health_->renderPrometheus(*cfg_);
 }
 
 void Agent::checkHealth() {
@@ -236,7 +286,7 @@ int Agent::serve(const std::string& config_path) {
     }
     checkHealth();
     if (fds[1].revents & POLLIN) {
-      metrics_->serveOne(health_->renderPrometheus(*cfg_));
+      metrics_->serveOne(renderMetrics());
     }
     if (!(fds[0].revents & POLLIN)) {
       continue;
@@ -252,6 +302,7 @@ int Agent::serve(const std::string& config_path) {
     }
     auto next = loadConfigFile(config_path);
     if (!next) {
+      reloads_rejected_++;
       logError("config rejected, keeping the running one: " + next.error().message);
       continue;
     }

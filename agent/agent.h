@@ -24,8 +24,13 @@ class Agent {
   static Result<Agent> start(ConfigPtr cfg);
 
   // Validates `next` against the running config and writes what changed. On error the
-  // running config stays (and is what the maps still hold for everything not yet written).
+  // running config stays: what of `next` was already written is put back (and if even that
+  // fails, it is retried every second, as a failed health apply is).
   Result<ApplyStats> reload(ConfigPtr next);
+
+  // The agent's own metrics, in the Prometheus text format: reloads applied and rejected,
+  // and whether the maps are behind the running config (a failed apply being retried).
+  std::string renderMetrics() const;
 
   // Waits for signals (and serves metrics when configured). Returns the exit code.
   int serve(const std::string& config_path);
@@ -44,7 +49,9 @@ class Agent {
   std::optional<LbState> state_;
   std::optional<MetricsServer> metrics_;
   std::optional<HealthChecker> health_;
-  bool health_unapplied_ = false;       // the last health change failed to apply: retry it
+  bool health_unapplied_ = false;  // the maps are behind the running config: retry the apply
+  uint64_t reloads_applied_ = 0;
+  uint64_t reloads_rejected_ = 0;
   std::set<std::string> failing_open_;  // vipKeyString of the VIPs failing open (logged once)
 };
 

@@ -97,6 +97,32 @@ Result<uint32_t> linkIfindex(int link_fd, uint32_t* prog_id) {
   return info.xdp.ifindex;
 }
 
+// bpffs refuses names with a dot, which interface names may hold (a VLAN: "eth0.100"): in a
+// link's pin name '.' is written "%2e" and '%' "%25". Program names have no '-'.
+std::string pinNameOfIfname(std::string_view ifname) {
+  std::string out;
+  for (const char c : ifname) {
+    out += c == '.' ? "%2e" : c == '%' ? "%25" : std::string(1, c);
+  }
+  return out;
+}
+
+std::string ifnameOfPinName(std::string_view name) {
+  std::string out;
+  for (size_t i = 0; i < name.size(); i++) {
+    if (name.substr(i, 3) == "%2e") {
+      out += '.';
+      i += 2;
+    } else if (name.substr(i, 3) == "%25") {
+      out += '%';
+      i += 2;
+    } else {
+      out += name[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* programName(XdpProgram p) {
@@ -104,8 +130,7 @@ const char* programName(XdpProgram p) {
 }
 
 std::string linkPinPath(const std::string& pin_root, XdpProgram which, const std::string& ifname) {
-  // bpffs refuses names with a dot; program names have no '-', interface names may.
-  return pin_root + "/" + kLinksDir + "/" + programName(which) + "-" + ifname;
+  return pin_root + "/" + kLinksDir + "/" + programName(which) + "-" + pinNameOfIfname(ifname);
 }
 
 LoadedProgram::LoadedProgram(XdpProgram which, void* skel, bpf_object* obj, int prog_fd,
@@ -261,9 +286,9 @@ Result<std::vector<PinnedLink>> listPinnedLinks(const std::string& pin_root) {
     PinnedLink l;
     l.path = entry.path().string();
     const std::string name = entry.path().filename().string();
-    const auto dot = name.find('-');
-    l.program = name.substr(0, dot);
-    l.ifname = dot == std::string::npos ? "" : name.substr(dot + 1);
+    const auto dash = name.find('-');
+    l.program = name.substr(0, dash);
+    l.ifname = dash == std::string::npos ? "" : ifnameOfPinName(name.substr(dash + 1));
     if (auto fd = openPinned(l.path)) {
       if (auto idx = linkIfindex(fd->get(), &l.prog_id)) {
         l.ifindex = *idx;

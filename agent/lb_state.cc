@@ -91,9 +91,13 @@ Result<LbState> LbState::adopt(const std::string& pin_root) {
   if (!used) {
     return std::unexpected(used.error());
   }
+  // Ids go round-robin: the next one follows the id given out last, the one of the highest
+  // generation, wrapping past the last id (ensureBackend() skips id 0 and the ids in use).
   for (const auto& b : *used) {
-    state.max_backend_gen_ = std::max(state.max_backend_gen_, b.backend.gen);
-    state.next_backend_id_ = std::max(state.next_backend_id_, b.id + 1);
+    if (b.backend.gen > state.max_backend_gen_) {
+      state.max_backend_gen_ = b.backend.gen;
+      state.next_backend_id_ = (b.id + 1) % MG_MAX_BACKENDS;
+    }
   }
   auto backends = readLiveBackends(state.maps_.backends.get());
   if (!backends) {
@@ -105,7 +109,6 @@ Result<LbState> LbState::adopt(const std::string& pin_root) {
     std::memcpy(addr.words.data(), b.backend.addr, sizeof(b.backend.addr));
     state.backend_ids_[{b.backend.vip_id, addr}] = b.id;
     state.used_backend_ids_.insert(b.id);
-    state.next_backend_id_ = std::max(state.next_backend_id_, b.id + 1);
   }
 
   for (auto [fd, by_vip] : {std::pair{state.maps_.quic_configs.get(), 0},
@@ -546,6 +549,43 @@ Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
   return {};
 }
 
+// A changed VIP gets its new backends before it lets go of the ones it no longer names, so
+// that no table ever names a backend that is not live. With few ids left that order can run
+// out half way through a config the validator accepted (old and new backends of a VIP held
+// at once): then every VIP's stale backends go first. Packets that the old table of a
+// changed VIP still sends to one of them are dropped as no_backend until its new table is
+// written, a moment later; their flows were moving anyway.
+Result<void> LbState::freeStaleBackendsIfShort(const AgentConfig& cfg, ApplyStats& stats) {
+  std::set<std::pair<uint32_t, IpAddr>> kept;
+  size_t needed = 0;
+  for (const auto& vip : cfg.vips) {
+    const auto known = vip_ids_.find(bytesOf(vipKeyOf(vip)));
+    for (const auto& b : vip.backends) {
+      if (known != vip_ids_.end() && backend_ids_.contains({known->second, b.address})) {
+        kept.insert({known->second, b.address});
+      } else {
+        needed++;
+      }
+    }
+  }
+  if (used_backend_ids_.size() + needed <= MG_MAX_BACKENDS - 1) {  // id 0 is never used
+    return {};
+  }
+  std::vector<std::pair<uint32_t, IpAddr>> stale;
+  for (const auto& [key, id] : backend_ids_) {
+    if (!kept.contains(key)) {
+      stale.push_back(key);
+    }
+  }
+  for (const auto& [vip_id, addr] : stale) {
+    if (auto r = removeBackend(vip_id, addr); !r) {
+      return r;
+    }
+    stats.backends_removed++;
+  }
+  return {};
+}
+
 Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
   ApplyStats stats;
 
@@ -579,6 +619,9 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
       return std::unexpected(r.error());
     }
     stats.vips_removed++;
+  }
+  if (auto r = freeStaleBackendsIfShort(cfg, stats); !r) {
+    return std::unexpected(r.error());
   }
 
   for (const auto& vip : cfg.vips) {

@@ -72,6 +72,7 @@ class LbState {
   Result<void> writeVipAddresses(const std::vector<const VipConfig*>& vips);
   Result<uint32_t> ensureBackend(uint32_t vip_id, const IpAddr& addr, ApplyStats& stats);
   Result<void> removeBackend(uint32_t vip_id, const IpAddr& addr);
+  Result<void> freeStaleBackendsIfShort(const AgentConfig& cfg, ApplyStats& stats);
   Result<uint32_t> allocVipId();
   Result<uint64_t> writeRing(uint32_t vip_id, std::span<const uint32_t> table);
   Result<void> removeVip(const VipKeyBytes& key, uint32_t vip_id);

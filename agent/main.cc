@@ -1,5 +1,8 @@
 // meshgate-agent: loads and attaches meshgate's XDP programs, writes the config into the
 // pinned maps and keeps them in sync (SIGHUP reloads). See docs/CONFIG.md.
+#include <signal.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -106,6 +109,18 @@ int main(int argc, char** argv) {
   if (check) {
     std::printf("%s: ok (%zu vips)\n", config_path.c_str(), (*cfg)->vips.size());
     return 0;
+  }
+  // SIGHUP, SIGTERM and SIGINT wait in the signal mask from here on, for serve()'s signalfd:
+  // one that comes during start (a reload as the unit starts) is handled once serving, not
+  // by the default action, which would end the agent half way through writing the maps.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (const int sig : {SIGHUP, SIGTERM, SIGINT}) {
+    sigaddset(&signals, sig);
+  }
+  if (sigprocmask(SIG_BLOCK, &signals, nullptr) != 0) {
+    logError(std::string("sigprocmask: ") + std::strerror(errno));
+    return 1;
   }
   auto agent = Agent::start(*cfg);
   if (!agent) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "agent/datapath.h"
@@ -81,6 +82,75 @@ TEST_F(AgentTest, RejectsBadConfigOnReloadNamingTheFieldAndKeepsServing) {
   EXPECT_EQ(nlohmann::json::parse(*out).size(), 2u) << "the running backends stay";
 }
 
+// What a config names on this host but its validator cannot see (here an interface that
+// does not exist) fails the start before the pinned state is touched: the previous agent's
+// config keeps serving, with no agent running.
+TEST_F(AgentTest, AFailedStartLeavesTheInstalledConfigServing) {
+  topo_->forgetAgent();  // SIGTERM: the data path stays
+  std::string cfg = topo_->configText({{topo_->backendAddress(1), 1}});  // would drop b2
+  const std::string ifs = "[{\"name\": \"" + topo_->clientInterface() + "\"}";
+  cfg.replace(cfg.find(ifs), ifs.size(), ifs + ", {\"name\": \"nosuch0\"}");
+  ASSERT_TRUE(topo_->writeConfigText(cfg));
+  ASSERT_FALSE(topo_->startAgent()) << "a start naming a missing interface must fail";
+  topo_->forgetAgent();
+  const std::string log = readFile(topo_->logPath());
+  EXPECT_NE(log.find(topo_->configPath() + ": interfaces[1].name: interface 'nosuch0'"),
+            std::string::npos)
+      << "the error names the file and the field:\n"
+      << log;
+  auto out = ctl({"--json", "backends"});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(nlohmann::json::parse(*out).size(), 2u) << "the installed backends stay: " << *out;
+  std::set<std::string> served;
+  for (uint16_t p = 24100; p < 24140; p++) {
+    served.insert(idFrom(p));
+  }
+  EXPECT_EQ(served, (std::set<std::string>{"b1", "b2"})) << "both backends still take flows";
+}
+
+// bpffs refuses a dot in a pin name, and VLAN interfaces have one ("eth0.100"): the link is
+// pinned under an escaped name, listed under the real one, and detached by a later agent
+// whose config no longer names the interface.
+TEST_F(AgentTest, AttachesToAnInterfaceWithADotInItsName) {
+  // This kernel has no dummy or 8021q driver: a veth pair of the balancer's namespace.
+  ASSERT_TRUE(topo_->lb().run(
+      {"ip", "link", "add", "mgvlan.7", "type", "veth", "peer", "name", "mgvlanpeer"}));
+  ASSERT_TRUE(topo_->lb().run({"ip", "link", "set", "mgvlan.7", "up"}));
+  topo_->forgetAgent();
+  const std::string plain = topo_->configText(backends());
+  std::string cfg = plain;
+  const std::string ifs = "[{\"name\": \"" + topo_->clientInterface() + "\"}";
+  cfg.replace(cfg.find(ifs), ifs.size(),
+              ifs + ", {\"name\": \"mgvlan.7\", \"xdp_mode\": \"generic\"}");
+  ASSERT_TRUE(topo_->writeConfigText(cfg));
+  auto started = topo_->startAgent();
+  ASSERT_TRUE(started) << started.error().message;
+  auto links = agent::listPinnedLinks(topo_->pinRoot());
+  ASSERT_TRUE(links) << links.error().message;
+  std::set<std::string> ifnames;
+  for (const auto& l : *links) {
+    ifnames.insert(l.ifname);
+    EXPECT_EQ(l.path.find('.', topo_->pinRoot().size()), std::string::npos)
+        << "no dot in a pin name: " << l.path;
+    EXPECT_NE(l.ifindex, 0u) << l.path << " is linked to its interface";
+  }
+  EXPECT_EQ(ifnames, (std::set<std::string>{topo_->clientInterface(), "mgvlan.7"}));
+  auto status = ctl({"status"});
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_NE(status->find("xdp_lb on mgvlan.7 (attached"), std::string::npos) << *status;
+
+  topo_->forgetAgent();
+  ASSERT_TRUE(topo_->writeConfigText(plain));
+  started = topo_->startAgent();
+  ASSERT_TRUE(started) << started.error().message;
+  links = agent::listPinnedLinks(topo_->pinRoot());
+  ASSERT_TRUE(links && links->size() == 1u) << "the dotted interface's link is detached";
+  EXPECT_EQ(links->at(0).ifname, topo_->clientInterface());
+  auto xdp = topo_->lb().run({"ip", "-o", "link", "show", "mgvlan.7"});
+  ASSERT_TRUE(xdp) << xdp.error().message;
+  EXPECT_EQ(xdp->find("xdp"), std::string::npos) << "no program left on it: " << *xdp;
+}
+
 TEST_F(AgentTest, MeshgatectlReportsVipsBackendsAndCountersFromPinnedMaps) {
   for (uint16_t p = 25000; p < 25050; p++) {
     ASSERT_NE(idFrom(p).find("b"), std::string::npos);
@@ -151,6 +221,27 @@ TEST_F(AgentTest, ServesPrometheusMetricsByName) {
   EXPECT_NE(out->find("meshgate_backend_packets_total{vip=\"198.18.100.1:8080/tcp\",backend=\""),
             std::string::npos)
       << "per-backend traffic exported";
+  EXPECT_NE(out->find("meshgate_agent_config_reloads_total{result=\"rejected\"} 0"),
+            std::string::npos)
+      << *out;
+
+  // Reloads are counted by result: a file that fails validation, then a good one.
+  std::string bad = cfg;
+  bad.replace(bad.find("\"hash_seed\": 7"), 14, "\"hash_seed\": -7");
+  ASSERT_TRUE(topo_->writeConfigText(bad));
+  ASSERT_TRUE(topo_->agent().sighup());
+  ASSERT_TRUE(topo_->agent().waitForLog("config rejected"));
+  ASSERT_TRUE(topo_->writeConfigText(cfg));
+  ASSERT_TRUE(topo_->reloadAgent());
+  out = topo_->lb().run({"curl", "-sS", "http://127.0.0.1:9464/metrics"});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_NE(out->find("meshgate_agent_config_reloads_total{result=\"rejected\"} 1"),
+            std::string::npos)
+      << *out;
+  EXPECT_NE(out->find("meshgate_agent_config_reloads_total{result=\"applied\"} 1"),
+            std::string::npos)
+      << *out;
+  EXPECT_NE(out->find("meshgate_agent_apply_pending 0"), std::string::npos) << *out;
 }
 
 TEST_F(AgentTest, AttachesInGenericModeWhenAskedAndNativeOtherwise) {

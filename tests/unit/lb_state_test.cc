@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -228,6 +230,72 @@ TEST_F(LbStateTest, VipAddressSetFollowsTheVipsAcrossChangesAndARestart) {
   ASSERT_NO_FATAL_FAILURE(lb.adopt());  // a new agent, same pins
   lb.applyVips(vipJson("dns", "198.18.100.1", 53, "udp"));
   EXPECT_EQ(vipAddresses(lb), (std::map<std::string, uint32_t>{{"198.18.100.1:*/udp", 1}}));
+}
+
+// Backend ids go round-robin from the one given out last. A previous agent that gave out
+// the last id (MG_MAX_BACKENDS - 1) leaves the next agent to wrap to the first free one, not
+// to try the id past the end of the map (which failed every start from then on).
+TEST_F(LbStateTest, ARestartAfterTheLastBackendIdWasGivenOutWrapsToTheFirst) {
+  Balancer lb;
+  ASSERT_NO_FATAL_FAILURE(lb.start("lbs"));
+  lb.apply(backendsJson({{10, 1}}));
+  // What an agent leaves after giving out the last id, then removing that backend: the entry
+  // stays with its generation, LIVE cleared.
+  const uint32_t last = MG_MAX_BACKENDS - 1;
+  mg_backend gone{};
+  gone.gen = 1000;
+  gone.family = 4;
+  ASSERT_EQ(bpf_map_update_elem(lb.state->maps().backends.get(), &last, &gone, BPF_ANY), 0);
+  ASSERT_NO_FATAL_FAILURE(lb.adopt());  // a new agent, same pins
+  const auto st = lb.apply(backendsJson({{10, 1}, {11, 1}}));
+  EXPECT_EQ(st.backends_added, 1u) << "the new backend got an id";
+  auto live = agent::readLiveBackends(lb.state->maps().backends.get());
+  ASSERT_TRUE(live) << live.error().message;
+  std::vector<uint32_t> ids;
+  for (const auto& b : *live) {
+    ids.push_back(b.id);
+    if (b.id == 2) {
+      EXPECT_GT(b.backend.gen, 1000u) << "generations only grow";
+    }
+  }
+  EXPECT_EQ(ids, (std::vector<uint32_t>{1, 2}))
+      << "1 is in use, 0 is never given out: the next id after the last is 2";
+}
+
+// A config at the limit of backend ids (MG_MAX_BACKENDS - 1 across all VIPs) that swaps one
+// backend of a VIP for another needs an id before the old backend's is free: the apply frees
+// the backends that no VIP names any more first, instead of failing half way.
+TEST_F(LbStateTest, AConfigAtTheBackendLimitCanSwapABackend) {
+  Balancer lb;
+  ASSERT_NO_FATAL_FAILURE(lb.start("lbs"));
+  const uint32_t many = MG_MAX_BACKENDS - 2;  // VIP "big"; "small" has the last one
+  std::string big;
+  big.reserve(many * 40);
+  for (uint32_t i = 0; i < many; i++) {
+    char address[32];
+    std::snprintf(address, sizeof(address), "fd00:%x::%x", i / 65536, i % 65536);
+    big += std::string(i ? "," : "") + R"({"address": ")" + address + R"("})";
+  }
+  const auto vips = [&](const char* small_backend) {
+    return R"({"name": "big", "address": "198.18.100.1", "port": 80, "protocol": "tcp",
+               "ring_size": 262147, "backends": [)" +
+           big + R"(]}, {"name": "small", "address": "198.18.100.2", "port": 80,
+               "protocol": "tcp", "ring_size": 1009, "backends": [{"address": ")" +
+           small_backend + R"("}]})";
+  };
+  const auto first = lb.applyVips(vips("198.18.1.10"));
+  ASSERT_EQ(first.backends_added, MG_MAX_BACKENDS - 1) << "every id given out";
+  const auto swapped = lb.applyVips(vips("198.18.1.11"));
+  EXPECT_EQ(swapped.backends_added, 1u);
+  EXPECT_EQ(swapped.backends_removed, 1u);
+  EXPECT_EQ(swapped.vips_unchanged, 1u) << "\"big\" is left alone";
+  auto live = agent::readLiveBackends(lb.state->maps().backends.get());
+  ASSERT_TRUE(live) << live.error().message;
+  EXPECT_EQ(live->size(), MG_MAX_BACKENDS - 1u);
+  const bool has_new = std::any_of(live->begin(), live->end(), [](const auto& b) {
+    return agent::addressText(b.backend.addr, b.backend.family) == "198.18.1.11";
+  });
+  EXPECT_TRUE(has_new) << "the new backend of \"small\" is live";
 }
 
 }  // namespace
