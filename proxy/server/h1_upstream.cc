@@ -12,6 +12,7 @@ H1Upstream::H1Upstream(Worker& worker, UpstreamSink& sink, const UpstreamTarget&
     : worker_(worker),
       sink_(&sink),
       target_(target),
+      parser_(http1::Mode::kResponse, *this, target.response_limits),
       connect_timer_(worker.loop().timers(), [this] {
         fail(UpstreamFailure::kConnect, "connecting to the upstream timed out");
       }) {}
@@ -213,7 +214,12 @@ void H1Upstream::feed() {
   }
   if (conn_->peerClosed() && conn_->input().empty()) {
     auto end = parser_.finish();  // the end of a close-delimited body, or a cut response
-    if (sink_ && !response_done_) {
+    if (!sink_) {
+      return;
+    }
+    if (response_done_) {
+      complete();  // a close-delimited body ended
+    } else {
       fail(UpstreamFailure::kReset,
            std::string("the upstream closed the connection") + (end ? "" : " mid-response"));
     }

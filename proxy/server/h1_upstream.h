@@ -56,7 +56,7 @@ class H1Upstream final : public UpstreamRequest, public ConnectionObserver, publ
   UpstreamSink* sink_;
   UpstreamTarget target_;
   std::unique_ptr<Connection> conn_;
-  http1::Parser parser_{http1::Mode::kResponse, *this};  // allocates once a response arrives
+  http1::Parser parser_;  // allocates once a response arrives
   Timer connect_timer_;
   bool connected_ = false;
   bool reused_ = false;

@@ -172,9 +172,10 @@ void Http2Session::Stream::connectUpstream() {
   upstream_start_ = s_.worker_.loop().now();
   const ClusterTable& table = *s_.snapshot_->tables[cluster_];
   endpoint_key_ = table.address_keys[*pick];
-  const UpstreamTarget target{&table.addresses[*pick], &table.address_keys[*pick],
-                              cluster.connect_timeout, cluster.max_idle_per_endpoint,
-                              limits().idle_timeout,   limits().buffer_bytes};
+  const UpstreamTarget target{&table.addresses[*pick],     &table.address_keys[*pick],
+                              cluster.connect_timeout,     cluster.max_idle_per_endpoint,
+                              limits().idle_timeout,       limits().buffer_bytes,
+                              responseHeadLimits(limits())};
   up_ready_ = false;
   end_forwarded_ = false;  // a retry sends the whole request again
   resent_ = 0;

@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "proxy/http1/grammar.h"
+#include "proxy/net/socket.h"
 #include "proxy/routing/router.h"
 #include "proxy/server/access_log.h"
 #include "proxy/server/h2_upstream.h"
@@ -336,6 +337,12 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   }
   if (!ex.authority.empty()) {
     h.append("host: ").append(ex.authority).append("\r\n");
+  } else if (head.host.empty()) {
+    // An HTTP/1.0 request may come without Host; the HTTP/1.1 request sent upstream may not
+    // (RFC 9112 §3.2), so it names the address the client connected to.
+    if (auto local = localAddress(down_->fd())) {
+      h.append("host: ").append(local->toString()).append("\r\n");
+    }
   }
   h.append("x-forwarded-for: ")
       .append(xff.empty() ? "" : xff + ", ")

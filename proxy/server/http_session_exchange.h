@@ -119,6 +119,9 @@ class HttpSession::H2Sink final : public UpstreamSink {
 };
 
 inline HttpSession::Exchange::Exchange(HttpSession& s)
-    : start(s.worker_.loop().now()), resp_sink(s), resp_parser(http1::Mode::kResponse, resp_sink) {}
+    : start(s.worker_.loop().now()),
+      resp_sink(s),
+      resp_parser(http1::Mode::kResponse, resp_sink,
+                  responseHeadLimits(s.snapshot_->config->limits)) {}
 
 }  // namespace meshgate::proxy

@@ -61,7 +61,8 @@ void HttpSession::connectH2() {
   const Limits& lim = snapshot_->config->limits;
   const UpstreamTarget target{&table.addresses[pick],  &table.address_keys[pick],
                               cluster.connect_timeout, cluster.max_idle_per_endpoint,
-                              lim.idle_timeout,        lim.buffer_bytes};
+                              lim.idle_timeout,        lim.buffer_bytes,
+                              responseHeadLimits(lim)};
   ex.h2 = std::make_unique<H2Upstream>(worker_, *ex.h2_sink, target);
   ex.up_connected = true;  // the HTTP/2 connection keeps its own connect timeout
   ex.h2->start(ex.h2_head);

@@ -160,13 +160,21 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   Buffer& out = down_->output();
   appendStatusLine(out, status, rs.reason_);
   forEachForwardable(rs.headers_, [&](std::string_view name, std::string_view value) {
-    if (!ex.chunk_out && announcesTrailers(name)) {
+    // Framing is restated below from what the parser decided, never copied: a field the
+    // upstream named in Connection ("Connection: content-length") cannot remove it.
+    if ((!ex.chunk_out && announcesTrailers(name)) ||
+        http1::grammar::iequals(name, "content-length")) {
       return;
     }
     appendField(out, name, value);
   });
   if (ex.chunk_out && body) {
     out.append("transfer-encoding: chunked\r\n");
+  } else if (head.content_length && !ex.chunk_out) {
+    // The body's length, or for a HEAD or a 304 the length a GET would have had.
+    out.append("content-length: ");
+    out.append(std::to_string(*head.content_length));
+    out.append("\r\n");
   }
   if (status == 101) {
     out.append("connection: upgrade\r\nupgrade: ");
@@ -226,9 +234,10 @@ void HttpSession::onResponseComplete() {
     down_->output().append("0\r\n" + ex.response_trailers + "\r\n");
   }
   ex.response_done = true;
-  if (ex.status == 101) {
-    // Not paused: the parser reports the tunnel (Progress::kTunnel) even when tunnel bytes
-    // came in the same read as the head, and feedResponse() hands both sides over.
+  if (ex.status == 101 || (ex.method == http1::Method::kConnect && ex.status / 100 == 2)) {
+    // A tunnel (a switch of protocols, a CONNECT taken): not paused, so that the parser
+    // reports it (Progress::kTunnel) even when tunnel bytes came in the same read as the
+    // head, and feedResponse() hands both sides over.
     return;
   }
   ex.resp_parser.pause();  // feedResponse() finishes the exchange, outside the parser

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/http1/parser.h"
 #include "proxy/net/socket.h"
 #include "proxy/routing/router.h"
 
@@ -44,7 +45,18 @@ struct UpstreamTarget {
   uint32_t max_idle;                       // HTTP/1.1 keep-alive pool size for this endpoint
   std::chrono::milliseconds idle_timeout;  // of an unused upstream connection
   size_t window;  // response bytes delivered but not consumed before the upstream waits
+  http1::Limits response_limits;  // of an HTTP/1.1 response's head (responseHeadLimits())
 };
+
+// The limits of an upstream response's head: the configured max_headers and
+// max_header_bytes, as for requests (a response beyond them gets the client a 502); its body
+// is not limited.
+inline http1::Limits responseHeadLimits(const Limits& limits) {
+  http1::Limits pl;
+  pl.max_header_count = static_cast<uint32_t>(limits.max_headers);
+  pl.max_header_bytes = static_cast<uint32_t>(limits.max_header_bytes);
+  return pl;
+}
 
 enum class UpstreamFailure : uint8_t {
   kConnect,      // nothing reached the server: safe to retry any request elsewhere

@@ -67,6 +67,20 @@ RecordingServer::Handler cutMidBody() {
   };
 }
 
+// Reads a request head, answers 200 with a body delimited by the connection's close (no
+// Content-Length, no chunking), then closes.
+RecordingServer::Handler closeDelimited(std::string body) {
+  return [body](int fd, RecordingServer& self) {
+    if (!readHead(fd, self)) {
+      return;
+    }
+    const std::string answer = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
+    EXPECT_EQ(::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(answer.size()));
+    ::shutdown(fd, SHUT_RDWR);
+  };
+}
+
 class ProxyHttp2Test : public ProxyFixture {
  protected:
   // A real gRPC server (grpcio) named `name`; returns its port.
@@ -272,6 +286,17 @@ TEST_F(ProxyHttp2Test, ForwardsContentLengthBodiesAsContentLength) {
       << "a body framed by length carries no trailer section: " << got.substr(0, 400);
   EXPECT_EQ(got.find("transfer-encoding"), std::string::npos) << got.substr(0, 400);
   EXPECT_EQ(got.size() - got.find("\r\n\r\n") - 4, 70000u);
+}
+
+// An HTTP/1.1 origin may end its body by closing the connection: the HTTP/2 client's stream
+// then ends there, with the whole body (it used to wait until the idle timeout cancelled it).
+TEST_F(ProxyHttp2Test, EndsTheStreamWhereAnHttp1OriginClosesItsBody) {
+  RecordingServer& be = backend(closeDelimited(std::string(5000, 'd')));
+  startProxy(config(endpoint(be.port())));
+  auto r = curl({"-m", "5", "-o", "-", "-w", " %{http_version} %{http_code}", url("/closedelim")});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(*r, std::string(5000, 'd') + " 2 200");
+  EXPECT_EQ(metric("upstream_rsp_reset"), 0u);
 }
 
 TEST_F(ProxyHttp2Test, PassesGrpcCallsStreamsAndStatusTrailersThroughAnHttp2Cluster) {

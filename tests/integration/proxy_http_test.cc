@@ -339,6 +339,23 @@ TEST_F(ProxyHttpTest, TunnelsBytesThatArriveWithTheSwitchingProtocolsHead) {
       << "the greeting, then the client's bytes echoed through the tunnel: " << out;
 }
 
+// A CONNECT whose server speaks first (an SSH banner in the segment of its 200): the banner,
+// and every byte the client sends after its CONNECT, belong to the tunnel, never to a next
+// HTTP exchange.
+TEST_F(ProxyHttpTest, TunnelsBytesThatArriveWithTheHeadOfAConnectsAnswer) {
+  auto& srv = backend(RecordingServer::connectEcho("SSH-2.0-banner\r\n"));
+  startProxy(httpConfig(endpoint(srv.port())));
+  const std::string inside = "GET /inside HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string out =
+      raw("CONNECT backend.example:22 HTTP/1.1\r\nHost: backend.example:22\r\n\r\n" + inside,
+          /*half_close=*/true);
+  EXPECT_EQ(statusOf(out), 200) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\nSSH-2.0-banner\r\n" + inside))
+      << "the banner, then the client's bytes echoed through the tunnel: " << out;
+  EXPECT_EQ(metric("downstream_rq_total"), 1u) << "the tunnel's bytes were not a request";
+  EXPECT_EQ(srv.connections(), 1);
+}
+
 // "h2c smuggling": a backend that accepted a forwarded Upgrade: h2c would turn the client's
 // connection into an HTTP/2 tunnel that no route or filter sees. The proxy drops the
 // upgrade and serves the request as HTTP/1.1.
@@ -871,6 +888,46 @@ TEST_F(ProxyHttpTest, DropsResponseFieldsTheUpstreamNamedInConnection) {
   EXPECT_EQ(statusOf(out), 200);
   EXPECT_EQ(out.find("secret"), std::string::npos) << out;
   EXPECT_NE(out.find("X-Public: ok"), std::string::npos) << out;
+}
+
+// The response side of ConnectionTokensCannotStripTheFraming: an upstream's
+// "Connection: content-length" must not leave its response without a length, which a
+// keep-alive client could not tell from the next response.
+TEST_F(ProxyHttpTest, AnUpstreamsConnectionTokensCannotStripItsFraming) {
+  auto& rec = backend(RecordingServer::respond(
+      "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello"));
+  startProxy(httpConfig(endpoint(rec.port())));
+  const std::string out = raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(statusOf(out), 200) << out;
+  EXPECT_NE(out.find("\r\ncontent-length: 5\r\n"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\nhello")) << out;
+}
+
+// An HTTP/1.0 request may come without Host; the HTTP/1.1 request the proxy sends may not
+// (an origin such as nginx answers 400): it names the address the client connected to.
+TEST_F(ProxyHttpTest, AnHttp10RequestWithoutHostGoesUpstreamWithOne) {
+  auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  startProxy(httpConfig(endpoint(rec.port())));
+  EXPECT_EQ(statusOf(raw("GET /old HTTP/1.0\r\n\r\n")), 200);
+  const std::string got = rec.received();
+  EXPECT_NE(got.find("GET /old HTTP/1.1\r\nhost: 127.0.0.1:" + std::to_string(proxy_->port("web")) +
+                     "\r\n"),
+            std::string::npos)
+      << got;
+}
+
+// The configured header limits hold for responses too: an origin's 120 Set-Cookie fields
+// pass with max_headers 200 (the parser's own default, 100, used to give a 502).
+TEST_F(ProxyHttpTest, ResponseHeadsAreHeldToTheConfiguredHeaderLimits) {
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n";
+  for (int i = 0; i < 120; i++) {
+    head += "Set-Cookie: c" + std::to_string(i) + "=v\r\n";
+  }
+  auto& rec = backend(RecordingServer::respond(head + "\r\n"));
+  startProxy(httpConfig(endpoint(rec.port()), "", R"(, "limits": {"max_headers": 200})"));
+  const std::string out = raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(statusOf(out), 200) << out.substr(0, 300);
+  EXPECT_NE(out.find("Set-Cookie: c119=v\r\n"), std::string::npos) << out.substr(0, 300);
 }
 
 TEST_F(ProxyHttpTest, RejectsDotSegmentsThatRoutesCouldNotSee) {

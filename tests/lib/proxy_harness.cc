@@ -391,15 +391,15 @@ RecordingServer::Handler RecordingServer::silent() {
   return [](int fd, RecordingServer& self) { drain(fd, self); };
 }
 
-RecordingServer::Handler RecordingServer::upgradeEcho(std::string greeting) {
-  return [greeting](int fd, RecordingServer& self) {
+namespace {
+
+// Reads a head; answers `head` and `greeting` in one write, then echoes raw bytes.
+RecordingServer::Handler tunnelEcho(std::string head, std::string greeting) {
+  return [head, greeting](int fd, RecordingServer& self) {
     if (!readHead(fd, self)) {
       return;
     }
-    writeAll(
-        fd,
-        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" +
-            greeting);
+    writeAll(fd, head + greeting);
     char buf[65536];
     ssize_t n;
     while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
@@ -408,6 +408,18 @@ RecordingServer::Handler RecordingServer::upgradeEcho(std::string greeting) {
       }
     }
   };
+}
+
+}  // namespace
+
+RecordingServer::Handler RecordingServer::upgradeEcho(std::string greeting) {
+  return tunnelEcho(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+      std::move(greeting));
+}
+
+RecordingServer::Handler RecordingServer::connectEcho(std::string greeting) {
+  return tunnelEcho("HTTP/1.1 200 Connection Established\r\n\r\n", std::move(greeting));
 }
 
 Result<std::string> rawExchange(const NetNs& ns, uint16_t port, const std::string& request,

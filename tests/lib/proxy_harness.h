@@ -92,6 +92,8 @@ class RecordingServer {
   // Reads a head; answers 101 (with `greeting`, the first tunnel bytes, in the same
   // write), then echoes raw bytes.
   static Handler upgradeEcho(std::string greeting = "");
+  // The same for CONNECT: answers 200 (with `greeting`), then echoes raw bytes.
+  static Handler connectEcho(std::string greeting = "");
   // Reads whole requests (a Content-Length body, a chunked body with its trailers, or none)
   // and answers each "200 ok" once it is complete.
   static Handler answerWholeRequests();
