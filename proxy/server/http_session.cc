@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include "proxy/http1/grammar.h"
 #include "proxy/net/socket.h"
@@ -253,6 +254,7 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   clearDeadline(Deadline::kHeader);
   bump(worker_.stats().downstream_rq_total);
   Exchange& ex = *ex_;
+  ex.head_complete = true;
   ex.keep_alive = head.keep_alive;
   ex.chunked = head.body == http1::BodyKind::kChunked;
   ex.upgrade = head.upgrade;
@@ -732,6 +734,11 @@ void HttpSession::finish() {
   done_ = true;
   timer_.cancel();
   releaseEndpoint();
+  if (ex_ && ex_->head_complete) {
+    // A request whose exchange ends with the connection (a response cut by the upstream or
+    // the client, a client gone while it waited) gets its line too: status as sent, if any.
+    logAccess();
+  }
   // Counted before the close: a client that sees our EOF also sees the gauge go down.
   bump(worker_.stats().downstream_cx_active, -1);
   if (ex_ && ex_->up) {
@@ -751,6 +758,9 @@ void HttpSession::finish() {
 
 void HttpSession::logAccess() {
   Exchange& ex = *ex_;
+  if (std::exchange(ex.logged, true)) {
+    return;
+  }
   Stats& st = worker_.stats();
   st.countResponse(ex.status);
   AccessLog* log = worker_.accessLog();

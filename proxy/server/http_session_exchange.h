@@ -52,7 +52,8 @@ struct HttpSession::Exchange {
   http1::Version version = http1::Version::kHttp11;
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::string> connection_tokens;  // named in Connection: also hop-by-hop
-  std::string authority;  // of an absolute-form target: the Host the request is routed by
+  std::string authority;       // of an absolute-form target: the Host the request is routed by
+  bool head_complete = false;  // onRequestHead() ran: a request to log, whatever happens
   bool keep_alive = true;
   bool chunked = false;
   bool upgrade = false;
@@ -86,6 +87,7 @@ struct HttpSession::Exchange {
   bool response_done = false;
   bool upstream_keep_alive = false;
   bool tunnel = false;
+  bool logged = false;  // its access-log line is written (logAccess() writes one, once)
   uint64_t response_bytes = 0;
   std::string response_trailers;  // re-sent after the last chunk to the client
   // An HTTP/2 cluster: the request goes out as a stream of the worker's HTTP/2 connection

@@ -711,6 +711,37 @@ TEST_F(ProxyHttp2Test, WritesOneAccessLogLinePerRequestOfEitherVersion) {
   EXPECT_EQ(lines[2]["request_body_bytes"], 1000);
 }
 
+// A response the upstream cuts is a request too: one line each, HTTP/1.1 and HTTP/2, with the
+// status the client got and the bytes that reached it, and a 2xx counted.
+TEST_F(ProxyHttp2Test, WritesAnAccessLogLineForACutResponseOfEitherVersion) {
+  const std::string log = dir_->path() + "/access.log";
+  RecordingServer& be = backend(cutMidBody());
+  startProxy(config(endpoint(be.port()), "", R"(, "access_log": ")" + log + "\""));
+  auto h1 = rawExchange(*ns_, proxy_->port("web"), "GET /cut1 HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_TRUE(h1) << h1.error().message;
+  EXPECT_EQ(statusOf(*h1), 200) << h1->substr(0, 200);
+  probe({"get", "--path", "/cut2"});
+  ASSERT_TRUE(proxy_->process().running());
+
+  auto text = runCommand({"cat", log});
+  ASSERT_TRUE(text) << text.error().message;
+  std::vector<json> lines;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), 2u) << *text;
+  EXPECT_EQ(lines[0]["protocol"], "HTTP/1.1");
+  EXPECT_EQ(lines[0]["target"], "/cut1");
+  EXPECT_EQ(lines[0]["status"], 200);
+  EXPECT_EQ(lines[0]["response_body_bytes"], 1000);
+  EXPECT_EQ(lines[1]["protocol"], "HTTP/2");
+  EXPECT_EQ(lines[1]["target"], "/cut2");
+  EXPECT_EQ(metric("downstream_rq_total"), 2u);
+  EXPECT_EQ(metric("response_2xx"), 2u) << "each client got a 200 head";
+  EXPECT_EQ(metric("upstream_rsp_reset"), 2u);
+}
+
 // REFUSED_STREAM means the origin did not process the request: it goes to another attempt
 // whatever the route's retries (here 0), from an HTTP/2 client and from an HTTP/1.1 one.
 TEST_F(ProxyHttp2Test, RetriesAStreamTheUpstreamRefusedForAnHttp2Client) {
