@@ -154,7 +154,9 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
       ex.close_delimited_out = true;
     }
   }
-  if (ex.close_delimited_out || !ex.keep_alive) {
+  // A response that comes before the request's body has all arrived ends the connection
+  // (finishExchange() cannot read the rest as a next request): it says so.
+  if (ex.close_delimited_out || !ex.keep_alive || !ex.request_done) {
     closing_ = true;
   }
   Buffer& out = down_->output();

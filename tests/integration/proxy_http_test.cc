@@ -930,6 +930,18 @@ TEST_F(ProxyHttpTest, ResponseHeadsAreHeldToTheConfiguredHeaderLimits) {
   EXPECT_NE(out.find("Set-Cookie: c119=v\r\n"), std::string::npos) << out.substr(0, 300);
 }
 
+// An origin that answers before the request's body has all arrived: the connection cannot go
+// on (the rest of the body is not a next request), and the response says so.
+TEST_F(ProxyHttpTest, AnAnswerBeforeTheWholeUploadSaysTheConnectionCloses) {
+  auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+  startProxy(httpConfig(endpoint(rec.port())));
+  const std::string out =
+      raw("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n0123456789");
+  EXPECT_EQ(statusOf(out), 200) << out;
+  EXPECT_NE(out.find("\r\nconnection: close\r\n"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\nok")) << out;
+}
+
 TEST_F(ProxyHttpTest, RejectsDotSegmentsThatRoutesCouldNotSee) {
   auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   startProxy(httpConfig(endpoint(rec.port()), R"(, "match": {"path": {"prefix": "/public/"}})"));
