@@ -339,12 +339,12 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   }
   if (!ex.authority.empty()) {
     h.append("host: ").append(ex.authority).append("\r\n");
-  } else if (head.host.empty()) {
+  } else if (std::none_of(ex.headers.begin(), ex.headers.end(),
+                          [](const auto& f) { return iequals(f.first, "host"); })) {
     // An HTTP/1.0 request may come without Host; the HTTP/1.1 request sent upstream may not
-    // (RFC 9112 §3.2), so it names the address the client connected to.
-    if (auto local = localAddress(down_->fd())) {
-      h.append("host: ").append(local->toString()).append("\r\n");
-    }
+    // (RFC 9112 §3.2), so it names the address the client connected to. (An empty Host is
+    // valid, and forwarded as it came.)
+    h.append("host: ").append(localAuthority()).append("\r\n");
   }
   h.append("x-forwarded-for: ")
       .append(xff.empty() ? "" : xff + ", ")
@@ -587,11 +587,13 @@ void HttpSession::finishExchange() {
     }
   }
   const bool request_done = ex.request_done;
+  const bool close_after = ex.close_after;
   worker_.loop().deferDelete(std::move(ex_));
-  if (closing_ || !request_done) {
-    // The client asked to close, or sent a body we did not read to its end: nothing more
-    // can be read from this connection. A client that asked to close and sent nothing
-    // after its request has nothing that a close could reset: no lingering for it.
+  if (closing_ || close_after || !request_done) {
+    // The client asked to close, the response said it closes, or the client sent a body we
+    // did not read to its end: nothing more can be read from this connection. A client that asked
+    // to close and sent nothing after its request has nothing that a close could reset: no
+    // lingering for it.
     linger_needed_ = !request_done || !down_->input().empty();
     closeAfterResponse();
     return;
@@ -736,7 +738,11 @@ void HttpSession::finish() {
   releaseEndpoint();
   if (ex_ && ex_->head_complete) {
     // A request whose exchange ends with the connection (a response cut by the upstream or
-    // the client, a client gone while it waited) gets its line too: status as sent, if any.
+    // the client, a client gone while it waited) gets its line too: the status the client
+    // got, or 0 (not a 502 being retried, which it never saw).
+    if (!ex_->head_sent) {
+      ex_->status = 0;
+    }
     logAccess();
   }
   // Counted before the close: a client that sees our EOF also sees the gauge go down.
@@ -754,6 +760,11 @@ void HttpSession::finish() {
     down_->close();
   }
   worker_.release(this);
+}
+
+std::string HttpSession::localAuthority() const {
+  auto local = localAddress(down_->fd());
+  return local ? local->toString() : std::string("localhost");
 }
 
 void HttpSession::logAccess() {

@@ -96,6 +96,8 @@ class HttpSession final : public Session, public ConnectionObserver {
   void startLinger();
   void finish();
   void logAccess();
+  // "ip:port" the client connected to: the authority of a request that named none.
+  std::string localAuthority() const;
 
   Worker& worker_;
   SockAddr peer_;

@@ -84,6 +84,7 @@ struct HttpSession::Exchange {
   bool head_sent = false;  // response bytes went to the client: no retry, no error page
   bool chunk_out = false;  // re-encoding the body as chunked for the client
   bool close_delimited_out = false;
+  bool close_after = false;  // the response said "connection: close": the connection ends here
   bool response_done = false;
   bool upstream_keep_alive = false;
   bool tunnel = false;

@@ -25,6 +25,9 @@ void HttpSession::startH2(const http1::MessageHead& head) {
   r.method = ex.method_token;
   r.path = ex.target;
   r.authority = ex.authority.empty() ? std::string(head.host) : ex.authority;
+  if (r.authority.empty()) {
+    r.authority = localAuthority();  // an HTTP/1.0 request without Host, or an empty one
+  }
   std::string xff;
   const bool xff_replace = snapshot_->config->listeners[listener_].xff_replace;
   forEachForwardable(ex.headers, [&](std::string_view name, std::string_view value) {
@@ -110,8 +113,8 @@ void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, b
                                       [](const auto& f) { return f.first == "content-length"; });
   ex.chunk_out = !end && !has_length && client_11;
   ex.close_delimited_out = !end && !has_length && !client_11;
-  if (ex.close_delimited_out || !ex.keep_alive) {
-    closing_ = true;
+  if (ex.close_delimited_out || !ex.keep_alive || !ex.request_done) {
+    ex.close_after = true;  // as for an HTTP/1.1 upstream (onResponseHead())
   }
   Buffer& out = down_->output();
   appendStatusLine(out, status, reasonPhrase(status));
@@ -127,7 +130,7 @@ void HttpSession::onH2ResponseHead(uint16_t status, const HeaderList& headers, b
              ex.method != http1::Method::kHead) {
     out.append("content-length: 0\r\n");
   }
-  if (closing_) {
+  if (closing_ || ex.close_after) {
     out.append("connection: close\r\n");
   } else if (!client_11) {
     out.append("connection: keep-alive\r\n");

@@ -154,10 +154,11 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
       ex.close_delimited_out = true;
     }
   }
-  // A response that comes before the request's body has all arrived ends the connection
-  // (finishExchange() cannot read the rest as a next request): it says so.
+  // The connection ends with this exchange when the client asked, when only the close can
+  // end the body, or when the response comes before the request's body has all arrived (it
+  // is still forwarded, but what follows it cannot be told from a next request).
   if (ex.close_delimited_out || !ex.keep_alive || !ex.request_done) {
-    closing_ = true;
+    ex.close_after = true;
   }
   Buffer& out = down_->output();
   appendStatusLine(out, status, rs.reason_);
@@ -182,7 +183,7 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
     out.append("connection: upgrade\r\nupgrade: ");
     out.append(head.upgrade_protocol);
     out.append("\r\n");
-  } else if (closing_) {
+  } else if (closing_ || ex.close_after) {
     out.append("connection: close\r\n");
   } else if (!client_11) {
     out.append("connection: keep-alive\r\n");

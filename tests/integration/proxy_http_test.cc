@@ -928,6 +928,13 @@ TEST_F(ProxyHttpTest, ResponseHeadsAreHeldToTheConfiguredHeaderLimits) {
   const std::string out = raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(statusOf(out), 200) << out.substr(0, 300);
   EXPECT_NE(out.find("Set-Cookie: c119=v\r\n"), std::string::npos) << out.substr(0, 300);
+  // And a lower limit holds too: the same response is then a bad gateway.
+  auto line =
+      proxy_->reload(httpConfig(endpoint(rec.port()), "", R"(, "limits": {"max_headers": 50})"));
+  ASSERT_TRUE(line) << line.error().message;
+  ASSERT_NE(line->find("reloaded"), std::string::npos) << *line;
+  EXPECT_EQ(statusOf(raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), 502);
+  EXPECT_EQ(metric("upstream_rsp_bad"), 1u);
 }
 
 // An origin that answers before the request's body has all arrived: the connection cannot go
@@ -940,6 +947,68 @@ TEST_F(ProxyHttpTest, AnAnswerBeforeTheWholeUploadSaysTheConnectionCloses) {
   EXPECT_EQ(statusOf(out), 200) << out;
   EXPECT_NE(out.find("\r\nconnection: close\r\n"), std::string::npos) << out;
   EXPECT_TRUE(out.ends_with("\r\n\r\nok")) << out;
+}
+
+// An origin that sends its head first and then reads the body to answer it (an echo, a
+// streamed upload): the body the client sends after that head still reaches the origin.
+TEST_F(ProxyHttpTest, ABodySentAfterTheResponseHeadStillReachesTheOrigin) {
+  auto& rec = backend([](int fd, RecordingServer& self) {
+    if (!readHead(fd, self)) {
+      return;
+    }
+    writeAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+    std::string body;
+    char buf[64];
+    while (body.size() < 10) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      body.append(buf, static_cast<size_t>(n));
+    }
+    writeAll(fd, body);
+  });
+  startProxy(httpConfig(endpoint(rec.port())));
+  auto client = connectLoopback(*ns_, proxy_->port("web"));
+  ASSERT_TRUE(client) << client.error().message;
+  const int fd = *client;
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  std::string out;
+  char buf[4096];
+  while (out.find("\r\n\r\n") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << "the response head arrives first: " << out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_EQ(::send(fd, "0123456789", 10, 0), 10);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ssize_t n;
+  while (!out.ends_with("0123456789") && (n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(statusOf(out), 200) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\n0123456789")) << "the body came back: " << out;
+  EXPECT_NE(out.find("\r\nconnection: close\r\n"), std::string::npos) << out;
+}
+
+// An empty Host is valid (RFC 9112 §3.2) and goes upstream as it came: never a second one.
+TEST_F(ProxyHttpTest, AnEmptyHostGoesUpstreamAlone) {
+  auto& rec = backend(RecordingServer::respond("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  startProxy(httpConfig(endpoint(rec.port())));
+  EXPECT_EQ(statusOf(raw("GET /h HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n")), 200);
+  const std::string got = rec.received();
+  const std::string head = got.substr(0, got.find("\r\n\r\n"));
+  std::string lower = head;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  size_t hosts = 0;
+  for (size_t at = 0; (at = lower.find("\r\nhost:", at)) != std::string::npos; at++) {
+    hosts++;
+  }
+  EXPECT_EQ(hosts, 1u) << head;
 }
 
 TEST_F(ProxyHttpTest, RejectsDotSegmentsThatRoutesCouldNotSee) {
