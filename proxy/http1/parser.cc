@@ -631,6 +631,7 @@ bool Parser::finishHead(uint64_t at) {
     head.method_token = view(method_token_);
     head.target = view(target_);
     head.host = view(host_);
+    head.has_host = has_host_;
     head.keep_alive = v11 ? !conn_close_ : conn_keep_alive_ && !conn_close_;
     head.expect_continue = v11 && expect_continue_;
     head.upgrade = v11 && has_upgrade_ && conn_upgrade_;

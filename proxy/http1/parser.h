@@ -92,6 +92,7 @@ struct MessageHead {
   bool upgrade = false;
   std::string_view upgrade_protocol;  // the first Upgrade field's value, e.g. "websocket"
   std::string_view host;              // request: the Host value (empty when absent)
+  bool has_host = false;              // request: a Host field came (its value may be empty)
 };
 
 /// Every way a message can be rejected: X(enum name, stable name, status for a request).

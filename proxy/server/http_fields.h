@@ -29,8 +29,11 @@ bool hopByHop(std::string_view name);
 bool clientAddressField(std::string_view name);
 
 // The names that the Connection fields of `fields` (pairs of strings) list, other than
-// hop-by-hop ones, which are dropped anyway ("Connection: keep-alive" names nothing more).
-// Copies, so that the fields may move; usually empty, so no allocation.
+// hop-by-hop ones, which are dropped anyway ("Connection: keep-alive" names nothing more),
+// and other than Content-Length: framing that a Connection field could strip would leave
+// the message without its length ("Connection: content-length"), which a keep-alive peer
+// could not tell from the next message. Copies, so that the fields may move; usually empty,
+// so no allocation.
 template <class Fields>
 std::vector<std::string> namedByConnection(const Fields& fields) {
   std::vector<std::string> named;
@@ -40,7 +43,7 @@ std::vector<std::string> namedByConnection(const Fields& fields) {
         continue;  // the usual values, which name nothing: no list to parse
       }
       http1::grammar::forEachListElement(value, [&](std::string_view t, size_t) {
-        if (!t.empty() && !hopByHop(t)) {
+        if (!t.empty() && !hopByHop(t) && !http1::grammar::iequals(t, "content-length")) {
           named.emplace_back(t);
         }
         return true;

@@ -339,8 +339,7 @@ void HttpSession::onRequestHead(const http1::MessageHead& head) {
   }
   if (!ex.authority.empty()) {
     h.append("host: ").append(ex.authority).append("\r\n");
-  } else if (std::none_of(ex.headers.begin(), ex.headers.end(),
-                          [](const auto& f) { return iequals(f.first, "host"); })) {
+  } else if (!head.has_host) {
     // An HTTP/1.0 request may come without Host; the HTTP/1.1 request sent upstream may not
     // (RFC 9112 §3.2), so it names the address the client connected to. (An empty Host is
     // valid, and forwarded as it came.)

@@ -162,22 +162,16 @@ void HttpSession::onResponseHead(const http1::MessageHead& head) {
   }
   Buffer& out = down_->output();
   appendStatusLine(out, status, rs.reason_);
+  // Content-Length passes as it came (the parser checked it), even when the upstream named
+  // it in Connection (namedByConnection() never lists it).
   forEachForwardable(rs.headers_, [&](std::string_view name, std::string_view value) {
-    // Framing is restated below from what the parser decided, never copied: a field the
-    // upstream named in Connection ("Connection: content-length") cannot remove it.
-    if ((!ex.chunk_out && announcesTrailers(name)) ||
-        http1::grammar::iequals(name, "content-length")) {
+    if (!ex.chunk_out && announcesTrailers(name)) {
       return;
     }
     appendField(out, name, value);
   });
   if (ex.chunk_out && body) {
     out.append("transfer-encoding: chunked\r\n");
-  } else if (head.content_length && !ex.chunk_out) {
-    // The body's length, or for a HEAD or a 304 the length a GET would have had.
-    out.append("content-length: ");
-    out.append(std::to_string(*head.content_length));
-    out.append("\r\n");
   }
   if (status == 101) {
     out.append("connection: upgrade\r\nupgrade: ");

@@ -87,8 +87,8 @@ inline std::string describe(Mode mode, const MessageHead& h) {
   if (h.upgrade) {
     s += " upgrade=" + std::string(h.upgrade_protocol);
   }
-  if (!h.host.empty()) {
-    s += " host=" + std::string(h.host);
+  if (h.has_host) {
+    s += " host=" + std::string(h.host);  // "host=" for an empty Host
   }
   return s;
 }

@@ -899,7 +899,7 @@ TEST_F(ProxyHttpTest, AnUpstreamsConnectionTokensCannotStripItsFraming) {
   startProxy(httpConfig(endpoint(rec.port())));
   const std::string out = raw("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(statusOf(out), 200) << out;
-  EXPECT_NE(out.find("\r\ncontent-length: 5\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nContent-Length: 5\r\n"), std::string::npos) << out;
   EXPECT_TRUE(out.ends_with("\r\n\r\nhello")) << out;
 }
 

@@ -103,6 +103,10 @@ std::vector<Case> validCases() {
                 "head 1.1 POST /2 body=length cl=2 keep-alive host=a", "body ab", "complete",
                 "begin", "request GET /3 1.1", "header Host: a", "header Connection: close",
                 "head 1.1 GET /3 body=none host=a", "complete"}},
+      {.name = "EmptyHostIsAHost",  // RFC 9112 §3.2: valid, and not the same as none
+       .input = "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+       .want = {"begin", "request GET / 1.1",
+                "header Host: ", "head 1.1 GET / body=none keep-alive host=", "complete"}},
       {.name = "Http10DefaultsToClose",
        .input = "GET / HTTP/1.0\r\n\r\n",
        .want = {"begin", "request GET / 1.0", "head 1.0 GET / body=none", "complete"}},

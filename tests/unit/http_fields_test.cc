@@ -60,6 +60,18 @@ TEST(HttpFields, FieldsNamedByConnectionAreDropped) {
   EXPECT_EQ(out[0].second, "text/plain");
 }
 
+// Content-Length is framing: a Connection field that names it cannot strip it, or the
+// message would reach the next hop without its length.
+TEST(HttpFields, ConnectionCannotStripContentLength) {
+  HeaderList fields = {
+      {"Connection", "Content-Length, x-other"}, {"Content-Length", "5"}, {"X-Other", "1"}};
+  EXPECT_EQ(namedByConnection(fields), (std::vector<std::string>{"x-other"}));
+  const HeaderList out = forwardableFields(std::move(fields), /*lower_case=*/false);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].first, "Content-Length");
+  EXPECT_EQ(out[0].second, "5");
+}
+
 // A header section keeps Trailer, which announces the trailer fields; a trailer section
 // drops it with the framing and hop-by-hop fields, which mean nothing after the body.
 TEST(HttpFields, TrailerIsForwardedInTheHeadButNotInATrailerSection) {
