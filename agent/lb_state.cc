@@ -556,32 +556,47 @@ Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
 // changed VIP still sends to one of them are dropped as no_backend until its new table is
 // written, a moment later; their flows were moving anyway.
 Result<void> LbState::freeStaleBackendsIfShort(const AgentConfig& cfg, ApplyStats& stats) {
-  std::set<std::pair<uint32_t, IpAddr>> kept;
+  // Only VIPs that change take ids or hold stale backends: an unchanged one (every VIP but
+  // one, say, in a health check's apply) costs a comparison.
+  std::vector<std::pair<uint32_t, const VipConfig*>> changed;  // known VIPs only
   size_t needed = 0;
   for (const auto& vip : cfg.vips) {
-    const auto known = vip_ids_.find(bytesOf(vipKeyOf(vip)));
+    const VipKeyBytes kb = bytesOf(vipKeyOf(vip));
+    const auto applied = applied_.find(kb);
+    if (applied != applied_.end() && applied->second == vip) {
+      continue;
+    }
+    const auto known = vip_ids_.find(kb);
+    if (known == vip_ids_.end()) {
+      needed += vip.backends.size();
+      continue;
+    }
+    changed.emplace_back(known->second, &vip);
     for (const auto& b : vip.backends) {
-      if (known != vip_ids_.end() && backend_ids_.contains({known->second, b.address})) {
-        kept.insert({known->second, b.address});
-      } else {
-        needed++;
-      }
+      needed += !backend_ids_.contains({known->second, b.address});
     }
   }
   if (used_backend_ids_.size() + needed <= MG_MAX_BACKENDS - 1) {  // id 0 is never used
     return {};
   }
-  std::vector<std::pair<uint32_t, IpAddr>> stale;
-  for (const auto& [key, id] : backend_ids_) {
-    if (!kept.contains(key)) {
-      stale.push_back(key);
+  for (const auto& [vip_id, vip] : changed) {
+    std::set<IpAddr> wanted;
+    for (const auto& b : vip->backends) {
+      wanted.insert(b.address);
     }
-  }
-  for (const auto& [vip_id, addr] : stale) {
-    if (auto r = removeBackend(vip_id, addr); !r) {
-      return r;
+    std::vector<IpAddr> stale;
+    for (auto it = backend_ids_.lower_bound({vip_id, IpAddr{}});
+         it != backend_ids_.end() && it->first.first == vip_id; ++it) {
+      if (!wanted.contains(it->first.second)) {
+        stale.push_back(it->first.second);
+      }
     }
-    stats.backends_removed++;
+    for (const auto& addr : stale) {
+      if (auto r = removeBackend(vip_id, addr); !r) {
+        return r;
+      }
+      stats.backends_removed++;
+    }
   }
   return {};
 }
