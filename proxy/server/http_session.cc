@@ -590,9 +590,9 @@ void HttpSession::finishExchange() {
   worker_.loop().deferDelete(std::move(ex_));
   if (closing_ || close_after || !request_done) {
     // The client asked to close, the response said it closes, or the client sent a body we
-    // did not read to its end: nothing more can be read from this connection. A client that asked
-    // to close and sent nothing after its request has nothing that a close could reset: no
-    // lingering for it.
+    // did not read to its end: nothing more can be read from this connection. A client that
+    // asked to close and sent nothing after its request has nothing that a close could
+    // reset: no lingering for it.
     linger_needed_ = !request_done || !down_->input().empty();
     closeAfterResponse();
     return;
