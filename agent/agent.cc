@@ -269,15 +269,20 @@ int Agent::serve(const std::string& config_path) {
     return 1;
   }
   logInfo("serving; SIGHUP reloads " + config_path + ", SIGTERM exits (XDP stays attached)");
+  std::vector<pollfd> fds;
   for (;;) {
-    pollfd fds[3] = {{sfd.get(), POLLIN, 0},
-                     {metrics_ ? metrics_->fd() : -1, POLLIN, 0},
-                     {health_->fd(), POLLIN, 0}};
-    int timeout = health_->msUntilNext(std::chrono::steady_clock::now());
+    fds.assign({{sfd.get(), POLLIN, 0}, {health_->fd(), POLLIN, 0}});
+    const auto now = std::chrono::steady_clock::now();
+    int timeout = health_->msUntilNext(now);
     if (health_unapplied_ && (timeout < 0 || timeout > 1000)) {
       timeout = 1000;  // retry a failed apply even with nothing to probe
     }
-    if (::poll(fds, 3, timeout) < 0) {
+    if (metrics_) {
+      metrics_->pollFds(fds);  // from fds[2] on
+      const int client = metrics_->msUntilDeadline(now);
+      timeout = client >= 0 && (timeout < 0 || client < timeout) ? client : timeout;
+    }
+    if (::poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) {
         continue;
       }
@@ -285,8 +290,9 @@ int Agent::serve(const std::string& config_path) {
       return 1;
     }
     checkHealth();
-    if (fds[1].revents & POLLIN) {
-      metrics_->serveOne(renderMetrics());
+    if (metrics_) {
+      metrics_->handle(fds, 2, std::chrono::steady_clock::now(),
+                       [this] { return renderMetrics(); });
     }
     if (!(fds[0].revents & POLLIN)) {
       continue;

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include <cerrno>
 #include <cstring>
@@ -99,7 +98,7 @@ Result<MetricsServer> MetricsServer::listen(const std::string& address,
     s4->sin_addr.s_addr = parsed->addr.words[0];
     len = sizeof(*s4);
   }
-  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   const int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd.get(), 16) != 0) {
@@ -108,34 +107,95 @@ Result<MetricsServer> MetricsServer::listen(const std::string& address,
   return MetricsServer(std::move(fd), pin_root);
 }
 
-void MetricsServer::serveOne(const std::string& extra) {
-  UniqueFd conn(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!conn.valid()) {
-    return;
+void MetricsServer::pollFds(std::vector<pollfd>& fds) const {
+  fds.push_back({fd_.get(), POLLIN, 0});
+  for (const Client& c : clients_) {
+    fds.push_back({c.fd.get(), static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
   }
-  timeval tv{1, 0};
-  ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  char req[1024];
-  const ssize_t n = ::recv(conn.get(), req, sizeof(req) - 1, 0);
-  if (n <= 0) {
-    return;
+}
+
+int MetricsServer::msUntilDeadline(Clock::time_point now) const {
+  int ms = -1;
+  for (const Client& c : clients_) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(c.deadline - now).count();
+    const int until = static_cast<int>(std::max<int64_t>(0, left));
+    ms = ms < 0 ? until : std::min(ms, until);
   }
-  req[n] = 0;
+  return ms;
+}
+
+void MetricsServer::handle(const std::vector<pollfd>& fds, size_t first, Clock::time_point now,
+                           const std::function<std::string()>& render) {
+  // fds[first + 1 + i] is clients_[i] as pollFds() listed them; new clients come after.
+  std::vector<bool> done(clients_.size(), false);
+  for (size_t i = 0; i < clients_.size() && first + 1 + i < fds.size(); i++) {
+    if (fds[first + 1 + i].revents != 0) {
+      done[i] = !serve(clients_[i], render);
+    }
+    done[i] = done[i] || now >= clients_[i].deadline;
+  }
+  for (size_t i = clients_.size(); i-- > 0;) {
+    if (done[i]) {
+      clients_.erase(clients_.begin() + static_cast<ptrdiff_t>(i));
+    }
+  }
+  if (first < fds.size() && (fds[first].revents & POLLIN)) {
+    accept(now);
+  }
+}
+
+void MetricsServer::accept(Clock::time_point now) {
+  for (;;) {
+    UniqueFd conn(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!conn.valid()) {
+      return;  // EAGAIN: none left (or an error on one connection: it is gone)
+    }
+    if (clients_.size() >= kMaxClients) {
+      continue;  // closed: the busy answer a scraper retries later
+    }
+    clients_.push_back(Client{std::move(conn), now + kClientTime, {}, {}, 0});
+  }
+}
+
+bool MetricsServer::serve(Client& c, const std::function<std::string()>& render) {
+  if (c.out.empty()) {
+    char buf[1024];
+    const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      return false;
+    }
+    if (n > 0) {
+      c.in.append(buf, static_cast<size_t>(n));
+    }
+    if (c.in.find("\r\n\r\n") == std::string::npos && c.in.find("\n\n") == std::string::npos &&
+        c.in.size() < 1024) {
+      return true;  // the rest of the head is still to come
+    }
+    c.out = answer(c.in, render);
+  }
+  const ssize_t n =
+      ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0) {
+    return errno == EAGAIN || errno == EINTR;
+  }
+  c.sent += static_cast<size_t>(n);
+  return c.sent < c.out.size();
+}
+
+std::string MetricsServer::answer(std::string_view request,
+                                  const std::function<std::string()>& render) const {
   std::string status = "200 OK", body;
-  if (std::strncmp(req, "GET /metrics", 12) != 0) {
+  if (!request.starts_with("GET /metrics")) {
     status = "404 Not Found";
     body = "try /metrics\n";
   } else if (auto text = renderPrometheus(pin_root_)) {
-    body = std::move(*text) + extra;
+    body = std::move(*text) + render();
   } else {
     status = "503 Service Unavailable";
     body = text.error().message + "\n";
   }
-  const std::string resp = "HTTP/1.1 " + status +
-                           "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-  ::send(conn.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
+  return "HTTP/1.1 " + status + "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
 }
 
 }  // namespace meshgate::agent

@@ -244,6 +244,32 @@ TEST_F(AgentTest, ServesPrometheusMetricsByName) {
   EXPECT_NE(out->find("meshgate_agent_apply_pending 0"), std::string::npos) << *out;
 }
 
+// Metrics are served from the agent's poll loop without blocking it: clients that connect
+// and send nothing (ten of them, held open) hold up neither a scrape nor a reload. (Each
+// used to stall the agent for a second, one after the other.)
+TEST_F(AgentTest, SilentMetricsClientsHoldUpNeitherAScrapeNorAReload) {
+  topo_->forgetAgent();
+  std::string cfg = topo_->configText(backends());
+  cfg.replace(cfg.find("\"hash_seed\""), 0, "\"metrics\": {\"listen\": \"127.0.0.1:9464\"}, ");
+  ASSERT_TRUE(topo_->writeConfigText(cfg));
+  auto started = topo_->startAgent();
+  ASSERT_TRUE(started) << started.error().message;
+  auto holder = Subprocess::spawn(
+      {"python3", "-c",
+       "import signal, socket\n"
+       "held = [socket.create_connection(('127.0.0.1', 9464)) for _ in range(10)]\n"
+       "print('held', flush=True)\n"
+       "signal.pause()\n"},
+      {.netns = topo_->lb().name(), .capture_output = true});
+  ASSERT_TRUE(holder) << holder.error().message;
+  auto line = holder->readLine(std::chrono::seconds(10));
+  ASSERT_TRUE(line && *line == "held") << (line ? *line : line.error().message);
+  auto out = topo_->lb().run({"curl", "-sS", "--max-time", "3", "http://127.0.0.1:9464/metrics"});
+  ASSERT_TRUE(out) << "a scrape behind ten silent clients: " << out.error().message;
+  EXPECT_NE(out->find("meshgate_agent_config_reloads_total"), std::string::npos) << *out;
+  EXPECT_TRUE(topo_->reloadAgent()) << "and a reload is handled";
+}
+
 TEST_F(AgentTest, AttachesInGenericModeWhenAskedAndNativeOtherwise) {
   auto link = topo_->lb().run({"ip", "-d", "link", "show", topo_->clientInterface()});
   ASSERT_TRUE(link) << link.error().message;
