@@ -161,14 +161,16 @@ bool MetricsServer::serve(Client& c, const std::function<std::string()>& render)
   if (c.out.empty()) {
     char buf[1024];
     const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if ((n == 0 && c.in.empty()) || (n < 0 && errno != EAGAIN && errno != EINTR)) {
       return false;
     }
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
     }
-    if (c.in.find("\r\n\r\n") == std::string::npos && c.in.find("\n\n") == std::string::npos &&
-        c.in.size() < 1024) {
+    // Answered once the head is complete, or once the client sent all it will (`echo GET
+    // /metrics | nc` ends with the request line).
+    if (n != 0 && c.in.find("\r\n\r\n") == std::string::npos &&
+        c.in.find("\n\n") == std::string::npos && c.in.size() < 1024) {
       return true;  // the rest of the head is still to come
     }
     c.out = answer(c.in, render);

@@ -268,6 +268,19 @@ TEST_F(AgentTest, SilentMetricsClientsHoldUpNeitherAScrapeNorAReload) {
   ASSERT_TRUE(out) << "a scrape behind ten silent clients: " << out.error().message;
   EXPECT_NE(out->find("meshgate_agent_config_reloads_total"), std::string::npos) << *out;
   EXPECT_TRUE(topo_->reloadAgent()) << "and a reload is handled";
+  // A client that sends a bare request line and ends its side (`echo GET /metrics | nc`).
+  auto bare = topo_->lb().run({"python3", "-c",
+                               "import socket, sys\n"
+                               "s = socket.create_connection(('127.0.0.1', 9464))\n"
+                               "s.sendall(b'GET /metrics\\n')\n"
+                               "s.shutdown(socket.SHUT_WR)\n"
+                               "s.settimeout(5)\n"
+                               "data = b''\n"
+                               "while chunk := s.recv(65536):\n"
+                               "    data += chunk\n"
+                               "sys.stdout.write(data.decode())\n"});
+  ASSERT_TRUE(bare) << bare.error().message;
+  EXPECT_TRUE(bare->starts_with("HTTP/1.1 200 OK\r\n")) << bare->substr(0, 200);
 }
 
 TEST_F(AgentTest, AttachesInGenericModeWhenAskedAndNativeOtherwise) {
