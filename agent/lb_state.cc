@@ -549,6 +549,24 @@ Result<void> LbState::removeVip(const VipKeyBytes& key, uint32_t vip_id) {
   return {};
 }
 
+Result<void> LbState::removeBackendsNotIn(uint32_t vip_id, const std::set<IpAddr>& wanted,
+                                          ApplyStats& stats) {
+  std::vector<IpAddr> stale;
+  for (auto it = backend_ids_.lower_bound({vip_id, IpAddr{}});
+       it != backend_ids_.end() && it->first.first == vip_id; ++it) {
+    if (!wanted.contains(it->first.second)) {
+      stale.push_back(it->first.second);
+    }
+  }
+  for (const auto& addr : stale) {
+    if (auto r = removeBackend(vip_id, addr); !r) {
+      return r;
+    }
+    stats.backends_removed++;
+  }
+  return {};
+}
+
 // A changed VIP gets its new backends before it lets go of the ones it no longer names, so
 // that no table ever names a backend that is not live. With few ids left that order can run
 // out half way through a config the validator accepted (old and new backends of a VIP held
@@ -584,18 +602,8 @@ Result<void> LbState::freeStaleBackendsIfShort(const AgentConfig& cfg, ApplyStat
     for (const auto& b : vip->backends) {
       wanted.insert(b.address);
     }
-    std::vector<IpAddr> stale;
-    for (auto it = backend_ids_.lower_bound({vip_id, IpAddr{}});
-         it != backend_ids_.end() && it->first.first == vip_id; ++it) {
-      if (!wanted.contains(it->first.second)) {
-        stale.push_back(it->first.second);
-      }
-    }
-    for (const auto& addr : stale) {
-      if (auto r = removeBackend(vip_id, addr); !r) {
-        return r;
-      }
-      stats.backends_removed++;
+    if (auto r = removeBackendsNotIn(vip_id, wanted, stats); !r) {
+      return r;
     }
   }
   return {};
@@ -697,18 +705,8 @@ Result<ApplyStats> LbState::apply(const AgentConfig& cfg) {
 
     // Backends this VIP no longer names: no table points at them now, and clearing LIVE
     // makes their tracked flows choose again.
-    std::vector<IpAddr> stale;
-    for (auto it = backend_ids_.lower_bound({vip_id, IpAddr{}});
-         it != backend_ids_.end() && it->first.first == vip_id; ++it) {
-      if (!wanted.contains(it->first.second)) {
-        stale.push_back(it->first.second);
-      }
-    }
-    for (const auto& addr : stale) {
-      if (auto r = removeBackend(vip_id, addr); !r) {
-        return std::unexpected(r.error());
-      }
-      stats.backends_removed++;
+    if (auto r = removeBackendsNotIn(vip_id, wanted, stats); !r) {
+      return std::unexpected(r.error());
     }
   }
 

@@ -72,6 +72,9 @@ class LbState {
   Result<void> writeVipAddresses(const std::vector<const VipConfig*>& vips);
   Result<uint32_t> ensureBackend(uint32_t vip_id, const IpAddr& addr, ApplyStats& stats);
   Result<void> removeBackend(uint32_t vip_id, const IpAddr& addr);
+  // Removes the backends of `vip_id` whose address is not in `wanted`.
+  Result<void> removeBackendsNotIn(uint32_t vip_id, const std::set<IpAddr>& wanted,
+                                   ApplyStats& stats);
   Result<void> freeStaleBackendsIfShort(const AgentConfig& cfg, ApplyStats& stats);
   Result<uint32_t> allocVipId();
   Result<uint64_t> writeRing(uint32_t vip_id, std::span<const uint32_t> table);

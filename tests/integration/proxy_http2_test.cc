@@ -42,6 +42,16 @@ std::string config(const std::string& be, const std::string& grpc = "",
          R"(], "admin": {"address": "127.0.0.1", "port": 0})" + extra + "}";
 }
 
+// One JSON value per line of `text` (an access log).
+std::vector<json> jsonLines(const std::string& text) {
+  std::vector<json> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(json::parse(line));
+  }
+  return lines;
+}
+
 // Reads a request head, then closes the connection without answering.
 RecordingServer::Handler closeAfterHead() {
   return [](int fd, RecordingServer& self) {
@@ -685,11 +695,7 @@ TEST_F(ProxyHttp2Test, WritesOneAccessLogLinePerRequestOfEitherVersion) {
 
   auto text = runCommand({"cat", log});
   ASSERT_TRUE(text) << text.error().message;
-  std::vector<json> lines;
-  std::istringstream in(*text);
-  for (std::string line; std::getline(in, line);) {
-    lines.push_back(json::parse(line));
-  }
+  const std::vector<json> lines = jsonLines(*text);
   ASSERT_EQ(lines.size(), 3u) << *text;
   const std::string upstream = "127.0.0.1:" + std::to_string(nginx_->port());
   EXPECT_EQ(lines[0]["protocol"], "HTTP/1.1");
@@ -725,11 +731,7 @@ TEST_F(ProxyHttp2Test, WritesAnAccessLogLineForACutResponseOfEitherVersion) {
 
   auto text = runCommand({"cat", log});
   ASSERT_TRUE(text) << text.error().message;
-  std::vector<json> lines;
-  std::istringstream in(*text);
-  for (std::string line; std::getline(in, line);) {
-    lines.push_back(json::parse(line));
-  }
+  const std::vector<json> lines = jsonLines(*text);
   ASSERT_EQ(lines.size(), 2u) << *text;
   EXPECT_EQ(lines[0]["protocol"], "HTTP/1.1");
   EXPECT_EQ(lines[0]["target"], "/cut1");
