@@ -62,33 +62,28 @@ RecordingServer::Handler closeAfterHead() {
   };
 }
 
-// Reads a request head, answers 200 with Content-Length 100000 and 1000 bytes of it, then
-// closes: a response cut in the middle of its body.
-RecordingServer::Handler cutMidBody() {
-  return [](int fd, RecordingServer& self) {
+// Reads a request head, writes `answer`, then closes the connection.
+RecordingServer::Handler answerThenClose(std::string answer) {
+  return [answer](int fd, RecordingServer& self) {
     if (!readHead(fd, self)) {
       return;
     }
-    const std::string answer =
-        "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(1000, 'c');
     EXPECT_EQ(::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(answer.size()));
     ::shutdown(fd, SHUT_RDWR);
   };
 }
 
-// Reads a request head, answers 200 with a body delimited by the connection's close (no
-// Content-Length, no chunking), then closes.
-RecordingServer::Handler closeDelimited(std::string body) {
-  return [body](int fd, RecordingServer& self) {
-    if (!readHead(fd, self)) {
-      return;
-    }
-    const std::string answer = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
-    EXPECT_EQ(::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(answer.size()));
-    ::shutdown(fd, SHUT_RDWR);
-  };
+// 200 with Content-Length 100000 and 1000 bytes of it: a response cut in the middle of its
+// body.
+RecordingServer::Handler cutMidBody() {
+  return answerThenClose("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" +
+                         std::string(1000, 'c'));
+}
+
+// 200 with a body delimited by the connection's close (no Content-Length, no chunking).
+RecordingServer::Handler closeDelimited(const std::string& body) {
+  return answerThenClose("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body);
 }
 
 class ProxyHttp2Test : public ProxyFixture {
